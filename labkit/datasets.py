@@ -96,10 +96,10 @@ def _make(cls, root, train, transform, kwargs, download=False):
     return cls(root=str(root), train=train, transform=transform, download=download, **kwargs)
 
 
-def _unpack_idx_into(raw_dir: Path, src_dir: Path, train: bool) -> None:
-    """Write the uncompressed IDX files torchvision expects into ``raw_dir``."""
+def _unpack_idx_into(raw_dir: Path, src_dir: Path) -> None:
+    """Write the uncompressed IDX files torchvision expects (both splits: it checks for all four) into ``raw_dir``."""
     raw_dir.mkdir(parents=True, exist_ok=True)
-    for stem in _IDX_FILES[train]:
+    for stem in _IDX_FILES[True] + _IDX_FILES[False]:
         target = raw_dir / stem
         if target.exists():
             continue
@@ -158,7 +158,7 @@ def _from_disk_or_network(key, cls, kwargs, folder, root, train, transform, down
         pass  # not on disk yet
     if key == "fashion_mnist" and (DEBIAN_FASHION_DIR / f"{_IDX_FILES[train][0]}.gz").exists():
         root = _writable(root)
-        _unpack_idx_into(root / folder / "raw", DEBIAN_FASHION_DIR, train)
+        _unpack_idx_into(root / folder / "raw", DEBIAN_FASHION_DIR)
         return _make(cls, root, train, transform, kwargs)
     if _offline_requested(download):
         return None
@@ -180,7 +180,7 @@ def _from_shipped_sample(key, cls, kwargs, folder, root, train, transform):
             f"into {root / folder / 'raw'}, or set LABKIT_DATA to a folder that has them."
         )
     sample_root = _writable(root / "labkit-sample")
-    _unpack_idx_into(sample_root / folder / "raw", sample_dir, train)
+    _unpack_idx_into(sample_root / folder / "raw", sample_dir)
     dataset = _make(cls, sample_root, train, transform, kwargs)
     if (key, train) not in _warned:
         _warned.add((key, train))

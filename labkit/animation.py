@@ -1,0 +1,61 @@
+"""Training as a GIF: collect one frame per snapshot, write them with imageio, show them in Jupyter."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List
+
+import numpy as np
+
+from .plotting import figure_to_array
+
+__all__ = ["GifWriter", "show_gif"]
+
+
+class GifWriter:
+    """Collect frames (matplotlib figures or RGB arrays) and write an animated GIF.
+
+        gif = GifWriter("output/training.gif", fps=4)
+        for epoch in ...:
+            gif.add(plot_1d(samples, target, title=f"epoch {epoch}"))   # the figure is closed for you
+        gif.save()
+    """
+
+    def __init__(self, path, fps: float = 4, hold_last: int = 4):
+        self.path = Path(path)
+        self.fps = fps
+        self.hold_last = hold_last  # repeat the final frame so the result stays on screen
+        self.frames: List[np.ndarray] = []
+
+    def add(self, frame) -> None:
+        if hasattr(frame, "canvas"):
+            import matplotlib.pyplot as plt
+
+            array = figure_to_array(frame)
+            plt.close(frame)
+        else:
+            array = np.asarray(frame)
+        if array.ndim != 3 or array.shape[2] not in (3, 4):
+            raise ValueError(f"A GIF frame must be a figure or an H×W×3 array, got shape {array.shape}.")
+        if self.frames and array.shape != self.frames[0].shape:
+            raise ValueError(f"All frames must have the same size: first {self.frames[0].shape}, now {array.shape}.")
+        self.frames.append(array.astype(np.uint8))
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def save(self) -> Path:
+        import imageio.v2 as imageio
+
+        if not self.frames:
+            raise ValueError("No frames were added; call add() during training before save().")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        frames = self.frames + [self.frames[-1]] * self.hold_last
+        imageio.mimsave(self.path, frames, duration=1.0 / self.fps, loop=0)
+        return self.path
+
+
+def show_gif(path):
+    """Display a GIF inline in Jupyter (returns the display object)."""
+    from IPython.display import Image
+
+    return Image(filename=str(path))

@@ -1,0 +1,128 @@
+"""The ``labkit`` command (also ``python -m labkit``)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .paths import repo_root
+
+
+def _cmd_run(args) -> int:
+    from .notebook import execute
+
+    solutions = sorted((repo_root() / "notebooks" / "solutions").glob("*.ipynb"))
+    if args.only:
+        solutions = [p for p in solutions if p.stem in args.only or any(p.stem.startswith(o) for o in args.only)]
+    if not solutions:
+        raise ValueError("No solution notebooks matched; names are in notebooks/solutions/.")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for path in solutions:
+        result = execute(path, out / path.name, quick=not args.full, output_dir=out, cell_timeout=args.cell_timeout)
+        print(result.summary(), flush=True)
+        failures += result.status != "ok"
+    print(f"executed notebooks, figures and GIFs are in {out.resolve()}")
+    return 1 if failures else 0
+
+
+def _cmd_release(args) -> int:
+    from .release import release_all
+
+    stale = release_all(repo_root(), check=args.check)
+    if args.check:
+        if stale:
+            print("out of date (run `labkit release`): " + ", ".join(stale))
+            return 1
+        print("student notebooks are a fresh release of the solutions")
+        return 0
+    print("wrote " + (", ".join(stale) if stale else "nothing: everything was up to date"))
+    return 0
+
+
+def _cmd_sample(args) -> int:
+    import numpy as np
+
+    from .checkpoint import loadModel
+    from .sampling import generate
+
+    model = loadModel(args.checkpoint)
+    samples, labels = generate(model, args.n, labels=args.label, seed=args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, samples)
+    message = f"wrote {out} {samples.shape} {samples.dtype}"
+    if labels is not None and args.label is None:
+        label_path = out.with_name(out.name[:-4] + ".labels.npy" if out.name.endswith(".npy") else out.name + ".labels.npy")
+        np.save(label_path, labels)
+        message += f" and {label_path} (labels cycle 0..{int(labels.max())})"
+    print(message)
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .evaluation import evaluate_checkpoint
+
+    print(evaluate_checkpoint(args.checkpoint, dataset=args.dataset, n=args.n, seed=args.seed, target=args.target))
+    return 0
+
+
+def _cmd_grade(args) -> int:
+    from .grading import main as grade_main
+
+    return grade_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="labkit", description="Support tools for the GAN course notebooks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="execute every reference notebook headless (quick mode) and keep the results")
+    run.add_argument("--out", default="build", help="folder for executed notebooks, figures and GIFs (default: build)")
+    run.add_argument("--full", action="store_true", help="full training instead of quick mode (slow on a CPU)")
+    run.add_argument("--only", nargs="*", help="notebook names or prefixes, e.g. 01")
+    run.add_argument("--cell-timeout", type=int, default=900)
+    run.set_defaults(func=_cmd_run)
+
+    rel = sub.add_parser("release", help="write the student notebooks from notebooks/solutions")
+    rel.add_argument("--check", action="store_true", help="only report whether the committed releases are fresh")
+    rel.set_defaults(func=_cmd_release)
+
+    smp = sub.add_parser("sample", help="sample a saved generator to a .npy file, without training")
+    smp.add_argument("checkpoint")
+    smp.add_argument("--n", type=int, required=True, help="number of samples")
+    smp.add_argument("--out", required=True, help="output .npy file")
+    smp.add_argument("--label", type=int, help="class for a conditional generator (default: cycle 0..9)")
+    smp.add_argument("--seed", type=int, default=0)
+    smp.set_defaults(func=_cmd_sample)
+
+    ev = sub.add_parser("evaluate", help="quality metrics of a saved generator (offline)")
+    ev.add_argument("checkpoint")
+    ev.add_argument("--dataset", choices=["mnist", "fashion_mnist"], help="image data set (default: from metadata)")
+    ev.add_argument("--target", help="1D target distribution (default: from metadata)")
+    ev.add_argument("--n", type=int, default=5000)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.set_defaults(func=_cmd_evaluate)
+
+    from .grading import add_arguments as add_grade_arguments
+
+    grade = sub.add_parser("grade", help="grade a folder of submissions (see README: Grading)")
+    add_grade_arguments(grade)
+    grade.set_defaults(func=_cmd_grade)
+    return parser
+
+
+def main(argv=None) -> int:
+    from .checkpoint import CheckpointError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CheckpointError, ValueError, FileNotFoundError, TypeError) as exc:
+        print(f"labkit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Figures the labs draw again and again: 1D densities, loss curves, image grids."""
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+__all__ = ["plot_1d", "plot_losses", "plot_moments", "image_grid", "figure_to_array"]
+
+
+def _axes(ax, figsize=(6, 4)):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+        return fig, ax
+    return ax.figure, ax
+
+
+def _as_numpy(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def plot_1d(generated, target=None, real=None, ax=None, bins: int = 80, title: Optional[str] = None, xlim=None):
+    """Histogram of generated samples against the true density of ``target`` (and optionally real samples)."""
+    from . import distributions
+
+    generated = _as_numpy(generated).reshape(-1)
+    fig, ax = _axes(ax)
+    if target is not None:
+        target = distributions.get(target)
+        lo, hi = xlim or target.support(0.998)
+        pad = 0.15 * (hi - lo)
+        lo, hi = lo - pad, hi + pad
+    else:
+        lo, hi = xlim or (np.percentile(generated, 0.1), np.percentile(generated, 99.9))
+    edges = np.linspace(lo, hi, bins + 1)
+    if real is not None:
+        ax.hist(_as_numpy(real).reshape(-1), bins=edges, density=True, alpha=0.35, color="tab:gray", label="real samples")
+    ax.hist(np.clip(generated, lo, hi), bins=edges, density=True, alpha=0.6, color="tab:orange", label="generated")
+    if target is not None:
+        grid = np.linspace(lo, hi, 600)
+        ax.plot(grid, target.pdf(grid), color="tab:blue", lw=2, label=f"true pdf: {target.label}")
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel("x")
+    ax.set_ylabel("density")
+    ax.legend(loc="upper right", fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_losses(history: Dict[str, Sequence[float]], keys: Sequence[str] = None, ax=None, title: str = "Training curves"):
+    """Curves of logged values (e.g. ``{"loss_d": [...], "loss_g": [...], "d_real": [...]}``) against the step."""
+    fig, ax = _axes(ax, figsize=(7, 4))
+    for key in keys or [k for k, v in history.items() if len(v) and np.isscalar(v[0])]:
+        ax.plot(np.asarray(history[key], dtype=float), label=key)
+    ax.set_xlabel("logged step")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_moments(means: Sequence[float], stds: Sequence[float], target, ax=None):
+    """Mean and standard deviation of generated samples over training, against the target's."""
+    from . import distributions
+
+    target = distributions.get(target)
+    fig, ax = _axes(ax, figsize=(7, 4))
+    ax.plot(means, color="tab:orange", label="generated mean")
+    ax.plot(stds, color="tab:green", label="generated std")
+    ax.axhline(target.mean, color="tab:orange", ls="--", label=f"target mean {target.mean:.2f}")
+    ax.axhline(target.std, color="tab:green", ls="--", label=f"target std {target.std:.2f}")
+    ax.set_xlabel("snapshot")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def image_grid(images, labels=None, nrow: int = 10, class_names: Sequence[str] = None, title: str = None,
+               value_range=(-1.0, 1.0), ax=None, cell_size: float = 0.9):
+    """Show N images (N×28×28, N×1×28×28 or N×784) in a grid, with their labels as small captions.
+
+    value_range: the range the images are in (``(-1, 1)`` for tanh generators, ``(0, 1)`` for sampled arrays).
+    """
+    images = _as_numpy(images).astype(np.float32)
+    if images.ndim == 2:
+        side = int(round(np.sqrt(images.shape[1])))
+        images = images.reshape(-1, side, side)
+    if images.ndim == 4:
+        images = images[:, 0]
+    if images.ndim != 3:
+        raise ValueError(f"image_grid expects N×28×28, N×1×28×28 or N×784 images, got shape {images.shape}.")
+    n, h, w = images.shape
+    ncol = min(nrow, n)
+    nrows = int(np.ceil(n / ncol))
+    lo, hi = value_range
+    canvas = np.full((nrows * (h + 2), ncol * (w + 2)), 1.0, dtype=np.float32)
+    for i, img in enumerate(images):
+        r, c = divmod(i, ncol)
+        canvas[r * (h + 2) + 1: r * (h + 2) + 1 + h, c * (w + 2) + 1: c * (w + 2) + 1 + w] = (img - lo) / (hi - lo)
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(cell_size * ncol, cell_size * nrows + (0.4 if title else 0)))
+    else:
+        fig = ax.figure
+    ax.imshow(np.clip(canvas, 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if labels is not None:
+        labels = _as_numpy(labels).reshape(-1)
+        for i, lab in enumerate(labels[:n]):
+            r, c = divmod(i, ncol)
+            text = class_names[int(lab)] if class_names is not None else str(int(lab))
+            ax.text(c * (w + 2) + 2, r * (h + 2) + 5, text, color="tab:red", fontsize=7)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def figure_to_array(fig) -> np.ndarray:
+    """Render a matplotlib figure to an RGB uint8 array (a GIF frame)."""
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    return rgba[..., :3].copy()
