@@ -53,6 +53,11 @@ class Distribution:
     def std(self) -> float:
         return float(self._frozen.std())
 
+    @property
+    def spec(self):
+        """What ``get`` needs to rebuild this distribution (stored in saved models' metadata)."""
+        return self.name
+
     def support(self, coverage: float = 0.999) -> Tuple[float, float]:
         """An interval holding ``coverage`` of the mass: the x-range to plot."""
         tail = (1.0 - coverage) / 2.0
@@ -78,6 +83,12 @@ class Mixture(Distribution):
         parts = [f"{w:.2g}·{c.name}" for c, w in zip(self.components, self.weights)]
         self.name = name or "mixture(" + ", ".join(parts) + ")"
         self.label = label or " + ".join(f"{w:.2g}·{c.label}" for c, w in zip(self.components, self.weights))
+
+    @property
+    def spec(self):
+        if self.name in _BUILDERS:
+            return self.name
+        return {"mixture": [[c.spec, float(w)] for c, w in zip(self.components, self.weights)]}
 
     def sample(self, n: int, seed=None) -> np.ndarray:
         n = _check_n(n)
@@ -136,10 +147,15 @@ def names() -> Tuple[str, ...]:
     return tuple(_BUILDERS)
 
 
-def get(name: Union[str, Distribution]) -> Distribution:
-    """The target called ``name`` (one of ``names()``); a Distribution is returned as it is."""
+def get(name) -> Distribution:
+    """The target called ``name`` (one of ``names()``); a Distribution is returned as it is.
+
+    Also accepts a mixture as ``{"laplace": 0.5, "halfnormal": 0.5}`` or as the ``.spec`` of a mixture.
+    """
     if isinstance(name, Distribution):
         return name
+    if isinstance(name, Mapping):
+        return mixture(name["mixture"] if set(name) == {"mixture"} else name)
     key = str(name).strip().lower().replace("-", "").replace("_", "").replace(" ", "")
     if key not in _BUILDERS:
         raise ValueError(
