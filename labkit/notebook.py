@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 import types
 from dataclasses import dataclass, field
@@ -22,8 +23,9 @@ def load_exports(path, tag: str = "export", name: Optional[str] = None) -> types
     """Execute the cells of ``path`` tagged ``tag`` in a fresh module and return it."""
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    module = types.ModuleType(name or path.stem.replace("-", "_"))
+    module = types.ModuleType(name or "labkit_exports_" + path.stem.replace("-", "_"))
     module.__file__ = str(path)
+    sys.modules[module.__name__] = module  # dataclasses and pickling look classes up there
     cells = [c for c in nb.cells if c.cell_type == "code" and tag in c.get("metadata", {}).get("tags", [])]
     if not cells:
         raise ValueError(f"{path} has no code cells tagged {tag!r}.")

@@ -1,0 +1,40 @@
+"""Write the reference values the check cells compare against, from the solution notebooks' own code.
+
+    python scripts/make_references.py
+
+The functions come from the cells tagged ``export`` in notebooks/solutions/, so the checks can never
+drift from the solution: change the solution, rerun this, commit the .npz.
+"""
+from pathlib import Path
+
+import numpy as np
+
+from labkit.checks import REFERENCES
+from labkit.checks import gan1d
+from labkit.notebook import load_exports
+
+SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions"
+
+
+def gan1d_references() -> dict:
+    solution = load_exports(SOLUTIONS / "01_gan_1d.ipynb")
+    out, _, D = gan1d.run_d_step(solution.d_step)
+    smooth, _, _ = gan1d.run_d_step(solution.d_step, real_label=gan1d.SMOOTH_LABEL)
+    g_out, G, _ = gan1d.run_g_step(solution.g_step)
+    return {
+        "d_step.loss_d": out["loss_d"], "d_step.d_real": out["d_real"], "d_step.d_fake": out["d_fake"],
+        "d_step.D_after": gan1d.flat_params(D), "d_step.loss_d_smooth": smooth["loss_d"],
+        "g_step.loss_g": g_out["loss_g"], "g_step.G_after": gan1d.flat_params(G),
+    }
+
+
+def main():
+    REFERENCES.mkdir(parents=True, exist_ok=True)
+    for name, build in (("gan1d", gan1d_references),):
+        values = {k: np.asarray(v, dtype=np.float64) for k, v in build().items()}
+        np.savez(REFERENCES / f"{name}.npz", **values)
+        print(f"wrote {REFERENCES / name}.npz: " + ", ".join(f"{k}{list(v.shape) or ''}" for k, v in values.items()))
+
+
+if __name__ == "__main__":
+    main()
