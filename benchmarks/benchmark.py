@@ -1,0 +1,134 @@
+"""Train each reference model under its documented budget and print time, throughput and quality,
+next to a classic baseline trained on the same data with the same budget in the same run.
+
+    python benchmarks/benchmark.py                 # full budgets, all models, 5 seeds
+    python benchmarks/benchmark.py --quick         # quick-mode budgets, 1 seed (a smoke test)
+    python benchmarks/benchmark.py --only gan1d --seeds 0 1 --jobs 2
+
+Numbers are printed, never asserted. To add a model, write a function that yields one `Run` per
+(case, seed) and register it in BENCHMARKS: each Run trains "ours" and "baseline" and measures both
+with the same metric function.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+@dataclass
+class Run:
+    model: str            # e.g. "gan1d"
+    case: str             # e.g. the target distribution
+    seed: int
+    train_ours: Callable  # () -> generator module
+    train_baseline: Callable
+    measure: Callable     # generator -> {metric: value}; the first metric is the headline
+    targets: Dict[str, float]  # metric -> upper bound that counts as "met"
+
+
+def throughput(generator, n: int = 100_000) -> float:
+    """Samples per second generated on the CPU, in batches of 10,000."""
+    from labkit.sampling import generate
+
+    start = time.perf_counter()
+    generate(generator, n, seed=0, batch_size=10_000)
+    return n / (time.perf_counter() - start)
+
+
+def gan1d_runs(quick: bool, seeds: List[int]) -> Iterator[Run]:
+    """The tuned recipe of the 1D-GAN solution against the course baseline (its architecture and
+    hyperparameters, trained for as many steps), on the four targets."""
+    from labkit import distributions
+    from labkit.metrics import compare_1d
+    from labkit.notebook import load_exports
+    from labkit.sampling import generate
+
+    solution = load_exports(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb")
+
+    for name in distributions.names():
+        target = distributions.get(name)
+
+        def measure(generator, target=target):
+            samples, _ = generate(generator, 20_000, seed=12345)
+            m = compare_1d(samples, target)
+            return {"KS": m["ks"], "W1/std": m["w1_over_std"]}
+
+        for seed in seeds:
+            tuned = solution.tuned_config(name, seed=seed)
+            tuned = tuned.quick() if quick else tuned
+            baseline = solution.GanConfig(target=name, seed=seed, epochs=tuned.epochs,
+                                          steps_per_epoch=tuned.steps_per_epoch)
+            yield Run("gan1d", name, seed,
+                      train_ours=lambda c=tuned: solution.train_gan(c, snapshot_every=c.epochs).generator,
+                      train_baseline=lambda c=baseline: solution.train_gan(c, snapshot_every=c.epochs).generator,
+                      measure=measure, targets={"KS": 0.03, "W1/std": 0.06})
+
+
+BENCHMARKS = {"gan1d": gan1d_runs}
+
+
+def execute(run: Run) -> Dict:
+    import torch
+
+    torch.set_num_threads(1)  # one worker per core; small models gain nothing from more threads
+    row = {"model": run.model, "case": run.case, "seed": run.seed}
+    start = time.perf_counter()
+    ours = run.train_ours()
+    row["train_s"] = time.perf_counter() - start
+    row["samples/s"] = throughput(ours)
+    metrics = run.measure(ours)
+    start = time.perf_counter()
+    base = run.train_baseline()
+    row["base_train_s"] = time.perf_counter() - start
+    base_metrics = run.measure(base)
+    for key, value in metrics.items():
+        row[key] = value
+        row[f"base {key}"] = base_metrics[key]
+        row[f"base/ours {key}"] = base_metrics[key] / max(value, 1e-12)
+    row["met"] = "yes" if all(metrics[k] <= bound for k, bound in run.targets.items()) else "no"
+    return row
+
+
+def _execute_index(args):
+    name, quick, seeds, index = args
+    return execute(list(BENCHMARKS[name](quick, seeds))[index])
+
+
+def main(argv=None):
+    from labkit.tables import format_table
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="quick-mode budgets (smoke test)")
+    parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS), default=sorted(BENCHMARKS))
+    parser.add_argument("--seeds", nargs="*", type=int, help="default: 0..4 (full), 0 (quick)")
+    parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes (one thread each)")
+    args = parser.parse_args(argv)
+    seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2, 3, 4])
+    print(f"benchmark: {'quick' if args.quick else 'full'} budgets, seeds {seeds}, {args.jobs} worker(s), "
+          f"{os.cpu_count()} CPUs", flush=True)
+    for name in args.only:
+        count = sum(1 for _ in BENCHMARKS[name](args.quick, seeds))
+        tasks = [(name, args.quick, seeds, i) for i in range(count)]
+        if args.jobs > 1:
+            with ProcessPoolExecutor(args.jobs) as pool:
+                rows = list(pool.map(_execute_index, tasks))
+        else:
+            rows = [_execute_index(t) for t in tasks]
+        print(format_table(rows))
+        for case in dict.fromkeys(r["case"] for r in rows):
+            mine = [r for r in rows if r["case"] == case]
+            print(f"{name} {case}: targets met for {sum(r['met'] == 'yes' for r in mine)}/{len(mine)} seeds, "
+                  f"max train time {max(r['train_s'] for r in mine):.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
