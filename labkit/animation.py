@@ -23,7 +23,7 @@ class GifWriter:
     def __init__(self, path, fps: float = 4, hold_last: int = 4):
         self.path = Path(path)
         self.fps = fps
-        self.hold_last = hold_last  # repeat the final frame so the result stays on screen
+        self.hold_last = hold_last  # the final frame stays this many frame times longer
         self.frames: List[np.ndarray] = []
 
     def add(self, frame) -> None:
@@ -44,13 +44,14 @@ class GifWriter:
         return len(self.frames)
 
     def save(self) -> Path:
-        import imageio.v2 as imageio
+        import imageio.v3 as iio
 
         if not self.frames:
             raise ValueError("No frames were added; call add() during training before save().")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        frames = self.frames + [self.frames[-1]] * self.hold_last
-        imageio.mimsave(self.path, frames, duration=1.0 / self.fps, loop=0)
+        frame_ms = 1000.0 / self.fps
+        durations = [frame_ms] * (len(self.frames) - 1) + [frame_ms * (1 + self.hold_last)]
+        iio.imwrite(self.path, np.stack(self.frames), extension=".gif", plugin="pillow", duration=durations, loop=0)
         return self.path
 
 

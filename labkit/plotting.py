@@ -87,7 +87,7 @@ def image_grid(images, labels=None, nrow: int = 10, class_names: Sequence[str] =
     value_range: the range the images are in (``(-1, 1)`` for tanh generators, ``(0, 1)`` for sampled arrays).
     """
     images = _as_numpy(images).astype(np.float32)
-    if images.ndim == 2:
+    if images.ndim == 2 and int(round(np.sqrt(images.shape[1]))) ** 2 == images.shape[1]:
         side = int(round(np.sqrt(images.shape[1])))
         images = images.reshape(-1, side, side)
     if images.ndim == 4:
