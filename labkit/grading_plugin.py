@@ -1,0 +1,221 @@
+"""pytest plugin that ``labkit grade`` loads (``-p labkit.grading_plugin``) into the pytest
+process running one submission with nbval.
+
+It does three things nbval does not:
+
+* it streams one JSON line per executed cell (outcome, error, printed text, whether the cell
+  timed out or the kernel died) to the file named by ``$LABKIT_GRADING_RESULTS``, flushed at
+  once, so the grader keeps the results of the cells that ran even when it has to kill the
+  run (notebook time limit, memory);
+* it works around nbval's fixed limits: the 5-second wait for a cell's output after it
+  finished (raised to ``$LABKIT_GRADING_OUTPUT_WAIT``), a dead kernel noticed only after the
+  whole cell timeout (polled every half second instead), iopub messages left unread while a
+  long cell runs (read as they come, so a chatty training loop cannot overflow the queue and
+  lose the "idle" message), and the kernel's working folder (``$LABKIT_GRADING_CWD``: the
+  copy of the submission, while the notebook being run lives elsewhere and is deleted once
+  collected);
+* it stops the session at the first timeout or dead kernel: the later cells could not count.
+
+The variables are removed from the environment before the kernel starts.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from queue import Empty
+
+import pytest
+
+_STATE = {"out": None, "cwd": None, "wait": 60.0, "t0": time.time()}
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+KEEP = 6000  # characters of printed output kept per cell (head and tail)
+
+
+class KernelDied(RuntimeError):
+    """The kernel process exited while a cell was running."""
+
+
+def _emit(**record) -> None:
+    out = _STATE["out"]
+    if out is None:
+        return
+    record["t"] = round(time.time() - _STATE["t0"], 3)
+    out.write(json.dumps(record) + "\n")
+    out.flush()
+
+
+def _clip(text: str, keep: int = KEEP) -> str:
+    text = ANSI.sub("", text or "")
+    if len(text) <= keep:
+        return text
+    half = keep // 2
+    return text[:half] + f"\n[... {len(text) - keep} characters left out ...]\n" + text[-half:]
+
+
+def _patch_nbval() -> None:
+    import nbval.kernel as nbkernel
+    import nbval.plugin as nbplugin
+
+    original_get = nbkernel.RunningKernel.get_message
+
+    def alive(kernel) -> bool:
+        return kernel.is_alive()
+
+    def get_message(self, stream, timeout=None):
+        buffered = getattr(self, "_labkit_iopub", None)
+        if stream == "iopub" and buffered:
+            return buffered.pop(0)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
+            try:
+                return original_get(self, stream, timeout=step)
+            except Empty:
+                if not alive(self):
+                    raise KernelDied("The kernel died while this cell ran (the process exited: os._exit, a crash, "
+                                     "or it was killed for using too much memory).") from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    def await_reply(self, msg_id, timeout=None):
+        # Read iopub while waiting for the reply, so a long cell's output never piles up unread.
+        if not hasattr(self, "_labkit_iopub"):
+            self._labkit_iopub = []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            while True:
+                try:
+                    self._labkit_iopub.append(self.kc.get_iopub_msg(timeout=0))
+                except Empty:
+                    break
+            step = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
+            try:
+                msg = self.kc.get_shell_msg(timeout=step)
+            except Empty:
+                if not alive(self):
+                    raise KernelDied("The kernel died while this cell ran (the process exited: os._exit, a crash, "
+                                     "or it was killed for using too much memory).") from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id:
+                if msg["content"]["status"] == "aborted":
+                    raise RuntimeError("Kernel aborted execution request")
+                return
+
+    nbkernel.RunningKernel.get_message = get_message
+    nbkernel.RunningKernel.await_reply = await_reply
+
+    base = nbplugin.RunningKernel
+
+    class GradingKernel(base):
+        def __init__(self, kernel_name, cwd=None, startup_timeout=60):
+            super().__init__(kernel_name, cwd=_STATE["cwd"] or cwd, startup_timeout=startup_timeout)
+
+    nbplugin.RunningKernel = GradingKernel
+
+    original_setup = nbplugin.IPyNbFile.setup
+
+    def setup(self):
+        _emit(event="kernel_starting")
+        original_setup(self)
+        _emit(event="kernel_ready")
+
+    nbplugin.IPyNbFile.setup = setup
+
+
+def pytest_configure(config):
+    path = os.environ.pop("LABKIT_GRADING_RESULTS", None)
+    cwd = os.environ.pop("LABKIT_GRADING_CWD", None)
+    wait = os.environ.pop("LABKIT_GRADING_OUTPUT_WAIT", None)
+    if not path:
+        return
+    _STATE["out"] = open(path, "a", encoding="utf-8")
+    _STATE["cwd"] = cwd
+    _STATE["wait"] = float(wait or 60)
+    _patch_nbval()
+    _emit(event="configured", pid=os.getpid())
+
+
+def pytest_collection_modifyitems(session, config, items):
+    if _STATE["out"] is None:
+        return
+    files = set()
+    for item in items:
+        if hasattr(item, "cell_num"):
+            item.output_timeout = _STATE["wait"]
+            files.add(str(item.parent.path))
+    _emit(event="collected", cells=sum(hasattr(i, "cell_num") for i in items))
+    for path in files:  # the run keeps its copy in memory; student code cannot read it from disk
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    item._labkit_timed_out_before = bool(getattr(item.parent, "timed_out", False))
+    yield
+
+
+def _outputs(item):
+    outs = getattr(item, "test_outputs", None) or []
+    stdout, stderr, errors = [], [], []
+    for out in outs:
+        kind = out.get("output_type")
+        if kind == "stream":
+            (stdout if out.get("name") == "stdout" else stderr).append(out.get("text", ""))
+        elif kind == "error":
+            errors.append(out)
+    return "".join(stdout), "".join(stderr), errors
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if _STATE["out"] is None or not hasattr(item, "cell_num"):
+        return
+    report = outcome.get_result()
+    if call.when == "setup":
+        if report.failed:
+            text = str(call.excinfo.value) if call.excinfo else "setup failed"
+            _emit(event="cell", cell=item.cell_num, outcome="error", error=f"the kernel could not start: {_clip(text, 800)}",
+                  kernel_failed=True, timed_out=False, kernel_dead=True, seconds=round(report.duration, 3))
+            item.session.shouldstop = "labkit: the kernel could not start"
+        elif report.skipped:
+            _emit(event="cell", cell=item.cell_num, outcome="skipped", error=None, timed_out=False,
+                  kernel_dead=False, seconds=0.0)
+        return
+    if call.when != "call":
+        return
+    parent = item.parent
+    timed_out = bool(getattr(parent, "timed_out", False)) and not getattr(item, "_labkit_timed_out_before", False)
+    kernel = getattr(parent, "kernel", None)
+    dead = kernel is None or not kernel.is_alive()
+    stdout, stderr, errors = _outputs(item)
+    error = traceback = None
+    if report.failed or report.skipped:
+        if errors:
+            first = errors[0]
+            error = _clip(f"{first.get('ename')}: {first.get('evalue')}", 2000)
+            traceback = _clip("\n".join(first.get("traceback") or []), 4000)
+        elif call.excinfo is not None:
+            exc = call.excinfo.value
+            error = _clip(f"{type(exc).__name__}: {exc}" if isinstance(exc, KernelDied) else str(exc), 2000)
+    if isinstance(getattr(call.excinfo, "value", None), KernelDied):
+        dead = True
+    outcome_name = report.outcome
+    if hasattr(report, "wasxfail"):
+        outcome_name = "xfail"
+    _emit(event="cell", cell=item.cell_num, outcome=outcome_name, error=error, traceback=traceback,
+          stdout=_clip(stdout), stderr=_clip(stderr, 2000), timed_out=timed_out, kernel_dead=dead and not timed_out,
+          seconds=round(report.duration, 3))
+    if timed_out or dead:
+        item.session.shouldstop = "labkit: " + ("a cell timed out" if timed_out else "the kernel died")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _emit(event="finished", exitstatus=int(exitstatus))

@@ -1,0 +1,185 @@
+"""What ``labkit grade`` writes: grades.csv, one feedback file per submission (.md and .html),
+and the summary printed at the end."""
+from __future__ import annotations
+
+import csv
+import html
+import statistics
+from collections import Counter
+from pathlib import Path
+from typing import List
+
+from .grading_prepare import Assignment
+from .grading_run import Grade
+
+__all__ = ["csv_columns", "write_csv", "feedback_markdown", "feedback_html", "write_feedback", "summary"]
+
+def _num(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def csv_columns(assignment: Assignment) -> List[str]:
+    return (["submission", "status", "auto_points", "auto_max", "manual_max"] + list(assignment.checks)
+            + [f"manual:{aid}" for aid in assignment.answers] + ["flags", "reason", "notes", "seconds", "source"])
+
+
+def write_csv(path: Path, assignment: Assignment, grades: List[Grade]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(csv_columns(assignment))
+        for g in grades:
+            writer.writerow([g.submission, g.status, _num(g.auto_points), _num(g.auto_max), _num(g.manual_max)]
+                            + [_num(g.checks[c]["points"]) for c in assignment.checks]
+                            + ["" for _ in assignment.answers]
+                            + [" | ".join(g.flags), g.reason, " | ".join(g.notes), f"{g.seconds:.1f}", g.source])
+
+
+# --------------------------------------------------------------------------- feedback
+
+
+def _sections(assignment: Assignment, g: Grade):
+    """The feedback as data: (title, kind, content) triples shared by the .md and .html writers."""
+    head = f"Automatic points: {_num(g.auto_points)} / {_num(g.auto_max)}. Status: {g.status}: {g.reason}."
+    if g.manual_max:
+        head += f" Your written answers (up to {_num(g.manual_max)} points) are graded by hand."
+    sections = [("", "text", head)]
+    rows = []
+    for cid, check in g.checks.items():
+        mark = {"passed": "✔ passed", "failed": "✘ failed", "not run": "– not run"}[check["state"]]
+        rows.append((cid, f"{_num(check['points'])} / {_num(check['max'])}", mark, check["message"]))
+    sections.append(("Checks", "table", rows))
+    if g.flags:
+        sections.append(("Flagged for the instructor", "list", [
+            "Your code changes how the checks work (the check cells were run with the course's own helpers "
+            "anyway, so this gained nothing). The instructor will look at it:"] + g.flags))
+    if g.errors:
+        sections.append(("Errors while running your notebook", "errors", g.errors))
+    if assignment.answers:
+        answers = []
+        for aid, info in assignment.answers.items():
+            text = g.answers.get(aid)
+            if text is None:
+                text = "(no answer cell found in the submission)" if g.status != "invalid" else "(not read)"
+            elif text == "":
+                text = "(not answered)"
+            answers.append((f"{aid} ({_num(info['points'])} points, graded by hand)", text))
+        sections.append(("Your written answers", "answers", answers))
+    if g.notes:
+        sections.append(("Notes", "list", g.notes))
+    sections.append(("How this was graded", "text",
+                     "Your notebook ran from top to bottom in quick mode, in a copy of your submission, with time "
+                     "and memory limits. The check cells are the course's own: edited or deleted check cells were "
+                     "put back before the run. Quality checks use the model files you handed in (saveModel). "
+                     "A check counts only if it ran and passed with every cell before it run."))
+    return sections
+
+
+def _md_escape_cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def feedback_markdown(assignment: Assignment, g: Grade) -> str:
+    out = [f"# Feedback: {assignment.name} — {g.submission}", ""]
+    for title, kind, content in _sections(assignment, g):
+        if title:
+            out += [f"## {title}", ""]
+        if kind == "text":
+            out += [f"**{content.split('. ', 1)[0]}.** {content.split('. ', 1)[1]}" if not title else content, ""]
+        elif kind == "table":
+            out += ["| check | points | result | message |", "|---|---|---|---|"]
+            out += [f"| {a} | {b} | {c} | {_md_escape_cell(d)} |" for a, b, c, d in content] + [""]
+        elif kind == "list":
+            intro, items = (content[0], content[1:]) if title.startswith("Flagged") else (None, content)
+            if intro:
+                out += [intro, ""]
+            out += [f"- {item}" for item in items] + [""]
+        elif kind == "errors":
+            for e in content:
+                out += [f"- **{e['where']}**: `{_md_escape_cell(e['error'])[:300]}`"]
+                if e.get("traceback"):
+                    out += ["", "  ```", *["  " + l for l in e["traceback"].strip().splitlines()[-12:]], "  ```"]
+            out += [""]
+        elif kind == "answers":
+            for label, text in content:
+                out += [f"### {label}", ""] + ["> " + line for line in text.splitlines()] + [""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+CSS = ("body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;line-height:1.45}"
+       "table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.3em .5em;text-align:left;"
+       "vertical-align:top}.passed{color:#176f2c}.failed{color:#b00020}.notrun{color:#777}"
+       "blockquote{border-left:4px solid #ccc;margin:0;padding:.2em 1em;white-space:pre-wrap}"
+       "pre{background:#f5f5f5;padding:.5em;overflow-x:auto}")
+
+
+def feedback_html(assignment: Assignment, g: Grade) -> str:
+    e = html.escape
+    out = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>",
+           f"<title>Feedback: {e(assignment.name)} — {e(g.submission)}</title><style>{CSS}</style></head><body>",
+           f"<h1>Feedback: {e(assignment.name)} — {e(g.submission)}</h1>"]
+    for title, kind, content in _sections(assignment, g):
+        if title:
+            out.append(f"<h2>{e(title)}</h2>")
+        if kind == "text":
+            out.append(f"<p>{e(content)}</p>")
+        elif kind == "table":
+            out.append("<table><tr><th>check</th><th>points</th><th>result</th><th>message</th></tr>")
+            for a, b, c, d in content:
+                css = "passed" if c.startswith("✔") else "failed" if c.startswith("✘") else "notrun"
+                out.append(f"<tr><td>{e(a)}</td><td>{e(b)}</td><td class='{css}'>{e(c)}</td><td>{e(d)}</td></tr>")
+            out.append("</table>")
+        elif kind == "list":
+            intro, items = (content[0], content[1:]) if title.startswith("Flagged") else (None, content)
+            if intro:
+                out.append(f"<p>{e(intro)}</p>")
+            out.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in items) + "</ul>")
+        elif kind == "errors":
+            out.append("<ul>")
+            for err in content:
+                tb = err.get("traceback", "").strip()
+                tb_html = f"<pre>{e(chr(10).join(tb.splitlines()[-12:]))}</pre>" if tb else ""
+                out.append(f"<li><b>{e(err['where'])}</b>: <code>{e(err['error'][:300])}</code>{tb_html}</li>")
+            out.append("</ul>")
+        elif kind == "answers":
+            for label, text in content:
+                out.append(f"<h3>{e(label)}</h3><blockquote>{e(text)}</blockquote>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def write_feedback(folder: Path, assignment: Assignment, g: Grade) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{g.submission}.md").write_text(feedback_markdown(assignment, g), encoding="utf-8")
+    (folder / f"{g.submission}.html").write_text(feedback_html(assignment, g), encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def summary(assignment: Assignment, grades: List[Grade], seconds: float, jobs: int) -> str:
+    n = len(grades)
+    lines = [f"graded {n} submission{'s' if n != 1 else ''} of {assignment.name} in {seconds:.1f} s "
+             f"(--jobs {jobs}, {seconds / max(n, 1):.1f} s per submission)"]
+    counts = Counter(g.status for g in grades)
+    lines.append("status: " + ", ".join(f"{s} {counts[s]}" for s in ("ok", "error", "timeout", "invalid")))
+    points = [g.auto_points for g in grades]
+    if points:
+        lines.append(f"automatic points (of {_num(assignment.auto_max)}): mean {statistics.mean(points):.3g}, "
+                     f"median {statistics.median(points):.3g}, min {_num(min(points))}, max {_num(max(points))}"
+                     + (f", manual points to add: up to {_num(assignment.manual_max)} each" if assignment.manual_max else ""))
+        top = assignment.auto_max or 1.0
+        bins = Counter(min(9, int(10 * p / top)) if top else 0 for p in points)
+        width = max(bins.values())
+        lines.append("distribution (share of the automatic points):")
+        for b in range(10):
+            low, high = b * 10, (b + 1) * 10
+            label = f"{low:3d}–{high:<3d}%" if b < 9 else " 90–100%"
+            bar = "#" * round(30 * bins[b] / width) if bins[b] else ""
+            lines.append(f"  {label} | {bar} {bins[b] if bins[b] else ''}".rstrip())
+    for g in grades:
+        if g.flags:
+            lines.append(f"flagged: {g.submission}: {g.flags[0]}" + (f" (+{len(g.flags) - 1} more)" if len(g.flags) > 1 else ""))
+    for g in grades:
+        if g.status != "ok":
+            lines.append(f"{g.status}: {g.submission}: {g.reason}")
+    return "\n".join(lines)

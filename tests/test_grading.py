@@ -1,0 +1,346 @@
+"""``labkit grade`` on a small fixture assignment (tests/fixtures/grading/).
+
+One graded run of every submission (module-scoped, ``--jobs 2``) is shared by most tests;
+each adversarial case is its own test on that run. The tampering cases start from wrong
+answers that raise no error, so without the grader's defences they would get full marks
+(plain ``pytest --nbval-lax`` passes every one of their cells).
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import importlib.util
+import io
+import os
+import sys
+import time
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pytest
+
+from labkit import cli
+from labkit.grading_prepare import load_assignment, prepare, restore_cells, scan_code, submission_names
+from labkit.release import release_notebook
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "grading"
+SOURCE = FIXTURES / "solutions"
+
+_spec = importlib.util.spec_from_file_location("grading_fixtures", FIXTURES / "make_fixtures.py")
+fx = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fx)
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="labkit grade needs POSIX process limits")
+
+CHECKS = {"square": 2.0, "mean": 3.0, "saved_model": 5.0}
+FULL = sum(CHECKS.values())
+
+
+def _hashes(root: Path):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _grade(paths, out: Path, *options):
+    argv = ["grade", "--source", str(SOURCE), "--assignment", "toy", "--out", str(out), "--no-progress",
+            *options, *[str(p) for p in paths]]
+    stdout = io.StringIO()
+    start = time.monotonic()
+    with contextlib.redirect_stdout(stdout):
+        code = cli.main(argv)
+    with open(out / "grades.csv", newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        rows = {row["submission"]: row for row in reader}
+        header = reader.fieldnames
+    return SimpleNamespace(code=code, rows=rows, header=header, out=out, stdout=stdout.getvalue(),
+                           seconds=time.monotonic() - start)
+
+
+@pytest.fixture(scope="module")
+def assignment():
+    return load_assignment("toy", SOURCE)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("submissions")
+    paths = fx.make_submissions(root)
+    before = _hashes(root)
+    run = _grade(paths.values(), tmp_path_factory.mktemp("grades"), "--jobs", "2", "--cell-timeout", "10")
+    run.paths, run.root, run.before = paths, root, before
+    return run
+
+
+def _row(graded, name):
+    row = graded.rows[name]
+    row["points"] = {c: float(row[c]) for c in CHECKS}
+    return row
+
+
+# --------------------------------------------------------------------------- fast: no kernel
+
+
+def test_fixture_notebooks_are_up_to_date():
+    for name, nb in (("toy", fx.toy_solution()), ("other", fx.other_solution())):
+        assert (SOURCE / f"{name}.ipynb").read_text(encoding="utf-8") == nbformat.writes(nb) + "\n", (
+            f"run python tests/fixtures/grading/make_fixtures.py to rewrite {name}.ipynb")
+
+
+def test_assignment_points(assignment):
+    assert {c: i["points"] for c, i in assignment.checks.items()} == CHECKS
+    assert assignment.auto_max == FULL and assignment.manual_max == 2
+    assert ("checks", "labkit.checks", None) in assignment.aliases
+    assert {"checks", "require", "passed"} <= set(assignment.helper_names)
+
+
+def test_unknown_assignment_names_the_available_ones():
+    with pytest.raises(FileNotFoundError, match="other, toy"):
+        load_assignment("02_cgan_mnist", SOURCE)
+
+
+def _check_positions(cells, protected):
+    return {key[1]: i for i, key in protected.items() if key[0] == "check"}
+
+
+def test_deleted_checks_go_back_after_the_code_they_test(assignment):
+    nb = fx.toy_solution()
+    nb.cells = [c for c in nb.cells if "check" not in c.metadata.get("labkit", {})]
+    cells, protected, origins, notes = restore_cells(assignment, nb)
+    where = _check_positions(cells, protected)
+    source = [c.source for c in cells]
+    assert where["square"] > next(i for i, s in enumerate(source) if s.startswith("def square"))
+    assert where["mean"] > next(i for i, s in enumerate(source) if s.startswith("def mean"))
+    assert where["mean"] < next(i for i, s in enumerate(source) if "TODO 3" in s)
+    assert where["saved_model"] > next(i for i, s in enumerate(source) if "np.save" in s)
+    assert all(origins[i] is None for i in where.values())
+    assert sum("was missing" in n for n in notes) == 3
+
+
+def test_edited_checks_are_replaced_and_stray_ids_ignored(assignment):
+    nb = release_notebook(fx.toy_solution(), "toy")
+    for cell in nb.cells:
+        if cell.metadata.get("labkit", {}).get("check") == "mean":
+            cell.source = "pass"
+    nb.cells.insert(1, nbformat.v4.new_code_cell("print('mine')", metadata={"labkit": {"check": "square"}}))
+    cells, protected, origins, notes = restore_cells(assignment, nb)
+    instructor = {c: i["source"] for c, i in assignment.checks.items()}
+    for position, key in protected.items():
+        if key[0] == "check":
+            assert cells[position].source == instructor[key[1]]
+    assert sum(1 for k in protected.values() if k == ("check", "square")) == 1
+    assert any("duplicate" in n for n in notes) and any("`pass`" in n for n in notes)
+
+
+def test_static_scan_flags_tampering_but_not_ordinary_code(assignment):
+    assert scan_code(assignment, "def square(x):\n    return x * x\nresult = checks_done = 3") == []
+    assert scan_code(assignment, fx.toy_solution().cells[2].source) == []  # the instructor's own setup cell
+    flags = scan_code(assignment, "checks.require = print\ndef passed(what):\n    pass\nimport builtins\n"
+                                  "builtins.AssertionError = Exception\nsetattr(labkit.checks, 'close', max)\n"
+                                  "get_ipython().ast_transformers.append(None)\n%time x = 1")
+    text = " | ".join(flags)
+    for expected in ("assigns to checks.require", "defines its own 'passed'", "imports builtins",
+                     "changes builtins.AssertionError", "calls setattr on labkit.checks", "AST transformers"):
+        assert expected in text
+
+
+def _prepare(assignment, path, tmp_path):
+    return prepare(assignment, path, Path(path).stem, tmp_path / "work")
+
+
+def test_zip_with_unsafe_paths_and_a_fake_labkit(assignment, tmp_path):
+    zpath = tmp_path / "sneaky.zip"
+    with zipfile.ZipFile(zpath, "w") as z:
+        z.writestr("me/toy.ipynb", nbformat.writes(fx.toy_solution()))
+        z.writestr("me/labkit/__init__.py", "raise SystemExit('fake labkit')")
+        z.writestr("me/numpy.py", "")
+        z.writestr("../escape.txt", "x")
+        z.writestr("me/line_model.npy", "x")
+        z.writestr("me/helpers.py", "HELP = 1")  # a student's own module stays
+    prepared = _prepare(assignment, zpath, tmp_path)
+    assert prepared.status is None, prepared.reason
+    assert prepared.workdir.name == "me" and (prepared.workdir / "line_model.npy").exists()
+    assert not (prepared.workdir / "labkit").exists() and not (prepared.workdir / "numpy.py").exists()
+    assert (prepared.workdir / "helpers.py").exists()
+    assert not (tmp_path / "work" / "escape.txt").exists() and not (tmp_path / "escape.txt").exists()
+    assert sum("would replace the installed module" in f for f in prepared.flags) == 2
+    assert any("unsafe path" in n for n in prepared.notes)
+
+
+def test_folder_with_several_notebooks_picks_the_assignment(assignment, tmp_path):
+    folder = tmp_path / "student"
+    folder.mkdir()
+    (folder / "scratch.ipynb").write_text(nbformat.writes(fx.other_solution()), encoding="utf-8")
+    (folder / "toy.ipynb").write_text(nbformat.writes(fx.toy_solution()), encoding="utf-8")
+    assert _prepare(assignment, folder, tmp_path).notebook_name == "toy.ipynb"
+    (folder / "toy.ipynb").rename(folder / "mine.ipynb")
+    prepared = prepare(assignment, folder, "student2", tmp_path / "work")
+    assert prepared.status == "invalid" and "several notebooks" in prepared.reason
+
+
+def test_a_zip_that_is_not_a_zip(assignment, tmp_path):
+    path = tmp_path / "broken.zip"
+    path.write_bytes(b"PK\x03\x04 not really")
+    prepared = _prepare(assignment, path, tmp_path)
+    assert prepared.status == "invalid" and "zip" in prepared.reason
+
+
+# --------------------------------------------------------------------------- one graded run
+
+
+def test_run_finishes_and_writes_everything(graded):
+    assert graded.code == 0
+    assert set(graded.rows) == set(submission_names(graded.paths.values())) and len(graded.rows) == len(graded.paths)
+    assert {"solution", "solution_zip", "invalid_json", "not_a_notebook.pdf"} <= set(graded.rows)
+    for name in graded.rows:
+        assert (graded.out / "feedback" / f"{name}.md").stat().st_size > 200
+        html = (graded.out / "feedback" / f"{name}.html").read_text(encoding="utf-8")
+        assert html.startswith("<!DOCTYPE html>") and "</html>" in html
+
+
+def test_csv_columns(graded):
+    assert graded.header == ["submission", "status", "auto_points", "auto_max", "manual_max", "square", "mean",
+                             "saved_model", "manual:why_outliers", "flags", "reason", "notes", "seconds", "source"]
+    for row in graded.rows.values():
+        assert float(row["auto_max"]) == FULL and float(row["manual_max"]) == 2
+        assert row["status"] in ("ok", "error", "timeout", "invalid")
+        assert float(row["auto_points"]) == sum(float(row[c]) for c in CHECKS)
+
+
+def test_summary(graded):
+    assert f"graded {len(graded.rows)} submissions of toy" in graded.stdout
+    assert "status: ok " in graded.stdout and "mean " in graded.stdout and "distribution" in graded.stdout
+    assert "90–100%" in graded.stdout
+
+
+def test_submissions_are_never_modified(graded):
+    assert _hashes(graded.root) == graded.before
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_no_process_outlives_the_run(graded):
+    left = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if b"LABKIT_GRADING_RUN=labkit-grade-" in Path(f"/proc/{entry}/environ").read_bytes():
+                    left.append(entry)
+            except OSError:
+                pass
+    assert left == []
+
+
+@pytest.mark.parametrize("name", ["solution", "solution_zip"])
+def test_reference_solution_gets_full_marks(graded, name):
+    row = _row(graded, name)
+    assert (row["status"], float(row["auto_points"]), row["points"], row["flags"]) == ("ok", FULL, CHECKS, "")
+
+
+def test_untouched_release_gets_zero(graded):
+    row = _row(graded, "release")
+    assert float(row["auto_points"]) == 0 and row["status"] == "ok"
+    feedback = (graded.out / "feedback" / "release.md").read_text(encoding="utf-8")
+    assert "NotImplementedError: return x squared" in feedback and "(not answered)" in feedback
+
+
+def test_feedback_of_the_solution(graded):
+    feedback = (graded.out / "feedback" / "solution.md").read_text(encoding="utf-8")
+    assert "**Automatic points: 10 / 10.**" in feedback
+    assert "✔ saved model fits 3 x + 1" in feedback
+    assert "One huge value moves the sum" in feedback  # the written answer, for hand-grading
+    assert "LABKIT-CHECK" not in feedback
+
+
+def test_quality_check_needs_the_saved_model(graded):
+    row = _row(graded, "solution_without_model")
+    assert row["points"] == {**CHECKS, "saved_model": 0.0}
+    assert "No saved model" in (graded.out / "feedback" / "solution_without_model.md").read_text(encoding="utf-8")
+
+
+def test_check_cells_deleted(graded):
+    row = _row(graded, "checks_deleted")  # TODO 2 left undone, every check cell deleted
+    assert row["points"] == {"square": 2.0, "mean": 0.0, "saved_model": 5.0}
+    assert row["notes"].count("was missing") == 3
+
+
+def test_check_cells_replaced_by_pass(graded):
+    row = _row(graded, "checks_pass")
+    assert float(row["auto_points"]) == 0 and row["notes"].count("replaced by `pass`") == 3
+
+
+def test_assertions_removed(graded):
+    row = _row(graded, "asserts_removed")
+    assert float(row["auto_points"]) == 0 and row["notes"].count("edited") == 3
+
+
+def test_check_helpers_redefined(graded):
+    row = _row(graded, "helpers_redefined")
+    assert float(row["auto_points"]) == 0
+    for expected in ("defines its own 'require'", "assigns to checks.require", "assigns to labkit.checks.close",
+                     "runtime: before check 'square': labkit.checks.require was replaced",
+                     "the code of labkit.checks.passed was replaced"):
+        assert expected in row["flags"]
+    assert "Flagged for the instructor" in (graded.out / "feedback" / "helpers_redefined.md").read_text(encoding="utf-8")
+
+
+def test_errors_swallowed_by_a_custom_exception_handler(graded):
+    row = _row(graded, "errors_swallowed")
+    assert float(row["auto_points"]) == 0
+    assert "custom exception handler" in row["flags"] and "sys.stdout was replaced" in row["flags"]
+
+
+def test_infinite_loop(graded):
+    row = _row(graded, "infinite_loop")  # after TODO 1's check
+    assert row["status"] == "timeout" and "10 s limit per cell" in row["reason"]
+    assert row["points"] == {"square": 2.0, "mean": 0.0, "saved_model": 0.0}
+    assert "not graded" in (graded.out / "feedback" / "infinite_loop.md").read_text(encoding="utf-8")
+
+
+def test_os_exit_half_way(graded):
+    row = _row(graded, "os_exit")
+    assert row["status"] == "error" and "kernel died" in row["reason"]
+    assert row["points"] == {"square": 2.0, "mean": 0.0, "saved_model": 0.0}
+
+
+def test_sys_exit_half_way(graded):
+    row = _row(graded, "sys_exit")  # IPython turns SystemExit into an error; the kernel lives on
+    assert row["status"] == "error" and "SystemExit" in row["reason"]
+    assert float(row["auto_points"]) == FULL
+
+
+def test_50_gb_allocation(graded):
+    row = _row(graded, "alloc_50gb")
+    assert row["status"] == "error" and "MemoryError" in row["reason"]
+    assert float(row["auto_points"]) == FULL
+
+
+def test_chatty_cell_beats_nbval_fixed_output_wait(graded):
+    row = _row(graded, "chatty_output")
+    assert (row["status"], float(row["auto_points"])) == ("ok", FULL)
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("invalid_json", "invalid JSON"),
+    ("empty", "empty"),
+    ("other_assignment", "another assignment (other)"),
+    ("not_a_notebook.pdf", "not a notebook"),
+])
+def test_invalid_submissions(graded, name, reason):
+    row = _row(graded, name)
+    assert row["status"] == "invalid" and reason in row["reason"] and float(row["auto_points"]) == 0
+    assert reason in (graded.out / "feedback" / f"{name}.md").read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- the other limits
+
+
+def test_notebook_time_limit_and_memory_of_all_processes(tmp_path):
+    paths = fx.make_limit_submissions(tmp_path / "submissions")
+    run = _grade(paths.values(), tmp_path / "grades", "--jobs", "2", "--timeout", "15", "--memory", "1")
+    slow, hog = _row(run, "slow"), _row(run, "memory_hog")
+    assert slow["status"] == "timeout" and "time limit (15 s)" in slow["reason"]
+    assert hog["status"] == "error" and "more than 1 GB of memory" in hog["reason"]
+    for row in (slow, hog):  # what passed before the kill still counts
+        assert row["points"] == {"square": 2.0, "mean": 0.0, "saved_model": 0.0}
