@@ -110,14 +110,15 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="quick-mode budgets (smoke test)")
     parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS), default=sorted(BENCHMARKS))
     parser.add_argument("--seeds", nargs="*", type=int, help="default: 0..4 (full), 0 (quick)")
+    parser.add_argument("--cases", nargs="*", help="only these cases (e.g. halfnormal)")
     parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes (one thread each)")
     args = parser.parse_args(argv)
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2, 3, 4])
     print(f"benchmark: {'quick' if args.quick else 'full'} budgets, seeds {seeds}, {args.jobs} worker(s), "
           f"{os.cpu_count()} CPUs", flush=True)
     for name in args.only:
-        count = sum(1 for _ in BENCHMARKS[name](args.quick, seeds))
-        tasks = [(name, args.quick, seeds, i) for i in range(count)]
+        runs = list(BENCHMARKS[name](args.quick, seeds))
+        tasks = [(name, args.quick, seeds, i) for i, r in enumerate(runs) if not args.cases or r.case in args.cases]
         if args.jobs > 1:
             with ProcessPoolExecutor(args.jobs) as pool:
                 rows = list(pool.map(_execute_index, tasks))
