@@ -177,7 +177,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--mnist-epochs", type=int, default=20)
-    parser.add_argument("--fashion-epochs", type=int, default=8)
+    parser.add_argument("--fashion-epochs", type=int, default=6)
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -195,7 +195,7 @@ def main(argv=None):
     if args.only in (None, "fashion_mnist"):
         results["fashion_mnist"] = train_one(
             "fashion_mnist", load_fashion(args.fashion_dir), epochs=args.fashion_epochs, seed=args.seed,
-            augment=dict(max_degrees=0, max_shift_px=2, max_scale=0.0, hflip=True),
+            augment=dict(max_degrees=0, max_shift_px=0, max_scale=0.0, hflip=True),  # shifts made it underfit in 6 epochs
             batch_size=128, lr=3e-3, weight_decay=5e-4, out_path=out_path("fashion_mnist"))
     for name, (accuracy, seconds) in results.items():
         print(f"{name}: held-out accuracy {accuracy:.4f}, trained in {seconds / 60:.1f} min")
