@@ -427,48 +427,28 @@ def frechet_classifier_distance(images, dataset: str, reference=None, *, value_r
 
 
 def evaluate_generator(generator, dataset: str, n: int = 2000, seed: int = 0, *, reference=None,
-                       clip: bool = False, batch_size: int = 500, **kwargs) -> Dict[str, Any]:
+                       batch_size: int = 500, **kwargs) -> Dict[str, Any]:
     """Sample ``n`` images from ``generator`` and return every image metric of :func:`evaluate_images`.
 
     generator: a module (e.g. from ``labkit.loadModel``) or the path of a saveModel
-    checkpoint. It is fed z ~ N(0, 1) of shape (n, *latent_shape), where
-    latent_shape is ``model.latent_shape`` or ``(model.latent_dim,)``, drawn from
-    ``seed``; if it has ``n_classes``, it also gets labels 0, 1, ..., n_classes−1,
-    0, 1, ... and the conditional accuracy is reported. Its outputs (N×1×28×28,
-    N×28×28 or N×784) must be in the tanh range [-1, 1].
+    checkpoint. It is sampled with :func:`labkit.sampling.generate`: z ~ N(0, 1) of
+    shape (n, *latent_shape) drawn from ``seed``, and for a conditional generator
+    labels 0, 1, ..., n_classes−1, 0, 1, ..., so the conditional accuracy is reported.
+    Its outputs must be tanh-range images (N×1×28×28, N×28×28 or N×784).
     """
     import torch
 
     from .checkpoint import loadModel
+    from .sampling import generate
 
     if not isinstance(generator, torch.nn.Module):
         generator = loadModel(generator)
-    latent_shape = tuple(getattr(generator, "latent_shape", None) or (int(generator.latent_dim),))
-    n_classes = int(getattr(generator, "n_classes", 0) or 0)
-    try:
-        device = next(generator.parameters()).device
-    except StopIteration:
-        device = torch.device("cpu")
-    rng = torch.Generator().manual_seed(int(seed))
-    z = torch.randn((int(n), *latent_shape), generator=rng)
-    labels = torch.arange(int(n)) % n_classes if n_classes else None
-
-    was_training = generator.training
-    generator.eval()  # batch-norm running statistics, no dropout
-    outputs = []
-    try:
-        with torch.no_grad():
-            for start in range(0, int(n), batch_size):
-                inputs = [z[start:start + batch_size].to(device)]
-                if labels is not None:
-                    inputs.append(labels[start:start + batch_size].to(device))
-                outputs.append(generator(*inputs).float().cpu())
-    finally:
-        generator.train(was_training)
-    images = torch.cat(outputs)
-    results = evaluate_images(images, dataset, labels=labels, reference=reference, value_range=(-1, 1),
-                              clip=clip, seed=seed, **kwargs)
-    results.update(seed=int(seed), conditional=bool(n_classes))
+    images, labels = generate(generator, n, seed=seed, batch_size=batch_size)  # in eval mode, values in [0, 1]
+    if images.ndim != 3:
+        raise ValueError(f"{type(generator).__name__} generates one number per sample, not images; "
+                         "use compare_1d for 1D generators.")
+    results = evaluate_images(images, dataset, labels=labels, reference=reference, seed=seed, **kwargs)
+    results.update(seed=int(seed), conditional=labels is not None)
     return results
 
 

@@ -25,7 +25,7 @@ def latent_shape(model) -> Tuple[int, ...]:
 def generate(model, n: int, labels=None, seed: Optional[int] = None, batch_size: int = 1000):
     """Return ``(samples, labels)``: samples ``(n,)`` float for a 1D generator, ``(n, 28, 28)`` float32 in
     [0, 1] for an image generator; labels ``(n,)`` int64 for a conditional generator (cycling 0..C-1 unless
-    given), else ``None``."""
+    given), else ``None``. The model's train/eval mode is left as it was."""
     if int(n) <= 0:
         raise ValueError(f"n must be a positive number of samples, got {n}.")
     n = int(n)
@@ -41,13 +41,17 @@ def generate(model, n: int, labels=None, seed: Optional[int] = None, batch_size:
     device = next(iter(model.parameters()), torch.empty(0)).device if hasattr(model, "parameters") else "cpu"
     gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
     shape = latent_shape(model)
-    model.eval()
+    was_training = model.training
+    model.eval()  # batch-norm running statistics, no dropout
     chunks = []
-    for start in range(0, n, batch_size):
-        stop = min(n, start + batch_size)
-        z = torch.randn(stop - start, *shape, generator=gen).to(device)
-        inputs = (z,) if not n_classes else (z, torch.as_tensor(labels[start:stop]).to(device))
-        chunks.append(model(*inputs).detach().float().cpu())
+    try:
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            z = torch.randn(stop - start, *shape, generator=gen).to(device)
+            inputs = (z,) if not n_classes else (z, torch.as_tensor(labels[start:stop]).to(device))
+            chunks.append(model(*inputs).detach().float().cpu())
+    finally:
+        model.train(was_training)
     out = torch.cat(chunks).reshape(n, -1).numpy()
     if out.shape[1] == 1:
         return out[:, 0].astype(np.float64), None if not n_classes else labels
