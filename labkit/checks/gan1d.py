@@ -65,6 +65,14 @@ def _result_dict(out, keys, name):
     return values
 
 
+def _require_only_trained(trained, trained_before, trained_name, frozen, frozen_before, frozen_name, optimizer):
+    """The step named after ``trained`` must change its weights and leave ``frozen``'s alone."""
+    require(close(flat_params(frozen), flat_params(frozen_before), 0),
+            f"The {frozen_name}'s weights changed in the {trained_name} step: only {optimizer}.step() belongs here.")
+    require(not close(flat_params(trained), flat_params(trained_before), 0),
+            f"The {trained_name}'s weights did not change: call loss.backward() and then {optimizer}.step().")
+
+
 def run_d_step(d_step, real_label=1.0, seed: int = CASE_SEED):
     """Run ``d_step`` on the fixed case; return (result, G, D) (used by the check and the reference script)."""
     G, D, opt_g, opt_d, real, z = fixed_case(seed)
@@ -94,10 +102,7 @@ def check_d_step(d_step) -> None:
     g_grads = [p.grad for p in G.parameters() if p.grad is not None and p.grad.abs().sum() > 0]
     require(not g_grads, "The generator received gradients during the discriminator step: compute the fake batch "
                          "with G(z).detach() (or under torch.no_grad()), so this step only trains D.")
-    require(close(flat_params(G), flat_params(G0), 0), "The generator's weights changed in the discriminator step: "
-                                                       "only opt_d.step() belongs here.")
-    require(not close(flat_params(D), flat_params(D0), 0), "The discriminator's weights did not change: call "
-                                                           "loss.backward() and then opt_d.step().")
+    _require_only_trained(D, D0, "discriminator", G, G0, "generator", "opt_d")
     loss, expected = values["loss_d"], float(ref["d_step.loss_d"])
     if not close(loss, expected):
         if close(loss, swapped):
@@ -133,10 +138,7 @@ def check_g_step(g_step) -> None:
 
     out, G, D = run_g_step(g_step)
     values = _result_dict(out, ["loss_g"], "g_step")
-    require(close(flat_params(D), flat_params(D0), 0), "The discriminator's weights changed in the generator step: "
-                                                       "only opt_g.step() belongs here.")
-    require(not close(flat_params(G), flat_params(G0), 0), "The generator's weights did not change: call "
-                                                           "loss.backward() and then opt_g.step().")
+    _require_only_trained(G, G0, "generator", D, D0, "discriminator", "opt_g")
     loss, expected = values["loss_g"], float(ref["g_step.loss_g"])
     if not close(loss, expected):
         if close(loss, saturating) or close(loss, -saturating):
