@@ -78,8 +78,9 @@ def execute(path, out_path=None, quick: bool = True, output_dir=None, cell_timeo
     os.environ["LABKIT_QUICK"] = "1" if quick else "0"
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     if output_dir is not None:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
         os.environ["LABKIT_OUTPUT"] = str(output_dir)
-    before = set(Path(output_dir).rglob("*")) if output_dir and Path(output_dir).exists() else set()
+    before = set(Path(output_dir).rglob("*")) if output_dir else set()
     status = "ok"
     start = time.perf_counter()
     try:

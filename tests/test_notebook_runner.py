@@ -1,0 +1,60 @@
+"""`labkit run`'s notebook runner, `load_exports`, path helpers and text tables."""
+import nbformat
+import pytest
+
+from labkit import paths
+from labkit.notebook import execute, load_exports
+from labkit.tables import format_table
+
+
+def _notebook(tmp_path):
+    cells = [
+        nbformat.v4.new_code_cell("import os\nQUICK = os.environ['LABKIT_QUICK']", metadata={"tags": ["export"]}),
+        nbformat.v4.new_code_cell("def double(x):\n    return 2 * x", metadata={"tags": ["export"]}),
+        nbformat.v4.new_code_cell("assert double(2) == 4", metadata={"labkit": {"check": "good", "points": 1}}),
+        nbformat.v4.new_code_cell("assert double(2) == 5, 'double is wrong'", metadata={"labkit": {"check": "bad", "points": 1}}),
+        nbformat.v4.new_code_cell("import os\nopen(os.path.join(os.environ['LABKIT_OUTPUT'], 'f.png'), 'w').write('x')"),
+    ]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    return path
+
+
+def test_execute_reports_checks_outputs_and_writes_the_executed_copy(tmp_path):
+    path = _notebook(tmp_path)
+    result = execute(path, tmp_path / "out" / "nb.ipynb", quick=True, output_dir=tmp_path / "figs")
+    assert result.passed == ["good"]
+    assert "double is wrong" in result.failed["bad"]
+    assert result.status == "error"
+    assert [p.split("/")[-1] for p in result.outputs] == ["f.png"]
+    summary = result.summary()
+    assert "checks 1/2 passed" in summary and "1 figures" in summary and "failed: bad" in summary
+    executed = nbformat.read(tmp_path / "out" / "nb.ipynb", as_version=4)
+    assert executed.cells[2].execution_count is not None
+
+
+def test_load_exports_runs_only_tagged_cells(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_QUICK", "1")
+    module = load_exports(_notebook(tmp_path))
+    assert module.double(3) == 6 and module.QUICK == "1"
+    empty = tmp_path / "empty.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), empty)
+    with pytest.raises(ValueError, match="no code cells tagged 'export'"):
+        load_exports(empty)
+
+
+def test_missing_reference_checkpoint_names_the_available_ones(monkeypatch, tmp_path):
+    (tmp_path / "gan1d_normal.pt").write_bytes(b"")
+    monkeypatch.setenv("LABKIT_CHECKPOINTS", str(tmp_path))
+    assert paths.checkpoint("gan1d_normal.pt") == tmp_path / "gan1d_normal.pt"
+    with pytest.raises(FileNotFoundError, match="Available: gan1d_normal.pt"):
+        paths.checkpoint("dcgan.pt")
+
+
+def test_format_table_aligns_numbers_and_text():
+    text = format_table([{"trial": "a", "KS": 0.12345}, {"trial": "long name", "KS": 1.5, "extra": "x"}])
+    lines = text.splitlines()
+    assert lines[0].split() == ["trial", "KS", "extra"]
+    assert "0.1235" in lines[2] and "1.5000" in lines[3]
+    assert len({len(l) for l in lines[:2]}) == 1
+    assert format_table([]) == "(no rows)"
