@@ -63,6 +63,13 @@ def _patch_nbval() -> None:
     def alive(kernel) -> bool:
         return kernel.is_alive()
 
+    def dead_or_late(kernel, deadline) -> bool:
+        """Raise KernelDied if the kernel is gone; else say whether the deadline has passed."""
+        if not alive(kernel):
+            raise KernelDied("The kernel died while this cell ran (the process exited: os._exit, a crash, "
+                             "or it was killed for using too much memory).") from None
+        return deadline is not None and time.monotonic() >= deadline
+
     def get_message(self, stream, timeout=None):
         buffered = getattr(self, "_labkit_iopub", None)
         if stream == "iopub" and buffered:
@@ -73,10 +80,7 @@ def _patch_nbval() -> None:
             try:
                 return original_get(self, stream, timeout=step)
             except Empty:
-                if not alive(self):
-                    raise KernelDied("The kernel died while this cell ran (the process exited: os._exit, a crash, "
-                                     "or it was killed for using too much memory).") from None
-                if deadline is not None and time.monotonic() >= deadline:
+                if dead_or_late(self, deadline):
                     raise
 
     def await_reply(self, msg_id, timeout=None):
@@ -94,10 +98,7 @@ def _patch_nbval() -> None:
             try:
                 msg = self.kc.get_shell_msg(timeout=step)
             except Empty:
-                if not alive(self):
-                    raise KernelDied("The kernel died while this cell ran (the process exited: os._exit, a crash, "
-                                     "or it was killed for using too much memory).") from None
-                if deadline is not None and time.monotonic() >= deadline:
+                if dead_or_late(self, deadline):
                     raise
                 continue
             if msg["parent_header"].get("msg_id") == msg_id:
