@@ -168,7 +168,7 @@ def read_checkpoint(path) -> Dict[str, Any]:
         if path.parent.exists():
             found = sorted(p.name for p in path.parent.glob("*.pt"))[:10]
             hint = f" Files there: {', '.join(found) or 'none'}."
-        raise CheckpointError(f"No checkpoint at {path}.{hint} Train and saveModel first, or use the reference checkpoint in checkpoints/.")
+        raise CheckpointError(f"No checkpoint at {path}.{hint} Check the file name and folder, or train and save it with saveModel first.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
