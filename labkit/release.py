@@ -183,15 +183,6 @@ def release_notebook(solution, name: str) -> nbformat.NotebookNode:
     return nb
 
 
-def _write(nb, path: Path) -> bool:
-    """Write ``nb`` if its text changed; return whether it did."""
-    text = nbformat.writes(nb) + "\n"
-    if path.exists() and path.read_text(encoding="utf-8") == text:
-        return False
-    path.write_text(text, encoding="utf-8")
-    return True
-
-
 def release_all(repo: Path, check: bool = False) -> List[str]:
     """Stamp every solution notebook and write its release to ``notebooks/``.
 
@@ -217,5 +208,5 @@ def release_all(repo: Path, check: bool = False) -> List[str]:
             if current != text:
                 stale.append(str(target.relative_to(repo)))
                 if not check:
-                    _write(nb, target)
+                    target.write_text(text, encoding="utf-8")
     return stale
