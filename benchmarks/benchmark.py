@@ -49,7 +49,7 @@ def gan1d_runs(quick: bool, seeds: List[int]) -> Iterator[Run]:
     hyperparameters, trained for as many steps), on the four targets."""
     from labkit import distributions
     from labkit.metrics import compare_1d
-    from labkit.notebook import load_exports
+    from labkit.instructor.notebook import load_exports
     from labkit.sampling import generate
 
     solution = load_exports(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb")

@@ -1,12 +1,15 @@
-"""labkit: the support package behind the GAN course notebooks.
+"""labkit: the support package behind the GAN course notebooks (student-facing names live here).
 
 The names students use are importable from here (``labkit.saveModel``,
 ``labkit.setup`` ...); heavier modules load on first use, so ``import labkit``
-stays fast.
+stays fast. Modules that moved into subpackages keep their old names
+(``labkit.mlp``, ``labkit.plotting`` ...) through :mod:`labkit.moved`, so notebooks
+and checkpoints made before the move still work.
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from . import distributions  # noqa: E402,F401  (numpy + scipy only)
+from . import moved  # noqa: E402,F401  (old module names of moved modules)
 from .runtime import get_device, quick_mode, seed_everything, setup  # noqa: E402,F401
 
 _LAZY = {

@@ -9,7 +9,7 @@ from .paths import repo_root
 
 
 def _cmd_run(args) -> int:
-    from .notebook import execute
+    from .instructor.notebook import execute
 
     solutions = sorted((repo_root() / "notebooks" / "solutions").glob("*.ipynb"))
     if args.only:
@@ -28,7 +28,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_release(args) -> int:
-    from .release import release_all
+    from .instructor.release import release_all
 
     stale = release_all(repo_root(), check=args.check)
     if args.check:
@@ -62,14 +62,14 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from .evaluation import evaluate_checkpoint
+    from .metrics import evaluate_checkpoint
 
     print(evaluate_checkpoint(args.checkpoint, dataset=args.dataset, n=args.n, seed=args.seed, target=args.target))
     return 0
 
 
 def _cmd_grade(args) -> int:
-    from .grading import main as grade_main
+    from .instructor.grading import main as grade_main
 
     return grade_main(args)
 
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(func=_cmd_evaluate)
 
-    from .grading import add_arguments as add_grade_arguments
+    from .instructor.grading import add_arguments as add_grade_arguments
 
     grade = sub.add_parser("grade", help="grade a folder of submissions (see README: Grading)")
     add_grade_arguments(grade)

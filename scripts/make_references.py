@@ -11,7 +11,7 @@ import numpy as np
 
 from labkit.checks import REFERENCES
 from labkit.checks import gan1d
-from labkit.notebook import load_exports
+from labkit.instructor.notebook import load_exports
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions"
 

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout without installing labkit
 
 from labkit.checkpoint import saveModel  # noqa: E402
-from labkit.classifiers import CLASS_NAMES, ImageClassifier, classifier_path  # noqa: E402
+from labkit.models.classifier import CLASS_NAMES, ImageClassifier, classifier_path  # noqa: E402
 from labkit.datasets import read_idx  # noqa: E402
 
 MNIST_HELDOUT_START = 5000

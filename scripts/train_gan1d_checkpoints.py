@@ -16,7 +16,7 @@ import torch
 from labkit import distributions
 from labkit.checkpoint import saveModel
 from labkit.metrics import compare_1d
-from labkit.notebook import load_exports
+from labkit.instructor.notebook import load_exports
 from labkit.sampling import generate
 
 REPO = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ from torch import nn
 
 from labkit.checkpoint import (ArchitectureMismatchError, CheckpointError, Configurable, ExportedGenerator,
                                loadModel, read_checkpoint, saveModel)
-from labkit.mlp import MLPDiscriminator, MLPGenerator
+from labkit.models.mlp import MLPDiscriminator, MLPGenerator
 
 
 def test_round_trip_rebuilds_model_with_constructor_arguments_and_metadata(tmp_path):

@@ -2,8 +2,9 @@
 import pytest
 import torch
 
-from labkit import classifiers, datasets
-from labkit.classifiers import ImageClassifier, classifier_path, load_classifier
+from labkit import datasets
+from labkit.models import classifier as classifiers
+from labkit.models.classifier import ImageClassifier, classifier_path, load_classifier
 
 MIN_ACCURACY = {"mnist": 0.97, "fashion_mnist": 0.88}
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from labkit import cli
 from labkit.checkpoint import Configurable, saveModel
-from labkit.mlp import MLPGenerator
+from labkit.models.mlp import MLPGenerator
 
 
 class TinyConditionalGenerator(Configurable):

@@ -11,7 +11,7 @@ from labkit.checkpoint import saveModel
 from labkit.checks import CheckFailed
 from labkit.checks import gan1d as checks
 from labkit.metrics import compare_1d
-from labkit.mlp import MLPGenerator
+from labkit.models.mlp import MLPGenerator
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 

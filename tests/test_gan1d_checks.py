@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from labkit.checks import CheckFailed
 from labkit.checks import gan1d as checks
-from labkit.notebook import load_exports
+from labkit.instructor.notebook import load_exports
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -23,8 +23,8 @@ import nbformat
 import pytest
 
 from labkit import cli
-from labkit.grading_prepare import load_assignment, prepare, restore_cells, scan_code, submission_names
-from labkit.release import release_notebook
+from labkit.instructor.grading.prepare import load_assignment, prepare, restore_cells, scan_code, submission_names
+from labkit.instructor.release import release_notebook
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "grading"
 SOURCE = FIXTURES / "solutions"

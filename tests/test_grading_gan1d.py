@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from labkit import cli
-from labkit.release import checks_in
+from labkit.instructor.release import checks_in
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "notebooks" / "solutions"

@@ -193,6 +193,6 @@ def test_evaluate_generator_constant_and_conditional(mnist_real):
     assert conditional["classes_covered"] == 10
     assert conditional["fcd"] > conditional["fcd_real_floor"]  # 10 distinct images are not the data set
 
-    table = metrics.format_table({"constant": constant, "stamps": conditional})
+    table = metrics.metrics_table({"constant": constant, "stamps": conditional})
     assert "FCD (Fréchet classifier distance)" in table and "constant" in table and "stamps" in table
     assert "conditional accuracy" in table

@@ -3,7 +3,7 @@ import nbformat
 import pytest
 
 from labkit import paths
-from labkit.notebook import execute, load_exports
+from labkit.instructor.notebook import execute, load_exports
 from labkit.tables import format_table
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit import release
+from labkit.instructor import release
 
 REPO = Path(__file__).resolve().parent.parent
 

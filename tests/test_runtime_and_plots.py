@@ -4,9 +4,9 @@ import torch
 
 import labkit
 from labkit import runtime
-from labkit.animation import GifWriter
-from labkit.live import LiveView
-from labkit.plotting import image_grid, plot_1d, plot_losses, plot_moments
+from labkit.viz.animation import GifWriter
+from labkit.viz.live import LiveView
+from labkit.viz.plotting import image_grid, plot_1d, plot_losses, plot_moments
 
 
 def test_seed_everything_makes_torch_and_numpy_repeat():

@@ -31,7 +31,7 @@ def flat_params(module) -> np.ndarray:
 def fixed_case(seed: int = CASE_SEED):
     """Tiny G and D, SGD optimisers, a real batch and a noise batch, all from ``seed``."""
     from ..distributions import get
-    from ..mlp import MLPDiscriminator, MLPGenerator
+    from ..models.mlp import MLPDiscriminator, MLPGenerator
 
     torch.manual_seed(seed)
     G = MLPGenerator(latent_dim=3, hidden=(6,), activation="relu")

@@ -5,7 +5,7 @@ conditional accuracy, Fréchet classifier distance) all look at generated images
 through one of these networks. They are trained once by
 ``scripts/train_classifiers.py`` and shipped in ``checkpoints/``:
 
-    >>> from labkit.classifiers import load_classifier
+    >>> from labkit.models.classifier import load_classifier
     >>> clf = load_classifier("mnist")
     >>> logits = clf(images)          # images: N×1×28×28 float tensor in [-1, 1]
     >>> feats = clf.features(images)  # N×128 penultimate features
@@ -21,10 +21,10 @@ from typing import Dict, Tuple
 import torch
 from torch import nn
 
-from .checkpoint import Configurable, loadModel
-from .paths import checkpoints_dir
+from ..checkpoint import Configurable, loadModel
+from ..paths import checkpoints_dir
 
-__all__ = ["ImageClassifier", "load_classifier", "classifier_path", "DATASETS", "CLASS_NAMES"]
+__all__ = ["ImageClassifier", "load_classifier", "classifier_path", "DATASETS", "CLASS_NAMES", "dataset_key"]
 
 DATASETS = ("mnist", "fashion_mnist")
 
@@ -99,7 +99,7 @@ class ImageClassifier(Configurable):
         return self.head(self.dropout(self.features(x)))
 
 
-def _dataset_key(dataset: str) -> str:
+def dataset_key(dataset: str) -> str:
     key = str(dataset).strip().lower().replace("-", "_")
     if key not in DATASETS:
         raise ValueError(f"No classifier for {dataset!r}. Valid names: {', '.join(DATASETS)}.")
@@ -108,7 +108,7 @@ def _dataset_key(dataset: str) -> str:
 
 def classifier_path(dataset: str) -> Path:
     """Where the checkpoint of the classifier for ``dataset`` lives (it may not exist yet)."""
-    return checkpoints_dir() / f"classifier_{_dataset_key(dataset)}.pt"
+    return checkpoints_dir() / f"classifier_{dataset_key(dataset)}.pt"
 
 
 _cache: Dict[Tuple[str, str], ImageClassifier] = {}
@@ -121,7 +121,7 @@ def load_classifier(dataset: str, device="cpu") -> ImageClassifier:
     the input images still flow. The same object is returned on every call, so do
     not train it or switch it to train mode.
     """
-    key = _dataset_key(dataset)
+    key = dataset_key(dataset)
     device = str(torch.device(device))
     if (key, device) not in _cache:
         path = classifier_path(key)

@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .checkpoint import Configurable
+from ..checkpoint import Configurable
 
 __all__ = ["MLPGenerator", "MLPDiscriminator", "ACTIVATIONS", "make_mlp"]
 

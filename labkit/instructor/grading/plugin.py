@@ -1,4 +1,4 @@
-"""pytest plugin that ``labkit grade`` loads (``-p labkit.grading_plugin``) into the pytest
+"""pytest plugin that ``labkit grade`` loads (``-p labkit.instructor.grading.plugin``) into the pytest
 process running one submission with nbval.
 
 It does three things nbval does not:

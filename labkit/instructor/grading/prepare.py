@@ -7,7 +7,7 @@
   folder, finds and validates its notebook, restores the instructor's check cells by id,
   scans the student's code for tampering with the check helpers, and builds the notebook
   to run: an init cell first, a guard cell before every check cell, and a confirmation
-  line at the end of every check cell (see :mod:`labkit.grading_guard`).
+  line at the end of every check cell (see :mod:`labkit.instructor.grading.guard`).
 
 Nothing here touches the submission itself: everything happens on copies.
 """
@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Tuple
 
 import nbformat
 
-from .release import MD_ANSWER_PROMPT, ReleaseError, answers_in, checks_in, release_notebook
+from ..release import MD_ANSWER_PROMPT, ReleaseError, answers_in, checks_in, release_notebook
 
 __all__ = ["Assignment", "Prepared", "load_assignment", "prepare", "restore_cells", "scan_code",
            "PROTECTED_TAGS", "CHECK_MARK"]
@@ -54,7 +54,7 @@ TAMPER_WORDS = {
     "shell_handlers": "changes the kernel's message handlers",
     "do_execute": "touches the kernel's execute method",
     "run_cell": "touches IPython's run_cell",
-    "grading_guard": "refers to the grader's guard",
+    "grading.guard": "refers to the grader's guard",
     "__labkit_guard__": "refers to the grader's guard",
     "LABKIT_GRADING": "checks whether it is being graded (LABKIT_GRADING)",
     "LABKIT-CHECK": "prints the grader's confirmation marker",
@@ -605,7 +605,7 @@ def build_notebook(assignment: Assignment, cells, protected, origins, token: str
         roles.append(role)
 
     init = ("# Added by labkit grade: records the genuine check helpers before any notebook code runs.\n"
-            "import labkit.grading_guard as __labkit_guard__\n"
+            "import labkit.instructor.grading.guard as __labkit_guard__\n"
             f"__labkit_guard__.init(imports={assignment.imports!r}, aliases={[list(a) for a in assignment.aliases]!r})\n"
             "del __labkit_guard__")
     add(_code_cell(init, "init"), {"role": "init"})
@@ -616,7 +616,7 @@ def build_notebook(assignment: Assignment, cells, protected, origins, token: str
             continue
         if key and key[0] == "check":
             cid = key[1]
-            guard = ("import labkit.grading_guard as __labkit_guard__\n"
+            guard = ("import labkit.instructor.grading.guard as __labkit_guard__\n"
                      f"__labkit_guard__.before_check({cid!r})\n"
                      "del __labkit_guard__")
             add(_code_cell(guard, "guard", check=cid), {"role": "guard", "check": cid})
@@ -633,7 +633,7 @@ def build_notebook(assignment: Assignment, cells, protected, origins, token: str
             run.metadata = {"tags": [t for t in _tags(cell) if not t.startswith(("nbval", "raises-exception"))],
                             "labkit_grading": {"role": role}}
             add(run, {"role": role, "cell": number, "tag": key[1] if key else None, "line": _first_line(cell.source)})
-    final = ("import labkit.grading_guard as __labkit_guard__\n"
+    final = ("import labkit.instructor.grading.guard as __labkit_guard__\n"
              "__labkit_guard__.before_check(None)\n"
              "del __labkit_guard__")
     add(_code_cell(final, "guard"), {"role": "guard", "check": None})

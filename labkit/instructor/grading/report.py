@@ -9,8 +9,8 @@ from collections import Counter
 from pathlib import Path
 from typing import List
 
-from .grading_prepare import Assignment
-from .grading_run import Grade
+from .prepare import Assignment
+from .run import Grade
 
 __all__ = ["csv_columns", "write_csv", "feedback_markdown", "feedback_html", "write_feedback", "summary"]
 

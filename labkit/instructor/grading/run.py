@@ -5,7 +5,7 @@ Each submission runs as its own ``python -m pytest --nbval-lax`` process (quick 
 (``RLIMIT_DATA``: the kernel, a child, inherits it) before it execs pytest. The caller's
 thread watches it: kernel start-up limit, notebook time limit (counted from when the kernel
 is ready), total memory of the process tree; on any of them it kills the whole tree. The
-pytest plugin (:mod:`labkit.grading_plugin`) streams per-cell results to a file, so what ran
+pytest plugin (:mod:`labkit.instructor.grading.plugin`) streams per-cell results to a file, so what ran
 before a kill still counts.
 """
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Dict, List, Optional
 
 import nbformat
 
-from .grading_guard import PREFIX as GUARD_PREFIX
-from .grading_prepare import CHECK_MARK, Assignment, Prepared
+from .guard import PREFIX as GUARD_PREFIX
+from .prepare import CHECK_MARK, Assignment, Prepared
 
 __all__ = ["Limits", "RunResult", "Grade", "run_notebook", "score", "grade_prepared"]
 
@@ -235,7 +235,7 @@ def run_notebook(prepared: Prepared, rundir: Path, limits: Limits, jobs: int = 1
     marker = f"labkit-grade-{uuid.uuid4().hex}"
     env = _environment(rundir, prepared.workdir, results_path, marker, limits, jobs)
     pytest_args = [
-        "-m", "pytest", "-p", "labkit.grading_plugin", "-p", "nbval.plugin", "--nbval-lax", "--nbval-current-env",
+        "-m", "pytest", "-p", "labkit.instructor.grading.plugin", "-p", "nbval.plugin", "--nbval-lax", "--nbval-current-env",
         "--nbval-cell-timeout", str(limits.cell_timeout), "--nbval-kernel-startup-timeout", str(limits.startup),
         "-p", "no:cacheprovider", "--noconftest", "-c", str(ini), "--rootdir", str(rundir), "-q", "--tb=line",
         "-W", "ignore", str(notebook),

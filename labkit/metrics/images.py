@@ -1,167 +1,28 @@
-"""Numbers that say how close a generator is to its target.
+"""Image metrics through the frozen metric classifiers: class coverage, confidence, classifier IS, FCD.
 
-One-dimensional (the 1D-GAN lab)
---------------------------------
-``target`` is a labkit distribution (or its name, e.g. ``"laplace"``), in which
-case its exact CDF is used, or another 1D sample array (two-sample versions)::
-
-    >>> compare_1d(samples, "laplace")
-    {'ks': 0.021, 'w1': 0.013, 'w1_over_std': 0.031, 'mean': ..., 'std': ..., 'target_mean': 3.0, ...}
-
-Images (the MNIST / Fashion-MNIST labs)
----------------------------------------
-Generated images are judged through the frozen classifiers of
-:mod:`labkit.classifiers`::
-
-    >>> results = evaluate_generator(loadModel("output/gan.pt"), "mnist", n=2000, seed=0)
-    >>> print(format_table({"my GAN": results}))
-
+Generated images are judged through the classifiers of :mod:`labkit.models.classifier`.
 ``evaluate_images`` takes images of shape N×28×28, N×1×28×28 or N×784 with values
 in **[0, 1]**; pass ``value_range=(-1, 1)`` for raw ``tanh`` generator outputs.
 
-The image scores are computed with a small classifier trained on MNIST or
-Fashion-MNIST, not with Inception-v3: the "classifier Inception Score" lies in
-[1, 10] and the Fréchet classifier distance (FCD) is on its own scale. Neither is
-comparable with published IS / FID numbers; compare models with each other and
-with the real-vs-real floor that is returned next to every FCD.
+The scores come from a small classifier trained on MNIST or Fashion-MNIST, not from
+Inception-v3: the "classifier Inception Score" lies in [1, 10] and the Fréchet classifier
+distance (FCD) is on its own scale. Neither is comparable with published IS / FID numbers;
+compare models with each other and with the real-vs-real floor returned next to every FCD.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Mapping, Sequence, Tuple, Union
+from typing import Any, Dict, Tuple
 
 import numpy as np
-from scipy import linalg, special, stats
+from scipy import linalg, special
+
+from ..models.classifier import dataset_key
 
 __all__ = [
-    "ks_statistic", "wasserstein1", "w1_over_std", "compare_1d",
     "classifier_outputs", "evaluate_images", "reference_images",
-    "frechet_classifier_distance", "frechet_distance", "gaussian_frechet_distance",
-    "evaluate_generator", "format_table",
+    "frechet_classifier_distance", "frechet_distance", "gaussian_frechet_distance", "evaluate_generator",
 ]
-
-# ---------------------------------------------------------------------------
-# One-dimensional metrics
-# ---------------------------------------------------------------------------
-
-
-def _as_samples(values, what: str = "samples") -> np.ndarray:
-    """A float64 vector from a list, numpy array or torch tensor of shape (n,) or (n, 1)."""
-    if hasattr(values, "detach"):  # torch tensor, possibly on a GPU or requiring grad
-        values = values.detach().cpu().numpy()
-    array = np.asarray(values, dtype=np.float64)
-    if array.ndim == 2 and array.shape[1] == 1:
-        array = array[:, 0]
-    if array.ndim != 1:
-        raise ValueError(f"The {what} must be one-dimensional, shape (n,) or (n, 1); got shape {array.shape}.")
-    if array.size == 0:
-        raise ValueError(f"The {what} are empty.")
-    bad = int(np.count_nonzero(~np.isfinite(array)))
-    if bad:
-        raise ValueError(f"{bad} of the {array.size} {what} are NaN or infinite (did training diverge?).")
-    return array
-
-
-def _resolve_target(target):
-    """(distribution, None) for a labkit distribution or its name, (None, samples) for a sample array."""
-    if isinstance(target, str):
-        from . import distributions
-
-        return distributions.get(target), None
-    if callable(getattr(target, "cdf", None)):
-        return target, None
-    return None, _as_samples(target, "target samples")
-
-
-def ks_statistic(samples, target) -> float:
-    """Kolmogorov–Smirnov statistic sup_x |F_samples(x) − F_target(x)|, in [0, 1].
-
-    Against a distribution its exact CDF is used (``scipy.stats.kstest``);
-    against another sample array it is the two-sample statistic (``ks_2samp``).
-    """
-    x = _as_samples(samples)
-    distribution, target_samples = _resolve_target(target)
-    if distribution is not None:
-        return float(stats.kstest(x, distribution.cdf).statistic)
-    return float(stats.ks_2samp(x, target_samples).statistic)
-
-
-def _w1_to_cdf(x: np.ndarray, distribution, grid_points: int = 20001) -> float:
-    """∫ |F_n(x) − F(x)| dx for the empirical CDF F_n of ``x`` and a continuous CDF F.
-
-    F_n is constant between nodes of a grid made of the sample points plus a fine
-    uniform grid over the target's support; on each cell F is taken as linear, and
-    |c − F| is integrated exactly (including the cell where it changes sign), so
-    the only error is F's curvature inside a cell (relative error ~1e-8 for the
-    labkit targets). The tails beyond 1e-9 of target mass are left out.
-    """
-    xs = np.sort(x)
-    n = xs.size
-    if hasattr(distribution, "support"):
-        lo, hi = distribution.support(1 - 1e-9)
-    else:
-        lo, hi = xs[0], xs[-1]
-    lo, hi = min(lo, xs[0]), max(hi, xs[-1])
-    if hi <= lo:  # one repeated value and a degenerate target: no area
-        return 0.0
-    grid = np.unique(np.concatenate([xs, np.linspace(lo, hi, grid_points)]))
-    cdf = np.clip(distribution.cdf(grid), 0.0, 1.0)
-    empirical = np.searchsorted(xs, grid[:-1], side="right") / n  # F_n on [grid[k], grid[k+1])
-    a, b = empirical - cdf[:-1], empirical - cdf[1:]  # F_n − F at both ends of each cell
-    width = np.diff(grid)
-    same_sign = a * b >= 0
-    abs_sum = np.abs(a) + np.abs(b)
-    # For a linear integrand crossing zero, the two triangles have area width·(a² + b²) / (2(|a| + |b|)).
-    crossing = np.divide(a * a + b * b, 2 * abs_sum, out=np.zeros_like(a), where=abs_sum > 0)
-    area = np.where(same_sign, abs_sum / 2, crossing) * width
-    return float(area.sum())
-
-
-def wasserstein1(samples, target) -> float:
-    """Wasserstein-1 (earth mover's) distance ∫ |F_samples(x) − F_target(x)| dx, in the units of x.
-
-    Against a distribution its exact CDF is integrated numerically on the sample
-    points plus a fine grid (see ``_w1_to_cdf``); against another sample array it
-    is the exact two-sample value (``scipy.stats.wasserstein_distance``).
-    """
-    x = _as_samples(samples)
-    distribution, target_samples = _resolve_target(target)
-    if distribution is not None:
-        return _w1_to_cdf(x, distribution)
-    return float(stats.wasserstein_distance(x, target_samples))
-
-
-def _target_moments(target) -> Tuple[float, float]:
-    distribution, target_samples = _resolve_target(target)
-    if distribution is not None:
-        return float(distribution.mean), float(distribution.std)
-    return float(np.mean(target_samples)), float(np.std(target_samples))
-
-
-def w1_over_std(samples, target) -> float:
-    """W1 divided by the target's standard deviation: a scale-free score, comparable across targets."""
-    _, target_std = _target_moments(target)
-    if target_std <= 0:
-        raise ValueError("The target has zero standard deviation, so W1/std is undefined.")
-    return wasserstein1(samples, target) / target_std
-
-
-def compare_1d(samples, target) -> Dict[str, float]:
-    """KS, W1, W1/std and the first two moments of ``samples`` next to those of ``target``."""
-    x = _as_samples(samples)
-    target_mean, target_std = _target_moments(target)
-    w1 = wasserstein1(x, target)
-    return {
-        "n": int(x.size),
-        "ks": ks_statistic(x, target),
-        "w1": w1,
-        "w1_over_std": w1 / target_std if target_std > 0 else float("nan"),
-        "mean": float(x.mean()),
-        "std": float(x.std()),
-        "target_mean": target_mean,
-        "target_std": target_std,
-    }
-
 
 # ---------------------------------------------------------------------------
 # Image metrics
@@ -215,7 +76,7 @@ def classifier_outputs(images, dataset: str, value_range=(0.0, 1.0), clip: bool 
     """(class probabilities N×10, penultimate features N×128) of the ``dataset`` classifier, as float64."""
     import torch
 
-    from .classifiers import load_classifier
+    from ..models.classifier import load_classifier
 
     unit = _as_unit_images(images, value_range, clip)
     model = load_classifier(dataset, device=device)
@@ -289,7 +150,7 @@ def evaluate_images(images, dataset: str, labels=None, reference=None, *, value_
       :func:`frechet_classifier_distance`).
     """
     probabilities, features = classifier_outputs(images, dataset, value_range, clip, device=device)
-    results: Dict[str, Any] = {"dataset": _dataset_key(dataset), "n": int(len(probabilities))}
+    results: Dict[str, Any] = {"dataset": dataset_key(dataset), "n": int(len(probabilities))}
     results.update(_class_scores(probabilities, coverage_threshold))
     if labels is not None:
         results.update(_conditional_scores(probabilities, labels))
@@ -303,12 +164,6 @@ def evaluate_images(images, dataset: str, labels=None, reference=None, *, value_
 # ---------------------------------------------------------------------------
 
 
-def _dataset_key(dataset: str) -> str:
-    from .classifiers import _dataset_key as key
-
-    return key(dataset)
-
-
 def reference_images(dataset: str) -> Tuple[np.ndarray, np.ndarray, str]:
     """Held-out real images (N×28×28 float32 in [0, 1]), their labels, and a description.
 
@@ -316,9 +171,9 @@ def reference_images(dataset: str) -> Tuple[np.ndarray, np.ndarray, str]:
     ``labkit.datasets.load`` may serve only labkit's shipped sample of that half.
     Fashion-MNIST: the test set (or the shipped sample of it).
     """
-    from . import datasets
+    from .. import datasets
 
-    key = _dataset_key(dataset)
+    key = dataset_key(dataset)
     data = datasets.load(key, train=False)
     if hasattr(data, "data") and hasattr(data, "targets"):  # torchvision MNIST-style: skip per-item PIL transforms
         images = np.asarray(data.data, dtype=np.float32) / 255.0
@@ -344,7 +199,7 @@ _reference_cache: Dict[Tuple[str, str], Tuple[np.ndarray, str]] = {}
 
 
 def _reference_features(dataset: str, device) -> Tuple[np.ndarray, str]:
-    key = (_dataset_key(dataset), str(device))
+    key = (dataset_key(dataset), str(device))
     if key not in _reference_cache:
         images, _, description = reference_images(dataset)
         _, features = classifier_outputs(images, dataset, device=device)
@@ -438,8 +293,8 @@ def evaluate_generator(generator, dataset: str, n: int = 2000, seed: int = 0, *,
     """
     import torch
 
-    from .checkpoint import loadModel
-    from .sampling import generate
+    from ..checkpoint import loadModel
+    from ..sampling import generate
 
     if not isinstance(generator, torch.nn.Module):
         generator = loadModel(generator)
@@ -450,70 +305,3 @@ def evaluate_generator(generator, dataset: str, n: int = 2000, seed: int = 0, *,
     results = evaluate_images(images, dataset, labels=labels, reference=reference, seed=seed, **kwargs)
     results.update(seed=int(seed), conditional=labels is not None)
     return results
-
-
-_LABELS = {
-    "n": "images",
-    "classes_covered": "classes covered",
-    "kl_from_uniform": "KL(classes || uniform)",
-    "inception_score": "classifier IS",
-    "mean_confidence": "mean confidence",
-    "conditional_accuracy": "conditional accuracy",
-    "fcd": "FCD (Fréchet classifier distance)",
-    "fcd_real_floor": "FCD real-vs-real floor",
-    "fcd_n": "FCD images per set",
-    "ks": "KS statistic",
-    "w1": "W1",
-    "w1_over_std": "W1 / target std",
-    "mean": "mean",
-    "std": "std",
-    "target_mean": "target mean",
-    "target_std": "target std",
-}
-
-
-def _format_value(value) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
-    value = float(value)
-    if math.isnan(value):
-        return "n/a"
-    return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
-
-
-def format_table(results: Union[Mapping[str, Any], Mapping[str, Mapping[str, Any]], Sequence[Mapping[str, Any]]]) -> str:
-    """A plain-text table of the numeric scores in ``results``.
-
-    results: one result dict (from ``compare_1d``, ``evaluate_images`` or
-    ``evaluate_generator``), ``{"model name": result, ...}`` for one column per
-    model, or a list of result dicts. Lists (histograms, per-class accuracies) and
-    strings are left out; a metric missing for a model shows as "-".
-    """
-    if isinstance(results, Mapping) and results and all(isinstance(v, Mapping) for v in results.values()):
-        columns = {str(name): dict(r) for name, r in results.items()}
-    elif isinstance(results, Mapping):
-        columns = {"value": dict(results)}
-    else:
-        columns = {f"#{i + 1}": dict(r) for i, r in enumerate(results)}
-
-    def numeric(value):
-        return isinstance(value, (int, float, np.integer, np.floating, bool, np.bool_))
-
-    keys = []
-    for result in columns.values():
-        for key, value in result.items():
-            if numeric(value) and key not in keys and key not in ("seed", "conditional"):
-                keys.append(key)
-    order = list(_LABELS)
-    keys.sort(key=lambda k: order.index(k) if k in order else len(order))
-    rows = [["metric", *columns]]
-    for key in keys:
-        cells = [_format_value(r[key]) if key in r and numeric(r[key]) else "-" for r in columns.values()]
-        rows.append([_LABELS.get(key, key), *cells])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-             for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)

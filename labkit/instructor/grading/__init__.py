@@ -9,11 +9,11 @@ saved models and READ_ME.txt. Each one runs in its own process, on a copy, in qu
 with the instructor's check cells put back, under time and memory limits; see
 docs/grading.md for what is written and how grading works. The pieces:
 
-* :mod:`labkit.grading_prepare`: copy, validate, restore check cells, scan for tampering;
-* :mod:`labkit.grading_run`: run under limits, map nbval's per-cell results to points;
-* :mod:`labkit.grading_plugin`: the pytest plugin inside each run (and nbval work-arounds);
-* :mod:`labkit.grading_guard`: the guard cells inside each kernel;
-* :mod:`labkit.grading_report`: grades.csv, feedback (.md and .html), summary.
+* :mod:`labkit.instructor.grading.prepare`: copy, validate, restore check cells, scan for tampering;
+* :mod:`labkit.instructor.grading.run`: run under limits, map nbval's per-cell results to points;
+* :mod:`labkit.instructor.grading.plugin`: the pytest plugin inside each run (and nbval work-arounds);
+* :mod:`labkit.instructor.grading.guard`: the guard cells inside each kernel;
+* :mod:`labkit.instructor.grading.report`: grades.csv, feedback (.md and .html), summary.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from .paths import repo_root
+from ...paths import repo_root
 
 __all__ = ["add_arguments", "main", "grade_submissions"]
 
@@ -59,9 +59,9 @@ def grade_submissions(assignment, paths, out: Path, limits, jobs: int = 1, progr
     """Grade ``paths``; write grades.csv, feedback/ and logs/ under ``out``; return the grades."""
     from tqdm import tqdm
 
-    from .grading_prepare import prepare, submission_names
-    from .grading_report import summary, write_csv, write_feedback
-    from .grading_run import Grade, _kill_all, grade_prepared
+    from .prepare import prepare, submission_names
+    from .report import summary, write_csv, write_feedback
+    from .run import Grade, _kill_all, grade_prepared
 
     out = Path(out)
     (out / "feedback").mkdir(parents=True, exist_ok=True)
@@ -136,8 +136,8 @@ def grade_submissions(assignment, paths, out: Path, limits, jobs: int = 1, progr
 
 
 def main(args) -> int:
-    from .grading_prepare import load_assignment
-    from .grading_run import Limits
+    from .prepare import load_assignment
+    from .run import Limits
 
     if sys.platform == "win32":
         raise ValueError("labkit grade needs Linux or macOS (it uses POSIX process limits).")

@@ -25,7 +25,7 @@ def _as_numpy(x) -> np.ndarray:
 
 def plot_1d(generated, target=None, real=None, ax=None, bins: int = 80, title: Optional[str] = None, xlim=None):
     """Histogram of generated samples against the true density of ``target`` (and optionally real samples)."""
-    from . import distributions
+    from .. import distributions
 
     generated = _as_numpy(generated).reshape(-1)
     fig, ax = _axes(ax)
@@ -66,7 +66,7 @@ def plot_losses(history: Dict[str, Sequence[float]], keys: Sequence[str] = None,
 
 def plot_moments(means: Sequence[float], stds: Sequence[float], target, ax=None):
     """Mean and standard deviation of generated samples over training, against the target's."""
-    from . import distributions
+    from .. import distributions
 
     target = distributions.get(target)
     fig, ax = _axes(ax, figsize=(7, 4))

@@ -1,0 +1,138 @@
+"""What every lab's training loop shares: an EMA of weights, per-epoch means, fixed-noise snapshots, timing.
+
+The loops themselves stay in the notebooks, where students write and read them; these are the small
+parts around them that are the same in every lab::
+
+    ema = WeightAverage(G, decay=ema_decay(total_steps))     # evaluate ema.model, not G
+    log = EpochLog()
+    for epoch in range(epochs):
+        for real in loader:
+            log.add(d_step(...)); log.add(g_step(...)); ema.update(G)
+        history = log.end_epoch(history)                      # {"loss_d": [...], ...}
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional
+
+import torch
+from torch import nn
+
+__all__ = ["WeightAverage", "ema_decay", "EpochLog", "Snapshots", "Stopwatch"]
+
+
+def ema_decay(total_steps: int, horizon: float = 0.1, longest: float = 0.999) -> float:
+    """An EMA decay that averages over about ``horizon`` of a run of ``total_steps`` steps.
+
+    The average of an EMA with decay ``d`` spans about ``1 / (1 - d)`` steps. A fixed 0.999 spans
+    1,000 steps: right for a 10,000-step run, but over a 150-step quick run it leaves the averaged
+    model at its initial weights. Scaling the span with the run keeps quick mode a small copy of
+    the real recipe. Capped at ``longest``.
+    """
+    if total_steps <= 0:
+        raise ValueError(f"total_steps must be positive, got {total_steps}.")
+    span = max(1.0, horizon * total_steps)
+    return min(longest, 1.0 - 1.0 / span)
+
+
+class WeightAverage:
+    """An exponential moving average (EMA) of a model's weights, kept in its own copy ``.model``.
+
+    ``update(model)`` after each optimiser step does ``avg <- decay * avg + (1 - decay) * weights``
+    for parameters and copies buffers (batch-norm statistics) as they are. GAN training circles
+    around a solution; evaluating the average removes most of that wobble at no training cost.
+    With ``decay == 0`` the average is just the latest weights.
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"The EMA decay must be in [0, 1), got {decay}.")
+        self.decay = float(decay)
+        self.model = copy.deepcopy(model).eval()
+        self.model.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for averaged, current in zip(self.model.parameters(), model.parameters()):
+            averaged.lerp_(current.detach(), 1.0 - self.decay)
+        for averaged, current in zip(self.model.buffers(), model.buffers()):
+            averaged.copy_(current)
+
+
+class EpochLog:
+    """Sums of the numbers each training step returns, turned into one mean per key per epoch.
+
+    ``add({"loss_d": 0.7, "d_real": 0.6})`` after every step; ``end_epoch(history)`` appends each
+    key's mean over the steps that reported it (a key logged twice per step, e.g. with 2 D steps,
+    is averaged over its own count) and starts the next epoch.
+    """
+
+    def __init__(self):
+        self.totals: Dict[str, float] = {}
+        self.counts: Dict[str, int] = {}
+
+    def add(self, values: Mapping[str, float]) -> None:
+        for key, value in values.items():
+            self.totals[key] = self.totals.get(key, 0.0) + float(value)
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def means(self) -> Dict[str, float]:
+        return {key: self.totals[key] / self.counts[key] for key in self.totals}
+
+    def end_epoch(self, history: Optional[Dict[str, List[float]]] = None) -> Dict[str, List[float]]:
+        history = {} if history is None else history
+        for key, value in self.means().items():
+            history.setdefault(key, []).append(value)
+        self.totals, self.counts = {}, {}
+        return history
+
+
+@dataclass
+class Snapshots:
+    """Outputs of the (averaged) generator on one fixed noise batch, taken every ``every`` epochs.
+
+    The same noise at every snapshot makes the frames comparable: a GIF of them shows training,
+    not sampling noise. ``take(epoch, generator, last)`` stores ``(epoch, numpy array)``.
+    """
+
+    noise: tuple                      # the fixed inputs: (z,) or (z, labels)
+    every: int = 1
+    frames: list = field(default_factory=list)
+
+    @torch.no_grad()
+    def take(self, epoch: int, generator: nn.Module, last: bool = False) -> bool:
+        if epoch % self.every and not last:
+            return False
+        was_training = generator.training
+        generator.eval()
+        try:
+            device = next(generator.parameters()).device
+            output = generator(*(t.to(device) for t in self.noise))
+        finally:
+            generator.train(was_training)
+        self.frames.append((epoch, output.detach().float().cpu().numpy()))
+        return True
+
+
+class Stopwatch:
+    """Wall time of a run, with the time spent outside training (snapshots, plots) left out."""
+
+    def __init__(self):
+        self._start = time.perf_counter()
+        self._paused = 0.0
+
+    @contextlib.contextmanager
+    def pause(self):
+        """``with watch.pause(): ...`` does not count the block."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._paused += time.perf_counter() - t0
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self._start - self._paused
