@@ -46,10 +46,12 @@ def throughput(generator, n: int = 100_000) -> float:
 
 def gan1d_runs(quick: bool, seeds: List[int]) -> Iterator[Run]:
     """The tuned recipe of the 1D-GAN solution against the course baseline (its architecture and
-    hyperparameters, trained for as many steps), on the four targets."""
+    hyperparameters, trained for as many steps), on the four targets. Both are trained by the solution
+    notebook's own train_gan (its export cells); the config class comes from labkit.labs.gan1d."""
     from labkit import distributions
-    from labkit.metrics import compare_1d
     from labkit.instructor.notebook import load_exports
+    from labkit.labs.gan1d import GanConfig
+    from labkit.metrics import compare_1d
     from labkit.sampling import generate
 
     solution = load_exports(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb")
@@ -65,8 +67,7 @@ def gan1d_runs(quick: bool, seeds: List[int]) -> Iterator[Run]:
         for seed in seeds:
             tuned = solution.tuned_config(name, seed=seed)
             tuned = tuned.quick() if quick else tuned
-            baseline = solution.GanConfig(target=name, seed=seed, epochs=tuned.epochs,
-                                          steps_per_epoch=tuned.steps_per_epoch)
+            baseline = GanConfig(target=name, seed=seed, epochs=tuned.epochs, steps_per_epoch=tuned.steps_per_epoch)
             yield Run("gan1d", name, seed,
                       train_ours=lambda c=tuned: solution.train_gan(c, snapshot_every=c.epochs).generator,
                       train_baseline=lambda c=baseline: solution.train_gan(c, snapshot_every=c.epochs).generator,

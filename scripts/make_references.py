@@ -21,7 +21,9 @@ def gan1d_references() -> dict:
     out, _, D = gan1d.run_d_step(solution.d_step)
     smooth, _, _ = gan1d.run_d_step(solution.d_step, real_label=gan1d.SMOOTH_LABEL)
     g_out, G, _ = gan1d.run_g_step(solution.g_step)
+    means = gan1d.run_epoch_means(solution.epoch_means)
     return {
+        **{f"epoch_means.{key}": value for key, value in means.items()},
         "d_step.loss_d": out["loss_d"], "d_step.d_real": out["d_real"], "d_step.d_fake": out["d_fake"],
         "d_step.D_after": gan1d.flat_params(D), "d_step.loss_d_smooth": smooth["loss_d"],
         "g_step.loss_g": g_out["loss_g"], "g_step.G_after": gan1d.flat_params(G),

@@ -3,7 +3,10 @@
 The step checks run the student's function once on tiny networks with fixed
 seeds and plain SGD (so the update is proportional to the gradient, and a
 mistake in the loss shows in the weights), and compare with the reference
-solution's numbers in ``labkit/data/references/gan1d.npz``.
+solution's numbers in ``labkit/data/references/gan1d.npz``. The epoch-means check
+feeds one epoch's sums and counts from a run with 2 D steps per G step, where
+dividing by steps_per_epoch, summing and keeping the last value all give
+different numbers from the mean.
 """
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ import torch.nn.functional as F
 
 from . import CheckFailed, close, passed, reference, require
 
-__all__ = ["fixed_case", "check_d_step", "check_g_step", "check_history", "check_final_model",
-           "QUALITY_TIERS", "flat_params"]
+__all__ = ["fixed_case", "check_d_step", "check_g_step", "check_epoch_means", "check_history", "check_final_model",
+           "QUALITY_TIERS", "flat_params", "epoch_log_case", "run_epoch_means"]
 
 CASE_SEED = 1234
 CASE_BATCH = 16
@@ -150,6 +153,80 @@ def check_g_step(g_step) -> None:
             "The loss is right but the update is not: call opt_g.zero_grad() before loss.backward() (the check leaves "
             "old gradients in G to catch this), and do not detach G(z) here: the gradient must reach G.")
     passed(f"g_step: non-saturating loss {loss:.5f}, update correct")
+
+
+# One epoch of a run with d_steps=2 and steps_per_epoch=3: what d_step and g_step returned, in order. The
+# D keys are logged 6 times, loss_g 3 times, and "grad_norm" (an extra number some loops log) 3 times.
+# The values are chosen so that the mean, the sum, the sum over 3 and the last value all differ.
+EPOCH_STEPS_PER_EPOCH = 3
+EPOCH_LOG = {
+    "loss_d": [1.31, 1.27, 1.42, 1.36, 1.19, 1.23],
+    "d_real": [0.61, 0.58, 0.55, 0.57, 0.52, 0.54],
+    "d_fake": [0.41, 0.44, 0.47, 0.43, 0.49, 0.46],
+    "loss_g": [0.83, 0.78, 0.91],
+    "grad_norm": [2.4, 1.5, 3.6],
+}
+
+
+def epoch_log_case():
+    """``(totals, counts, values)`` for one epoch: the sums and counts ``epoch_means`` gets, and the logged values."""
+    values = {key: list(v) for key, v in EPOCH_LOG.items()}
+    totals = {key: float(sum(v)) for key, v in values.items()}
+    counts = {key: len(v) for key, v in values.items()}
+    return totals, counts, values
+
+
+def run_epoch_means(epoch_means):
+    """Call ``epoch_means`` on copies of the fixed case (used by the check and the reference script)."""
+    totals, counts, _ = epoch_log_case()
+    return epoch_means(dict(totals), dict(counts))
+
+
+def _epoch_mean_mistake(key, value, totals, counts, values) -> str:
+    """The likely mistake behind a wrong mean of ``key``, or a generic hint."""
+    steps, most = EPOCH_STEPS_PER_EPOCH, max(counts.values())
+    if close(value, totals[key], 1e-6):
+        return (f"{key} = {value:.5f} is the sum of its {counts[key]} values: divide totals[key] by counts[key] "
+                "to get the mean.")
+    if close(value, values[key][-1], 1e-6):
+        return (f"{key} = {value:.5f} is the last logged value: the history holds the mean over the whole epoch, "
+                "totals[key] / counts[key].")
+    for divisor, what in ((steps, f"steps_per_epoch ({steps})"),
+                          (most, f"the largest count ({most})")):
+        if divisor != counts[key] and close(value, totals[key] / divisor, 1e-6):
+            return (f"{key} = {value:.5f} is its total divided by {what}, but {key} was logged {counts[key]} times "
+                    f"(with d_steps=2 the D values come twice per generator step): divide each key by its own "
+                    "count, counts[key], not by steps_per_epoch.")
+    if close(value, totals[key] // counts[key], 1e-6):
+        return f"{key} = {value:.5f}: use true division (/), not floor division (//)."
+    return (f"{key} = {value:.5f}, expected the mean totals[key] / counts[key] = {totals[key] / counts[key]:.5f}.")
+
+
+def check_epoch_means(epoch_means) -> None:
+    """Check TODO 3: one float per logged key, its total divided by its own count."""
+    ref = reference("gan1d")
+    totals, counts, values = epoch_log_case()
+    out = run_epoch_means(epoch_means)
+    require(isinstance(out, dict), f"epoch_means must return a dict {{key: mean}}, got {type(out).__name__}.")
+    missing = [key for key in totals if key not in out]
+    require(not missing, f"epoch_means' result is missing {missing}: return a mean for every key of totals (loop "
+                         "over totals, not over a fixed list of names: loops may log other numbers too).")
+    extra = [key for key in out if key not in totals]
+    require(not extra, f"epoch_means returned keys that were never logged: {extra}.")
+    for key in totals:
+        value = out[key]
+        if torch.is_tensor(value):
+            raise CheckFailed(f"epoch_means: {key!r} is a tensor; return a Python float (float(...) or .item()).")
+        require(not isinstance(value, (list, tuple, np.ndarray)),
+                f"epoch_means: {key!r} is a {type(value).__name__}; return one float per key (the epoch's mean): "
+                "the training loop appends it to history[key] itself.")
+        require(isinstance(value, (float, int)) and not isinstance(value, bool),
+                f"epoch_means: {key!r} must be a float, got {type(value).__name__}.")
+    for key in totals:
+        require(close(out[key], ref[f"epoch_means.{key}"], 1e-6),
+                _epoch_mean_mistake(key, float(out[key]), totals, counts, values))
+    passed(f"epoch_means: mean of each of {len(totals)} logged values over its own count "
+           f"(loss_d over {counts['loss_d']}, loss_g over {counts['loss_g']})")
 
 
 def check_history(history, expected_length: int) -> None:
