@@ -7,13 +7,49 @@ import numpy as np
 import pytest
 
 from labkit import cli, distributions
-from labkit.checkpoint import saveModel
+from labkit.checkpoint import loadModel, saveModel
 from labkit.checks import CheckFailed
 from labkit.checks import gan1d as checks
+from labkit.instructor.notebook import load_exports
 from labkit.metrics import compare_1d
 from labkit.models.mlp import MLPGenerator
 
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+REPO = Path(__file__).resolve().parent.parent
+CHECKPOINTS = REPO / "checkpoints"
+
+
+@pytest.fixture(scope="module")
+def solution():
+    return load_exports(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb")
+
+
+class _FirstEpochDone(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name", distributions.names())
+def test_checkpoints_are_what_the_solution_trains(name, solution, monkeypatch):
+    """The shipped checkpoints still follow from the solution's code: same recipe, and the first epoch of the
+    full-length run (same seed, networks, data, noise, learning-rate schedule) logs the numbers the checkpoint
+    recorded. Fails when a change to train_gan or labkit.labs.gan1d changes the trained models: then retrain
+    them with scripts/train_gan1d_checkpoints.py."""
+    metadata = loadModel(CHECKPOINTS / f"gan1d_{name}.pt").checkpoint_metadata
+    config = solution.tuned_config(name)
+    assert metadata["config"] == repr(config)
+    first = {}
+
+    def first_epoch_means(totals, counts):
+        first.update(solution_means(totals, counts))
+        raise _FirstEpochDone
+
+    solution_means = solution.epoch_means
+    monkeypatch.setattr(solution, "epoch_means", first_epoch_means)  # train_gan looks it up at call time
+    with pytest.raises(_FirstEpochDone):
+        solution.train_gan(config)
+    recorded = {key: values[0] for key, values in metadata["losses"].items()}
+    # Bit for bit on the machine that trained them; 1e-6 leaves room for another CPU's float rounding and still
+    # sees small recipe changes (D's learning-rate schedule over d_steps * steps instead of steps: 1.6e-5).
+    assert first == pytest.approx(recorded, rel=1e-6, abs=0)
 
 
 @pytest.mark.parametrize("name", distributions.names())

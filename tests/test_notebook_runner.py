@@ -1,10 +1,14 @@
 """`labkit run`'s notebook runner, `load_exports`, path helpers and text tables."""
+from pathlib import Path
+
 import nbformat
 import pytest
 
 from labkit import paths
 from labkit.instructor.notebook import execute, load_exports
 from labkit.tables import format_table
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _notebook(tmp_path):
@@ -41,6 +45,18 @@ def test_load_exports_runs_only_tagged_cells(tmp_path, monkeypatch):
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), empty)
     with pytest.raises(ValueError, match="no code cells tagged 'export'"):
         load_exports(empty)
+
+
+def test_solution_01_exports_what_scripts_and_benchmarks_use():
+    """scripts/make_references.py, scripts/train_gan1d_checkpoints.py and benchmarks/benchmark.py take the
+    students' functions and the training loop from the solution's export cells, the rest from labkit.labs.gan1d."""
+    from labkit.labs.gan1d import GanConfig
+
+    solution = load_exports(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb")
+    for name in ("d_step", "g_step", "epoch_means", "train_gan", "tuned_config"):
+        assert callable(getattr(solution, name)), name
+    assert solution.GanConfig is GanConfig  # imported from the kit, not a copy in the notebook
+    assert isinstance(solution.tuned_config("laplace"), GanConfig)
 
 
 def test_missing_reference_checkpoint_names_the_available_ones(monkeypatch, tmp_path):

@@ -1,0 +1,155 @@
+"""labkit.labs.gan1d, lab 01's support code: the config, the networks built from it, real batches, trials,
+and the solution notebook's train_gan running on them."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from labkit import distributions
+from labkit.instructor.notebook import load_exports
+from labkit.labs import gan1d
+from labkit.labs.gan1d import GanConfig, TrainResult, build_gan, run_trial, sample_real
+from labkit.train import WeightAverage
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = dict(latent_dim=3, g_hidden=(8,), d_hidden=(8,), batch_size=32, epochs=3, steps_per_epoch=4)
+
+
+@pytest.fixture(scope="module")
+def solution():
+    return load_exports(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb")
+
+
+def test_quick_shortens_the_run_and_keeps_the_recipe():
+    config = GanConfig(target="laplace", lr_g=5e-4, d_steps=2, epochs=120, steps_per_epoch=50, ema=0.999)
+    quick = config.quick()
+    assert (quick.epochs, quick.steps_per_epoch) == (6, 25)
+    assert quick.lr_g == 5e-4 and quick.d_steps == 2 and quick.ema == 0.999 and quick.target == "laplace"
+    assert config.epochs == 120, "quick() returns a copy"
+    short = GanConfig(epochs=2, steps_per_epoch=10)
+    assert (short.quick().epochs, short.quick().steps_per_epoch) == (2, 10)  # never longer
+
+
+def test_build_gan_honours_normalize():
+    target = distributions.get("laplace")
+    nets = build_gan(GanConfig(target="laplace", normalize=True, **TINY))
+    for net in (nets.G, nets.D):
+        assert net.data_mean.item() == pytest.approx(target.mean) and net.data_std.item() == pytest.approx(target.std)
+    assert nets.target.name == "laplace"
+    plain = build_gan(GanConfig(target="laplace", **TINY))
+    assert plain.G.data_mean.item() == 0.0 and plain.D.data_std.item() == 1.0
+
+
+def test_build_gan_honours_ema_and_sizes():
+    nets = build_gan(GanConfig(ema=0.9, activation="elu", **TINY))
+    assert isinstance(nets.ema, WeightAverage) and nets.ema.decay == 0.9
+    assert nets.generator is nets.ema.model and nets.generator is not nets.G
+    assert nets.G.latent_dim == 3 and nets.G(torch.zeros(5, 3)).shape == (5, 1)
+    assert isinstance(nets.G.net[1], torch.nn.ELU)
+    plain = build_gan(GanConfig(**TINY))
+    assert plain.ema is None and plain.generator is plain.G
+
+
+def test_build_gan_is_seeded_and_sets_adam():
+    a, b = build_gan(GanConfig(seed=3, betas=(0.5, 0.999), lr_d=2e-3, **TINY)), build_gan(GanConfig(seed=3, **TINY))
+    for p, q in zip(a.G.parameters(), b.G.parameters()):
+        assert torch.equal(p, q)
+    c = build_gan(GanConfig(seed=4, **TINY))
+    assert not torch.equal(next(a.G.parameters()), next(c.G.parameters()))
+    assert a.opt_d.param_groups[0]["lr"] == 2e-3 and a.opt_g.param_groups[0]["betas"] == (0.5, 0.999)
+
+
+def test_lr_decay_schedules_both_optimisers_over_the_run_and_after_step_updates_the_ema():
+    config = GanConfig(lr_decay=True, d_steps=2, ema=0.5, **TINY)
+    nets = build_gan(config)
+    total = config.epochs * config.steps_per_epoch
+    assert [s.T_max for s in nets.schedulers] == [total, 2 * total]   # D steps twice per generator step
+    with torch.no_grad():
+        for p in nets.G.parameters():
+            p.add_(1.0)
+    before = [p.clone() for p in nets.ema.model.parameters()]
+    nets.after_step()
+    assert nets.opt_g.param_groups[0]["lr"] < config.lr_g
+    for p, b in zip(nets.ema.model.parameters(), before):
+        torch.testing.assert_close(p, b + 0.5)
+    assert build_gan(GanConfig(**TINY)).schedulers == []
+
+
+def test_sample_real_yields_new_float_batches_from_the_seed():
+    config = GanConfig(target="halfnormal", batch_size=64, seed=5)
+    batches = sample_real(config)
+    first, second = next(batches), next(batches)
+    assert first.shape == (64, 1) and first.dtype == torch.float32
+    assert not torch.equal(first, second) and (first >= 0).all()
+    again = sample_real(config)
+    assert torch.equal(next(again), first) and torch.equal(next(again), second)
+
+
+def test_train_result_stores_snapshots_as_flat_float64():
+    result = TrainResult(GanConfig(), None, None, {}, [(0, np.ones((5, 1), np.float32))])
+    epoch, samples = result.snapshots[0]
+    assert epoch == 0 and samples.shape == (5,) and samples.dtype == np.float64
+
+
+def test_run_trial_writes_a_gif_and_a_row(tmp_path, solution):
+    config = GanConfig(target="laplace", ema=0.5, lr_decay=True, **TINY)
+    result, row = run_trial(solution.train_gan, config, "tiny", tmp_path, gif_frames=1)
+    assert (tmp_path / "tiny.gif").stat().st_size > 0 and row["gif"] == "tiny.gif"
+    assert row["trial"] == "tiny" and row["target"] == "laplace"
+    assert set(row) == {"trial", "target", "KS", "W1/std", "mean", "std", "seconds", "gif"}
+    assert 0 < row["KS"] <= 1 and row["W1/std"] > 0 and row["seconds"] > 0
+    assert [epoch for epoch, _ in result.snapshots] == [0, 2]     # every epochs // gif_frames (3), and the last
+    assert result.generator is not None and not result.generator.training
+
+
+def test_run_trial_passes_the_quick_config_and_snapshot_rate_to_the_training_function(tmp_path, solution):
+    seen = {}
+
+    def train(config, **kwargs):
+        seen.update(config=config, **kwargs)
+        return solution.train_gan(config, **kwargs)
+
+    run_trial(train, GanConfig(**{**TINY, "epochs": 40, "steps_per_epoch": 30}), "q", tmp_path, quick=True, gif_frames=3)
+    assert (seen["config"].epochs, seen["config"].steps_per_epoch) == (6, 25)
+    assert seen["snapshot_every"] == 2 and seen["progress"] is True
+
+
+def test_write_gif_makes_one_frame_per_snapshot(tmp_path, monkeypatch):
+    frames = []
+    monkeypatch.setattr(gan1d.GifWriter, "add", lambda self, frame: frames.append(frame))
+    monkeypatch.setattr(gan1d.GifWriter, "save", lambda self: self.path)
+    snaps = [(0, np.zeros(50)), (4, np.ones(50))]
+    assert gan1d.write_gif(snaps, "normal", tmp_path / "a.gif", "run", epochs=5) == tmp_path / "a.gif"
+    assert [f.axes[0].get_title() for f in frames] == ["run: epoch 1/5", "run: epoch 5/5"]
+
+
+def test_train_gan_logs_each_key_over_its_own_count_with_two_d_steps(solution):
+    """The notebook's loop with fake steps: loss_d is logged twice per generator step, loss_g once."""
+    calls = {"d": 0, "g": 0}
+
+    def d_step(G, D, opt_d, real, z, real_label=1.0):
+        assert real.shape == (32, 1) and z.shape == (32, 3) and real_label == 0.9
+        calls["d"] += 1
+        return {"loss_d": float(calls["d"]), "d_real": 0.75, "d_fake": 0.25}
+
+    def g_step(G, D, opt_g, z):
+        calls["g"] += 1
+        return {"loss_g": 10.0 * calls["g"]}
+
+    config = GanConfig(d_steps=2, real_label=0.9, **{**TINY, "epochs": 2, "steps_per_epoch": 3})
+    result = solution.train_gan(config, d_step=d_step, g_step=g_step, snapshot_size=7)
+    assert calls == {"d": 12, "g": 6}
+    assert result.history["loss_d"] == pytest.approx([3.5, 9.5])     # mean of 1..6, of 7..12
+    assert result.history["loss_g"] == pytest.approx([20.0, 50.0])   # mean of 10, 20, 30 and 40, 50, 60
+    assert result.history["d_real"] == [0.75, 0.75]
+    assert [e for e, _ in result.snapshots] == [0, 1] and result.snapshots[0][1].shape == (7,)
+
+
+def test_train_gan_returns_the_ema_generator_and_reproduces_itself(solution):
+    config = GanConfig(ema=0.9, normalize=True, lr_decay=True, target="petitprince", **TINY)
+    a, b = solution.train_gan(config), solution.train_gan(config)
+    assert a.history == b.history and a.seconds > 0
+    assert not any(p.requires_grad for p in a.generator.parameters())   # the WeightAverage copy
+    for p, q in zip(a.generator.parameters(), b.generator.parameters()):
+        assert torch.equal(p, q)
