@@ -16,12 +16,15 @@ import contextlib
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 from torch import nn
 
-__all__ = ["WeightAverage", "ema_decay", "EpochLog", "Snapshots", "Stopwatch"]
+__all__ = ["WeightAverage", "ema_decay", "EpochLog", "Snapshots", "Stopwatch", "save_training_state",
+           "resume_training", "TrainingState"]
 
 
 def ema_decay(total_steps: int, horizon: float = 0.1, longest: float = 0.999) -> float:
@@ -41,10 +44,12 @@ def ema_decay(total_steps: int, horizon: float = 0.1, longest: float = 0.999) ->
 class WeightAverage:
     """An exponential moving average (EMA) of a model's weights, kept in its own copy ``.model``.
 
-    ``update(model)`` after each optimiser step does ``avg <- decay * avg + (1 - decay) * weights``
-    for parameters and copies buffers (batch-norm statistics) as they are. GAN training circles
-    around a solution; evaluating the average removes most of that wobble at no training cost.
-    With ``decay == 0`` the average is just the latest weights.
+    ``update(model)`` after each optimiser step does ``avg <- decay * avg + (1 - decay) * current``
+    for parameters and for floating-point buffers (batch-norm running statistics) alike. Averaging
+    the statistics with the weights keeps them consistent: the current model's statistics describe
+    the current weights, and paired with averaged weights they turn a batch-norm generator's output
+    into one repeated blob. GAN training circles around a solution; evaluating the average removes
+    most of that wobble at no training cost. With ``decay == 0`` the average is the latest model.
     """
 
     def __init__(self, model: nn.Module, decay: float):
@@ -59,7 +64,10 @@ class WeightAverage:
         for averaged, current in zip(self.model.parameters(), model.parameters()):
             averaged.lerp_(current.detach(), 1.0 - self.decay)
         for averaged, current in zip(self.model.buffers(), model.buffers()):
-            averaged.copy_(current)
+            if averaged.is_floating_point():
+                averaged.lerp_(current.detach(), 1.0 - self.decay)
+            else:
+                averaged.copy_(current)  # counters such as num_batches_tracked
 
 
 class EpochLog:
@@ -136,3 +144,55 @@ class Stopwatch:
     @property
     def seconds(self) -> float:
         return time.perf_counter() - self._start - self._paused
+
+
+@dataclass
+class TrainingState:
+    """Where a resumed run starts: the next epoch to train and the history so far."""
+
+    next_epoch: int = 0
+    history: Dict[str, List[float]] = field(default_factory=dict)
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+def save_training_state(path, epoch: int, history: Mapping[str, List[float]], extra: Optional[Mapping] = None,
+                        **parts) -> Path:
+    """Save everything needed to resume after ``epoch``: the ``parts``' state dicts (networks, optimisers,
+    a WeightAverage's model), the history and ``extra`` (e.g. snapshot frames).
+
+    Written to a temporary file first, so an interrupted save never destroys the previous checkpoint.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    states = {name: (part.model if isinstance(part, WeightAverage) else part).state_dict() for name, part in parts.items()}
+    payload = {"epoch": int(epoch), "history": {k: list(v) for k, v in history.items()}, "states": states,
+               "extra": dict(extra or {})}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def resume_training(path, **parts) -> TrainingState:
+    """Load a checkpoint written by :func:`save_training_state` into ``parts`` (same names) if ``path`` exists.
+
+    Returns the :class:`TrainingState` to continue from (epoch 0 and an empty history when there is
+    no checkpoint yet). A checkpoint of another architecture raises a clear error instead of
+    silently training from scratch: delete it, or point ``path_to_checkpoint`` elsewhere.
+    """
+    path = Path(path)
+    if not path.exists():
+        return TrainingState()
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    missing = sorted(set(parts) - set(payload["states"]))
+    if missing:
+        raise ValueError(f"{path} has no saved state for {', '.join(missing)}; it was written by another run. "
+                         "Delete it to start from scratch.")
+    for name, part in parts.items():
+        target = part.model if isinstance(part, WeightAverage) else part
+        try:
+            target.load_state_dict(payload["states"][name])
+        except (RuntimeError, ValueError) as exc:
+            raise ValueError(f"The training checkpoint {path} does not fit {name} ({str(exc).splitlines()[0]}). "
+                             "Did the architecture change? Delete the file to train from scratch.") from None
+    return TrainingState(next_epoch=payload["epoch"] + 1, history=payload["history"], extra=payload.get("extra", {}))

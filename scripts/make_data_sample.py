@@ -9,23 +9,13 @@ Sources (all real images, see labkit/data/samples/README.md for licences):
 * Fashion-MNIST: the first 3,000 training and 1,000 test images of Debian's dataset-fashion-mnist.
 """
 import argparse
-import gzip
 from pathlib import Path
 
 import numpy as np
 
-from labkit.datasets import read_idx
+from labkit.datasets import read_idx, write_idx
 
 OUT = Path(__file__).resolve().parent.parent / "labkit" / "data" / "samples"
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # mtime=0 keeps the bytes identical from run to run.
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as f:
-        f.write(header + array.tobytes())
 
 
 def balanced_first(labels: np.ndarray, per_class: int) -> np.ndarray:

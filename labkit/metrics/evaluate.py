@@ -49,6 +49,9 @@ def evaluate_checkpoint(path, dataset=None, n: int = 5000, seed: int = 0, target
 _LABELS = {
     "n": "images",
     "classes_covered": "classes covered",
+    "min_class_share": "rarest class share",
+    "max_class_share": "commonest class share",
+    "class_share_ratio": "rarest / commonest share",
     "kl_from_uniform": "KL(classes || uniform)",
     "inception_score": "classifier IS",
     "mean_confidence": "mean confidence",

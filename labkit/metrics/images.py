@@ -105,6 +105,10 @@ def _class_scores(probabilities: np.ndarray, coverage_threshold: float) -> Dict[
     mutual_information = float(np.clip(kl_per_image.mean(), 0.0, math.log(n_classes)))
     return {
         "class_histogram": histogram.tolist(),
+        "min_class_share": float(fractions.min()),
+        "max_class_share": float(fractions.max()),
+        # min/max share: 1 when every class comes out equally often, 0 when one never does.
+        "class_share_ratio": float(fractions.min() / fractions.max()),
         "kl_from_uniform": kl_from_uniform,
         "classes_covered": covered,
         "inception_score": math.exp(mutual_information),

@@ -8,7 +8,7 @@ import numpy as np
 
 from .plotting import figure_to_array
 
-__all__ = ["GifWriter", "show_gif"]
+__all__ = ["GifWriter", "show_gif", "write_grid_gif"]
 
 
 class GifWriter:
@@ -53,6 +53,21 @@ class GifWriter:
         durations = [frame_ms] * (len(self.frames) - 1) + [frame_ms * (1 + self.hold_last)]
         iio.imwrite(self.path, np.stack(self.frames), extension=".gif", plugin="pillow", duration=durations, loop=0)
         return self.path
+
+
+def write_grid_gif(frames, path, nrow: int = 16, title: str = "", fps: float = 3) -> Path:
+    """A GIF of image grids, one frame per ``(epoch, images)`` snapshot (images in tanh range [-1, 1]).
+
+    frames: what :class:`labkit.train.Snapshots` collects; each frame is titled with its epoch.
+    """
+    from .plotting import image_grid
+
+    if not frames:
+        raise ValueError("No snapshots to animate: train at least one epoch first.")
+    gif = GifWriter(path, fps=fps)
+    for epoch, images in frames:
+        gif.add(image_grid(images, nrow=nrow, title=f"{title + ': ' if title else ''}epoch {epoch + 1}"))
+    return gif.save()
 
 
 def show_gif(path):

@@ -5,7 +5,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["plot_1d", "plot_losses", "plot_moments", "image_grid", "figure_to_array"]
+__all__ = ["plot_1d", "plot_losses", "plot_moments", "image_grid", "plot_class_histograms", "figure_to_array"]
 
 
 def _axes(ax, figsize=(6, 4)):
@@ -118,6 +118,27 @@ def image_grid(images, labels=None, nrow: int = 10, class_names: Sequence[str] =
             ax.text(c * (w + 2) + 2, r * (h + 2) + 5, text, color="tab:red", fontsize=7)
     if title:
         ax.set_title(title)
+    return fig
+
+
+def plot_class_histograms(histograms: Dict[str, Sequence[int]], class_names: Sequence[str] = None, ax=None,
+                          title: str = "predicted classes"):
+    """Bars of the share of each class, one colour per named histogram (counts are normalised to shares)."""
+    fig, ax = _axes(ax, figsize=(8, 3.5))
+    n_sets = len(histograms)
+    width = 0.8 / max(n_sets, 1)
+    for i, (name, counts) in enumerate(histograms.items()):
+        counts = np.asarray(counts, dtype=np.float64)
+        shares = counts / counts.sum()
+        x = np.arange(len(shares)) + (i - (n_sets - 1) / 2) * width
+        ax.bar(x, shares, width=width, label=name)
+    n_classes = len(shares)
+    ax.axhline(1 / n_classes, color="gray", ls=":", label="uniform")
+    ax.set_xticks(range(n_classes))
+    ax.set_xticklabels(class_names if class_names is not None else [str(c) for c in range(n_classes)])
+    ax.set_ylabel("share of images")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
     return fig
 
 

@@ -1,0 +1,105 @@
+"""Building blocks of the training-step checks every lab shares: gradient traps, spies, result dicts, logs.
+
+A step check runs the student's function once on a fixed case with tiny networks and compares
+what it returns and what it did to the weights with the reference solution. These helpers set the
+traps (stale gradients that only ``zero_grad()`` removes, optimiser spies that see which gradients
+exist at ``step()`` time) and turn the student's return value into plain floats with clear errors.
+"""
+from __future__ import annotations
+
+from typing import Dict, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from . import CheckFailed, close, require
+
+__all__ = ["STALE_GRADIENT", "flat_params", "flat_grads", "stale_gradients", "result_dict", "require_only_trained",
+           "OptimizerSpy", "require_history"]
+
+STALE_GRADIENT = 0.05  # what stale_gradients leaves in every .grad
+
+
+def flat_params(module) -> np.ndarray:
+    """All parameters of ``module`` as one float64 vector (buffers such as batch-norm statistics left out)."""
+    return torch.cat([p.detach().reshape(-1).cpu() for p in module.parameters()]).numpy().astype(np.float64)
+
+
+def flat_grads(module) -> np.ndarray:
+    """All gradients of ``module`` as one vector, zeros where a parameter has none."""
+    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().reshape(-1).cpu()
+                      for p in module.parameters()]).numpy().astype(np.float64)
+
+
+def stale_gradients(module) -> None:
+    """Leave non-zero gradients behind, as an earlier step would: a missing zero_grad() then shows."""
+    for p in module.parameters():
+        p.grad = torch.full_like(p, STALE_GRADIENT)
+
+
+def result_dict(out, keys: Sequence[str], name: str) -> Dict[str, float]:
+    """The student's returned dict as ``{key: float}``, or a CheckFailed naming what is wrong with it."""
+    require(isinstance(out, Mapping), f"{name} must return a dict with keys {list(keys)}, got {type(out).__name__}.")
+    missing = [k for k in keys if k not in out]
+    require(not missing, f"{name}'s result is missing {missing}; return {{{', '.join(repr(k) + ': ...' for k in keys)}}}.")
+    values = {}
+    for k in keys:
+        v = out[k]
+        if torch.is_tensor(v):
+            require(v.numel() == 1, f"{name}: {k!r} must be one number (use .mean().item()), got a tensor of shape "
+                                    f"{tuple(v.shape)}.")
+            require(not v.requires_grad, f"{name}: {k!r} is a tensor attached to the graph; log loss.item() (a float) "
+                                         "so the history does not keep every graph in memory.")
+            v = v.item()
+        require(isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool),
+                f"{name}: {k!r} must be a number, got {type(v).__name__}.")
+        values[k] = float(v)
+    return values
+
+
+def require_only_trained(trained, trained_before: np.ndarray, trained_name: str, frozen, frozen_before: np.ndarray,
+                         frozen_name: str, optimizer: str) -> None:
+    """The step named after ``trained`` must change its weights and leave ``frozen``'s alone."""
+    require(close(flat_params(frozen), frozen_before, 0),
+            f"The {frozen_name}'s weights changed in the {trained_name} step: only {optimizer}.step() belongs here.")
+    require(not close(flat_params(trained), trained_before, 0),
+            f"The {trained_name}'s weights did not change: call loss.backward() and then {optimizer}.step().")
+
+
+class OptimizerSpy:
+    """Wraps an optimiser's ``step`` to record, at each call, the gradients of ``watched`` modules.
+
+    ``spy.calls`` is a list of ``{name: flat gradient vector}``, one per ``step()``. The step check
+    uses it to see whether the generator received gradients during the discriminator's step
+    (a fake batch that was not detached) without changing what the step computes.
+    """
+
+    def __init__(self, optimizer, **watched):
+        self.optimizer = optimizer
+        self.watched = watched
+        self.calls = []
+        original = optimizer.step
+
+        def step(*args, **kwargs):
+            self.calls.append({name: flat_grads(module) for name, module in watched.items()})
+            return original(*args, **kwargs)
+
+        optimizer.step = step
+
+
+def require_history(history, keys: Sequence[str], expected_length: int, probability_keys: Sequence[str] = ()) -> None:
+    """A training log: a dict with one finite float per epoch for each key; ``probability_keys`` in [0, 1]."""
+    require(isinstance(history, Mapping), f"history must be a dict of lists, got {type(history).__name__}.")
+    for key in keys:
+        require(key in history, f"history has no {key!r}: append its epoch mean at the end of every epoch.")
+        try:
+            values = np.asarray(history[key], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise CheckFailed(f"history[{key!r}] must be a list of numbers (floats from .item()).") from None
+        require(values.shape == (expected_length,),
+                f"history[{key!r}] has {values.size} values, expected {expected_length} (one per epoch).")
+        require(np.all(np.isfinite(values)), f"history[{key!r}] holds NaN or inf: training diverged or a value is wrong.")
+    for key in probability_keys:
+        values = np.asarray(history[key])
+        require(np.all((values >= 0) & (values <= 1)), f"history[{key!r}] must hold probabilities in [0, 1] "
+                                                       "(the mean discriminator output), not losses.")
