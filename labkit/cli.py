@@ -16,7 +16,7 @@ def _cmd_run(args) -> int:
         solutions = [p for p in solutions if p.stem in args.only or any(p.stem.startswith(o) for o in args.only)]
     if not solutions:
         raise ValueError("No solution notebooks matched; names are in notebooks/solutions/.")
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # the kernels run in notebooks/solutions/: a relative path would land there
     out.mkdir(parents=True, exist_ok=True)
     failures = 0
     for path in solutions:

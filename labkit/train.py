@@ -70,6 +70,31 @@ class WeightAverage:
                 averaged.copy_(current)  # counters such as num_batches_tracked
 
 
+    @torch.no_grad()
+    def averaged(self, batches: int = 8, batch_size: int = 256) -> nn.Module:
+        """The averaged model in eval mode; for a generator with batch norm, with the statistics recomputed.
+
+        Batch-norm running statistics describe the weights they were collected with; averaged weights
+        need their own ("standing statistics", as BigGAN evaluates its EMA generator): ``batches``
+        forward passes of fresh noise in train mode, averaged with equal weights, then eval mode.
+        """
+        from .checkpoint import generator_inputs
+
+        norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if norms and hasattr(self.model, "latent_dim"):
+            device = next(self.model.parameters()).device
+            momenta = [m.momentum for m in norms]
+            for m in norms:
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average over the calibration batches
+            self.model.train()
+            for _ in range(batches):
+                self.model(*(t.to(device) for t in generator_inputs(self.model, batch_size)))
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+        return self.model.eval()
+
+
 class EpochLog:
     """Sums of the numbers each training step returns, turned into one mean per key per epoch.
 

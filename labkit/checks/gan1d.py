@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from . import CheckFailed, close, passed, reference, require
+from .steps import flat_params, require_history, require_only_trained, result_dict, stale_gradients
 
 __all__ = ["fixed_case", "check_d_step", "check_g_step", "check_epoch_means", "check_history", "check_final_model",
            "QUALITY_TIERS", "flat_params", "epoch_log_case", "run_epoch_means"]
@@ -25,10 +26,6 @@ CASE_SEED = 1234
 CASE_BATCH = 16
 CASE_LR = 0.5
 SMOOTH_LABEL = 0.9
-
-
-def flat_params(module) -> np.ndarray:
-    return torch.cat([p.detach().reshape(-1) for p in module.parameters()]).numpy().astype(np.float64)
 
 
 def fixed_case(seed: int = CASE_SEED):
@@ -46,47 +43,17 @@ def fixed_case(seed: int = CASE_SEED):
     return G, D, opt_g, opt_d, real, z
 
 
-def _stale_gradients(module) -> None:
-    """Leave non-zero gradients behind, as an earlier step would: a missing zero_grad() then shows."""
-    for p in module.parameters():
-        p.grad = torch.full_like(p, 0.05)
-
-
-def _result_dict(out, keys, name):
-    require(isinstance(out, dict), f"{name} must return a dict with keys {keys}, got {type(out).__name__}.")
-    missing = [k for k in keys if k not in out]
-    require(not missing, f"{name}'s result is missing {missing}; return {{{', '.join(repr(k) + ': ...' for k in keys)}}}.")
-    values = {}
-    for k in keys:
-        v = out[k]
-        if torch.is_tensor(v):
-            require(v.numel() == 1, f"{name}: {k!r} must be one number (use .mean().item()), got a tensor of shape {tuple(v.shape)}.")
-            require(not v.requires_grad, f"{name}: {k!r} is a tensor attached to the graph; log loss.item() (a float) so "
-                                         "the history does not keep every graph in memory.")
-            v = v.item()
-        values[k] = float(v)
-    return values
-
-
-def _require_only_trained(trained, trained_before, trained_name, frozen, frozen_before, frozen_name, optimizer):
-    """The step named after ``trained`` must change its weights and leave ``frozen``'s alone."""
-    require(close(flat_params(frozen), flat_params(frozen_before), 0),
-            f"The {frozen_name}'s weights changed in the {trained_name} step: only {optimizer}.step() belongs here.")
-    require(not close(flat_params(trained), flat_params(trained_before), 0),
-            f"The {trained_name}'s weights did not change: call loss.backward() and then {optimizer}.step().")
-
-
 def run_d_step(d_step, real_label=1.0, seed: int = CASE_SEED):
     """Run ``d_step`` on the fixed case; return (result, G, D) (used by the check and the reference script)."""
     G, D, opt_g, opt_d, real, z = fixed_case(seed)
-    _stale_gradients(D)
+    stale_gradients(D)
     out = d_step(G, D, opt_d, real, z, real_label=real_label)
     return out, G, D
 
 
 def run_g_step(g_step, seed: int = CASE_SEED):
     G, D, opt_g, opt_d, real, z = fixed_case(seed)
-    _stale_gradients(G)
+    stale_gradients(G)
     out = g_step(G, D, opt_g, z)
     return out, G, D
 
@@ -101,11 +68,11 @@ def check_d_step(d_step) -> None:
                + F.binary_cross_entropy(p_fake, torch.ones_like(p_fake))).item()
 
     out, G, D = run_d_step(d_step)
-    values = _result_dict(out, ["loss_d", "d_real", "d_fake"], "d_step")
+    values = result_dict(out, ["loss_d", "d_real", "d_fake"], "d_step")
     g_grads = [p.grad for p in G.parameters() if p.grad is not None and p.grad.abs().sum() > 0]
     require(not g_grads, "The generator received gradients during the discriminator step: compute the fake batch "
                          "with G(z).detach() (or under torch.no_grad()), so this step only trains D.")
-    _require_only_trained(D, D0, "discriminator", G, G0, "generator", "opt_d")
+    require_only_trained(D, flat_params(D0), "discriminator", G, flat_params(G0), "generator", "opt_d")
     loss, expected = values["loss_d"], float(ref["d_step.loss_d"])
     if not close(loss, expected):
         if close(loss, swapped):
@@ -124,7 +91,7 @@ def check_d_step(d_step) -> None:
             "The loss is right but the update is not: call opt_d.zero_grad() before loss.backward() (the check leaves "
             "old gradients in D to catch this), and step only once.")
     out, _, _ = run_d_step(d_step, real_label=SMOOTH_LABEL)
-    smooth = _result_dict(out, ["loss_d"], "d_step")["loss_d"]
+    smooth = result_dict(out, ["loss_d"], "d_step")["loss_d"]
     require(close(smooth, float(ref["d_step.loss_d_smooth"])),
             f"With real_label={SMOOTH_LABEL} loss_d = {smooth:.5f}, expected {float(ref['d_step.loss_d_smooth']):.5f}: "
             "use real_label (not a hard-coded 1) as the target of the real batch.")
@@ -140,8 +107,8 @@ def check_g_step(g_step) -> None:
     saturating = torch.log(1 - p).mean().item()
 
     out, G, D = run_g_step(g_step)
-    values = _result_dict(out, ["loss_g"], "g_step")
-    _require_only_trained(G, G0, "generator", D, D0, "discriminator", "opt_g")
+    values = result_dict(out, ["loss_g"], "g_step")
+    require_only_trained(G, flat_params(G0), "generator", D, flat_params(D0), "discriminator", "opt_g")
     loss, expected = values["loss_g"], float(ref["g_step.loss_g"])
     if not close(loss, expected):
         if close(loss, saturating) or close(loss, -saturating):
@@ -232,17 +199,7 @@ def check_epoch_means(epoch_means) -> None:
 def check_history(history, expected_length: int) -> None:
     """Check the training log: four curves of floats of the right length and range."""
     keys = ["loss_d", "loss_g", "d_real", "d_fake"]
-    require(isinstance(history, dict), f"history must be a dict of lists, got {type(history).__name__}.")
-    for key in keys:
-        require(key in history, f"history has no {key!r}: append it at every logged step.")
-        values = np.asarray(history[key], dtype=np.float64)
-        require(values.shape == (expected_length,),
-                f"history[{key!r}] has {values.size} values, expected {expected_length} (one per logged step).")
-        require(np.all(np.isfinite(values)), f"history[{key!r}] holds NaN or inf: training diverged or a value is wrong.")
-    for key in ("d_real", "d_fake"):
-        values = np.asarray(history[key])
-        require(np.all((values >= 0) & (values <= 1)), f"history[{key!r}] must hold probabilities in [0, 1] "
-                                                       "(the mean discriminator output), not losses.")
+    require_history(history, keys, expected_length, probability_keys=("d_real", "d_fake"))
     require(not np.allclose(history["d_real"], history["d_fake"]) or expected_length < 2,
             "d_real and d_fake are identical: log D(x) and D(G(z)) separately.")
     passed(f"training log: {len(keys)} curves of {expected_length} values")

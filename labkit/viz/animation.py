@@ -51,6 +51,8 @@ class GifWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         frame_ms = 1000.0 / self.fps
         durations = [frame_ms] * (len(self.frames) - 1) + [frame_ms * (1 + self.hold_last)]
+        if len(self.frames) == 1:  # pillow takes a single frame's duration as a number, not a list
+            durations = durations[0]
         iio.imwrite(self.path, np.stack(self.frames), extension=".gif", plugin="pillow", duration=durations, loop=0)
         return self.path
 

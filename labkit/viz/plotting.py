@@ -82,7 +82,7 @@ def plot_moments(means: Sequence[float], stds: Sequence[float], target, ax=None)
 
 def image_grid(images, labels=None, nrow: int = 10, class_names: Sequence[str] = None, title: str = None,
                value_range=(-1.0, 1.0), ax=None, cell_size: float = 0.9):
-    """Show N images (N×28×28, N×1×28×28 or N×784) in a grid, with their labels as small captions.
+    """Show N images (N×28×28, N×1×28×28, N×784, or colour N×H×W×3) in a grid, with labels as small captions.
 
     value_range: the range the images are in (``(-1, 1)`` for tanh generators, ``(0, 1)`` for sampled arrays).
     """
@@ -90,15 +90,18 @@ def image_grid(images, labels=None, nrow: int = 10, class_names: Sequence[str] =
     if images.ndim == 2 and int(round(np.sqrt(images.shape[1]))) ** 2 == images.shape[1]:
         side = int(round(np.sqrt(images.shape[1])))
         images = images.reshape(-1, side, side)
-    if images.ndim == 4:
-        images = images[:, 0]
-    if images.ndim != 3:
-        raise ValueError(f"image_grid expects N×28×28, N×1×28×28 or N×784 images, got shape {images.shape}.")
-    n, h, w = images.shape
+    if images.ndim == 4 and images.shape[1] in (1, 3):   # N×C×H×W -> N×H×W×C
+        images = images.transpose(0, 2, 3, 1)
+    if images.ndim == 4 and images.shape[3] == 1:
+        images = images[..., 0]
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] != 3):
+        raise ValueError(f"image_grid expects N×H×W or N×1×H×W grey images, or N×H×W×3 / N×3×H×W colour images, "
+                         f"got shape {images.shape}.")
+    n, h, w = images.shape[:3]
     ncol = min(nrow, n)
     nrows = int(np.ceil(n / ncol))
     lo, hi = value_range
-    canvas = np.full((nrows * (h + 2), ncol * (w + 2)), 1.0, dtype=np.float32)
+    canvas = np.full((nrows * (h + 2), ncol * (w + 2)) + images.shape[3:], 1.0, dtype=np.float32)
     for i, img in enumerate(images):
         r, c = divmod(i, ncol)
         canvas[r * (h + 2) + 1: r * (h + 2) + 1 + h, c * (w + 2) + 1: c * (w + 2) + 1 + w] = (img - lo) / (hi - lo)
