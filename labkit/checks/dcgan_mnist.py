@@ -19,7 +19,7 @@ from .steps import (STALE_GRADIENT, OptimizerSpy, flat_params, require_history, 
 
 __all__ = [
     "check_generator", "check_discriminator", "check_criterion", "check_optimizers", "check_train_step",
-    "check_history", "check_generate", "check_quality", "run_train_step", "fixed_case", "QUALITY_TIERS",
+    "check_history", "check_generate", "check_quality", "run_train_step", "fixed_case", "flat_params", "QUALITY_TIERS",
 ]
 
 LATENT_DIM = 100
