@@ -304,7 +304,8 @@ def check_generate(generate) -> None:
 
 # --------------------------------------------------------------------------- quality of the saved generator
 
-# Thresholds on 5,000 samples scored by the MNIST metric classifier (never shown to a generator).
+# Thresholds on 5,000 samples scored by the MNIST metric classifier (never shown to a generator); the FCD
+# compares 500 of them with 500 of labkit's shipped held-out digits (the floor: 500 other shipped digits).
 # See docs/benchmarks.md for the numbers they come from: the reference DCGAN, the fully connected
 # baseline at the same time budget, and real digits.
 QUALITY_TIERS = MappingProxyType({
@@ -317,7 +318,7 @@ QUALITY_SAMPLES = 5000
 def check_quality(path, tier: str, n: int = QUALITY_SAMPLES, seed: int = 0) -> None:
     """Score the saved generator at ``path``: class balance, classifier confidence, FCD against real digits."""
     from ..checkpoint import CheckpointError, loadModel
-    from ..metrics import evaluate_generator
+    from ..metrics import evaluate_generator, shipped_reference_images
 
     if tier not in QUALITY_TIERS:
         raise ValueError(f"Unknown tier {tier!r}; use one of {', '.join(QUALITY_TIERS)}.")
@@ -327,7 +328,8 @@ def check_quality(path, tier: str, n: int = QUALITY_SAMPLES, seed: int = 0) -> N
     except CheckpointError as exc:
         raise CheckFailed(f"{exc} Save your final generator with saveModel(G, {str(path)!r}) first.") from None
     try:
-        scores = evaluate_generator(G, "mnist", n=n, seed=seed)
+        real, _, _ = shipped_reference_images("mnist")  # the same reference on every grader's machine
+        scores = evaluate_generator(G, "mnist", n=n, seed=seed, reference=real)
     except ValueError as exc:
         raise CheckFailed(f"Could not score {path}: {exc}") from None
     ratio = scores["fcd"] / max(scores["fcd_real_floor"], 1e-12)
