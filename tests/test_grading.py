@@ -23,7 +23,13 @@ import nbformat
 import pytest
 
 from labkit import cli
-from labkit.instructor.grading.prepare import load_assignment, prepare, restore_cells, scan_code, submission_names
+from labkit.instructor.grading.assignment import Alias, load_assignment
+from labkit.instructor.grading.cells import CellKey
+from labkit.instructor.grading.intake import submission_names
+from labkit.instructor.grading.prepare import prepare
+from labkit.instructor.grading.restore import restore_cells
+from labkit.instructor.grading.scan import scan_code
+from labkit.instructor.grading.score import Status
 from labkit.instructor.release import release_notebook
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "grading"
@@ -92,7 +98,7 @@ def test_fixture_notebooks_are_up_to_date():
 def test_assignment_points(assignment):
     assert {c: i["points"] for c, i in assignment.checks.items()} == CHECKS
     assert assignment.auto_max == FULL and assignment.manual_max == 2
-    assert ("checks", "labkit.checks", None) in assignment.aliases
+    assert Alias("checks", "labkit.checks", None) in assignment.aliases
     assert {"checks", "require", "passed"} <= set(assignment.helper_names)
 
 
@@ -102,7 +108,7 @@ def test_unknown_assignment_names_the_available_ones():
 
 
 def _check_positions(cells, protected):
-    return {key[1]: i for i, key in protected.items() if key[0] == "check"}
+    return {key.name: i for i, key in protected.items() if key.is_check}
 
 
 def test_deleted_checks_go_back_after_the_code_they_test(assignment):
@@ -128,9 +134,9 @@ def test_edited_checks_are_replaced_and_stray_ids_ignored(assignment):
     cells, protected, origins, notes = restore_cells(assignment, nb)
     instructor = {c: i["source"] for c, i in assignment.checks.items()}
     for position, key in protected.items():
-        if key[0] == "check":
-            assert cells[position].source == instructor[key[1]]
-    assert sum(1 for k in protected.values() if k == ("check", "square")) == 1
+        if key.is_check:
+            assert cells[position].source == instructor[key.name]
+    assert sum(1 for k in protected.values() if k == CellKey.check("square")) == 1
     assert any("duplicate" in n for n in notes) and any("`pass`" in n for n in notes)
 
 
@@ -177,14 +183,14 @@ def test_folder_with_several_notebooks_picks_the_assignment(assignment, tmp_path
     assert _prepare(assignment, folder, tmp_path).notebook_name == "toy.ipynb"
     (folder / "toy.ipynb").rename(folder / "mine.ipynb")
     prepared = prepare(assignment, folder, "student2", tmp_path / "work")
-    assert prepared.status == "invalid" and "several notebooks" in prepared.reason
+    assert prepared.status is Status.INVALID and "several notebooks" in prepared.reason
 
 
 def test_a_zip_that_is_not_a_zip(assignment, tmp_path):
     path = tmp_path / "broken.zip"
     path.write_bytes(b"PK\x03\x04 not really")
     prepared = _prepare(assignment, path, tmp_path)
-    assert prepared.status == "invalid" and "zip" in prepared.reason
+    assert prepared.status is Status.INVALID and "zip" in prepared.reason
 
 
 # --------------------------------------------------------------------------- one graded run

@@ -1,4 +1,6 @@
-"""Runs inside the kernel of a notebook that ``labkit grade`` is grading.
+"""Guard cells inside a graded kernel: record the genuine check helpers, put back what notebook code replaced.
+
+Runs inside the kernel of a notebook that ``labkit grade`` is grading.
 
 The grader adds two kinds of cells to the student's notebook:
 
@@ -100,7 +102,7 @@ def _snapshot_namespace(namespace) -> dict:
 def _watched_modules():
     names = set(WATCHED)
     names.update(n for n in list(sys.modules) if n == "labkit" or n.startswith("labkit."))
-    names.discard("labkit.instructor.grading.guard")
+    names.discard(__name__)
     return sorted(n for n in names if sys.modules.get(n) is not None)
 
 
@@ -206,7 +208,7 @@ def _repair_modules(findings) -> None:
                 value.__defaults__, value.__kwdefaults__ = defaults
     labkit = sys.modules.get("labkit")
     for name in list(sys.modules):
-        if not name.startswith("labkit.") or name == "labkit.instructor.grading.guard" or name in _STATE["modules"]:
+        if not name.startswith("labkit.") or name == __name__ or name in _STATE["modules"]:
             continue
         module = sys.modules[name]
         if module is None:
@@ -361,7 +363,7 @@ def _rebind_aliases(findings) -> None:
 def before_check(check_id=None) -> None:
     """Put back what notebook code replaced and report it (the cell right before each check)."""
     if _STATE is None:
-        _say("guard state lost: labkit.instructor.grading.guard was removed from sys.modules or reloaded")
+        _say(f"guard state lost: {__name__} was removed from sys.modules or reloaded")
         return
     findings = []
     for step in (_repair_streams, _repair_shell, _repair_modules, _repair_classes, _rebind_aliases):

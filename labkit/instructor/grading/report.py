@@ -1,5 +1,4 @@
-"""What ``labkit grade`` writes: grades.csv, one feedback file per submission (.md and .html),
-and the summary printed at the end."""
+"""What ``labkit grade`` writes: grades.csv, one feedback page per submission (.md and .html), the summary."""
 from __future__ import annotations
 
 import csv
@@ -9,10 +8,13 @@ from collections import Counter
 from pathlib import Path
 from typing import List
 
-from .prepare import Assignment
-from .run import Grade
+from .assignment import Assignment
+from .score import CheckState, Grade, Status
 
 __all__ = ["csv_columns", "write_csv", "feedback_markdown", "feedback_html", "write_feedback", "summary"]
+
+MARKS = {CheckState.PASSED: "✔ passed", CheckState.FAILED: "✘ failed", CheckState.NOT_RUN: "– not run"}
+
 
 def _num(value: float) -> str:
     return f"{value:.6g}"
@@ -28,8 +30,8 @@ def write_csv(path: Path, assignment: Assignment, grades: List[Grade]) -> None:
         writer = csv.writer(f)
         writer.writerow(csv_columns(assignment))
         for g in grades:
-            writer.writerow([g.submission, g.status, _num(g.auto_points), _num(g.auto_max), _num(g.manual_max)]
-                            + [_num(g.checks[c]["points"]) for c in assignment.checks]
+            writer.writerow([g.submission, g.status.value, _num(g.auto_points), _num(g.auto_max), _num(g.manual_max)]
+                            + [_num(g.checks[c].points) for c in assignment.checks]
                             + ["" for _ in assignment.answers]
                             + [" | ".join(g.flags), g.reason, " | ".join(g.notes), f"{g.seconds:.1f}", g.source])
 
@@ -39,14 +41,13 @@ def write_csv(path: Path, assignment: Assignment, grades: List[Grade]) -> None:
 
 def _sections(assignment: Assignment, g: Grade):
     """The feedback as data: (title, kind, content) triples shared by the .md and .html writers."""
-    head = f"Automatic points: {_num(g.auto_points)} / {_num(g.auto_max)}. Status: {g.status}: {g.reason}."
+    head = f"Automatic points: {_num(g.auto_points)} / {_num(g.auto_max)}. Status: {g.status.value}: {g.reason}."
     if g.manual_max:
         head += f" Your written answers (up to {_num(g.manual_max)} points) are graded by hand."
     sections = [("", "text", head)]
     rows = []
     for cid, check in g.checks.items():
-        mark = {"passed": "✔ passed", "failed": "✘ failed", "not run": "– not run"}[check["state"]]
-        rows.append((cid, f"{_num(check['points'])} / {_num(check['max'])}", mark, check["message"]))
+        rows.append((cid, f"{_num(check.points)} / {_num(check.max)}", MARKS[check.state], check.message))
     sections.append(("Checks", "table", rows))
     if g.flags:
         sections.append(("Flagged for the instructor", "list", [
@@ -59,7 +60,7 @@ def _sections(assignment: Assignment, g: Grade):
         for aid, info in assignment.answers.items():
             text = g.answers.get(aid)
             if text is None:
-                text = "(no answer cell found in the submission)" if g.status != "invalid" else "(not read)"
+                text = "(no answer cell found in the submission)" if g.status is not Status.INVALID else "(not read)"
             elif text == "":
                 text = "(not answered)"
             answers.append((f"{aid} ({_num(info['points'])} points, graded by hand)", text))
@@ -95,9 +96,9 @@ def feedback_markdown(assignment: Assignment, g: Grade) -> str:
             out += [f"- {item}" for item in items] + [""]
         elif kind == "errors":
             for e in content:
-                out += [f"- **{e['where']}**: `{_md_escape_cell(e['error'])[:300]}`"]
-                if e.get("traceback"):
-                    out += ["", "  ```", *["  " + l for l in e["traceback"].strip().splitlines()[-12:]], "  ```"]
+                out += [f"- **{e.where}**: `{_md_escape_cell(e.error)[:300]}`"]
+                if e.traceback:
+                    out += ["", "  ```", *["  " + line for line in e.traceback.strip().splitlines()[-12:]], "  ```"]
             out += [""]
         elif kind == "answers":
             for label, text in content:
@@ -136,9 +137,9 @@ def feedback_html(assignment: Assignment, g: Grade) -> str:
         elif kind == "errors":
             out.append("<ul>")
             for err in content:
-                tb = err.get("traceback", "").strip()
+                tb = err.traceback.strip()
                 tb_html = f"<pre>{e(chr(10).join(tb.splitlines()[-12:]))}</pre>" if tb else ""
-                out.append(f"<li><b>{e(err['where'])}</b>: <code>{e(err['error'][:300])}</code>{tb_html}</li>")
+                out.append(f"<li><b>{e(err.where)}</b>: <code>{e(err.error[:300])}</code>{tb_html}</li>")
             out.append("</ul>")
         elif kind == "answers":
             for label, text in content:
@@ -161,7 +162,7 @@ def summary(assignment: Assignment, grades: List[Grade], seconds: float, jobs: i
     lines = [f"graded {n} submission{'s' if n != 1 else ''} of {assignment.name} in {seconds:.1f} s "
              f"(--jobs {jobs}, {seconds / max(n, 1):.1f} s per submission)"]
     counts = Counter(g.status for g in grades)
-    lines.append("status: " + ", ".join(f"{s} {counts[s]}" for s in ("ok", "error", "timeout", "invalid")))
+    lines.append("status: " + ", ".join(f"{s.value} {counts[s]}" for s in Status))
     points = [g.auto_points for g in grades]
     if points:
         lines.append(f"automatic points (of {_num(assignment.auto_max)}): mean {statistics.mean(points):.3g}, "
@@ -180,6 +181,6 @@ def summary(assignment: Assignment, grades: List[Grade], seconds: float, jobs: i
         if g.flags:
             lines.append(f"flagged: {g.submission}: {g.flags[0]}" + (f" (+{len(g.flags) - 1} more)" if len(g.flags) > 1 else ""))
     for g in grades:
-        if g.status != "ok":
-            lines.append(f"{g.status}: {g.submission}: {g.reason}")
+        if g.status is not Status.OK:
+            lines.append(f"{g.status.value}: {g.submission}: {g.reason}")
     return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""Notebook-cell helpers that every grading stage shares: normalised source, labkit metadata, tags, cell keys.
+
+A *protected* cell is one the grader puts back from the instructor's notebook: a check cell
+(``metadata.labkit.check``) or a standard cell (tagged ``parameters`` or ``labkit-setup``). A
+:class:`CellKey` names one.
+"""
+from __future__ import annotations
+
+from typing import List, Literal, NamedTuple
+
+__all__ = ["PROTECTED_TAGS", "CellKey", "norm", "labkit_meta", "cell_tags", "first_line", "python_source"]
+
+PROTECTED_TAGS = ("parameters", "labkit-setup")  # standard cells: restored like check cells
+
+
+class CellKey(NamedTuple):
+    """A protected cell: a check cell by its id, or a standard cell by its tag."""
+
+    kind: Literal["check", "tag"]
+    name: str
+
+    @classmethod
+    def check(cls, check_id: str) -> "CellKey":
+        return cls("check", check_id)
+
+    @classmethod
+    def tag(cls, tag: str) -> "CellKey":
+        return cls("tag", tag)
+
+    @property
+    def is_check(self) -> bool:
+        return self.kind == "check"
+
+    @property
+    def label(self) -> str:
+        """How notes name the cell: ``check 'mean'`` or ``standard cell 'parameters'``."""
+        return f"check {self.name!r}" if self.is_check else f"standard cell {self.name!r}"
+
+
+def norm(source: str) -> str:
+    """The source without trailing spaces and surrounding blank lines (to compare cells)."""
+    return "\n".join(line.rstrip() for line in (source or "").strip().splitlines())
+
+
+def labkit_meta(cell) -> dict:
+    """The cell's ``metadata.labkit`` (empty when missing or not a dict)."""
+    value = cell.get("metadata", {}).get("labkit")
+    return value if isinstance(value, dict) else {}
+
+
+def cell_tags(cell) -> List[str]:
+    """The cell's tags that are strings."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+
+
+def first_line(source: str) -> str:
+    """The first non-blank line (at most 80 characters), to name a cell in a message."""
+    for line in (source or "").splitlines():
+        if line.strip():
+            return line.strip()[:80]
+    return "(empty cell)"
+
+
+def python_source(source: str) -> str:
+    """IPython syntax (magics, shell escapes) turned into plain Python."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        return TransformerManager().transform_cell(source or "")
+    except Exception:  # IPython missing or a cell it cannot transform: scan the text as it is
+        return source or ""
