@@ -22,32 +22,54 @@ def bce(p, y):
     return F.binary_cross_entropy(p, torch.full_like(p, y))
 
 
-def make_d_step(detach=True, swap=False, average=False, zero_grad=True, smooth=True, step=True):
+def make_d_step(detach=True, swap=False, average=False, zero_grad=True, smooth=True, step=True, no_grad_real=False,
+                no_grad_fake=False, log_after=False, steps=1):
     def d_step(G, D, opt_d, real, z, real_label=1.0):
         if zero_grad:
             opt_d.zero_grad()
         fake = G(z).detach() if detach else G(z)
-        p_real, p_fake = D(real), D(fake)
+        with torch.set_grad_enabled(not no_grad_real):
+            p_real = D(real)
+        with torch.set_grad_enabled(not no_grad_fake):
+            p_fake = D(fake)
         label = real_label if smooth else 1.0
         loss = bce(p_real, 0.0) + bce(p_fake, label) if swap else bce(p_real, label) + bce(p_fake, 0.0)
         if average:
             loss = loss / 2
         loss.backward()
-        if step:
+        for _ in range(steps if step else 0):
             opt_d.step()
+        if log_after:
+            with torch.no_grad():
+                p_real, p_fake = D(real), D(fake)
         return {"loss_d": loss.item(), "d_real": p_real.mean().item(), "d_fake": p_fake.mean().item()}
     return d_step
 
 
-def make_g_step(saturating=False, zero_grad=True, detach=False, as_tensor=False):
+def concatenated_d_step(G, D, opt_d, real, z, real_label=1.0):
+    """The common one-call form: BCE over cat(real, fake) with targets cat(real_label, 0), i.e. the mean of the
+    two terms."""
+    opt_d.zero_grad()
+    x = torch.cat([real, G(z).detach()])
+    p = D(x)
+    y = torch.cat([torch.full_like(real, real_label), torch.zeros(len(z), 1)])
+    loss = F.binary_cross_entropy(p, y)
+    loss.backward()
+    opt_d.step()
+    return {"loss_d": loss.item(), "d_real": p[:len(real)].mean().item(), "d_fake": p[len(real):].mean().item()}
+
+
+def make_g_step(saturating=False, zero_grad=True, detach=False, plain_detach=False, as_tensor=False, target=1.0,
+                steps=1):
     def g_step(G, D, opt_g, z):
         if zero_grad:
             opt_g.zero_grad()
-        fake = G(z).detach().requires_grad_() if detach else G(z)
+        fake = G(z).detach().requires_grad_() if detach else G(z).detach() if plain_detach else G(z)
         p = D(fake)
-        loss = torch.log(1 - p).mean() if saturating else bce(p, 1.0)
+        loss = torch.log(1 - p).mean() if saturating else bce(p, target)
         loss.backward()
-        opt_g.step()
+        for _ in range(steps):
+            opt_g.step()
         return {"loss_g": loss if as_tensor else loss.item()}
     return g_step
 
@@ -59,18 +81,34 @@ def test_solution_passes_every_step_check(solution, capsys):
     assert capsys.readouterr().out.count("✔") == 3
 
 
-def test_a_correct_independent_implementation_passes():
+def test_a_correct_independent_implementation_passes(capsys):
     checks.check_d_step(make_d_step())
     checks.check_g_step(make_g_step())
+    assert "the sum of the two BCE terms; 2 log 2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("d_step", [concatenated_d_step, make_d_step(average=True)], ids=["concatenated", "mean"])
+def test_the_mean_form_of_d_loss_passes(d_step, capsys):
+    """One BCE call on the concatenated batch is the mean of the two terms (half the sum): a valid form, accepted
+    with its own equilibrium value, as long as the logged loss and the update use the same form."""
+    checks.check_d_step(d_step)
+    assert "one BCE over cat(real, fake); log 2 = 0.693 at equilibrium" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("mistake, message", [
     (dict(detach=False), "detach"),
     (dict(swap=True), "swapped labels"),
-    (dict(average=True), "do not\\s+average"),
-    (dict(zero_grad=False), "zero_grad"),
+    (dict(swap=True, average=True), "swapped labels"),
+    (dict(zero_grad=False), r"still held last step's gradients.*zero_grad\(\)"),
+    (dict(zero_grad=False, average=True), r"still held last step's gradients.*zero_grad\(\)"),
     (dict(smooth=False), "real_label"),
-    (dict(step=False), "opt_d.step"),
+    (dict(smooth=False, average=True), "real_label"),
+    (dict(step=False), r"call loss.backward\(\) and then opt_d.step\(\)"),
+    (dict(steps=2), r"opt_d.step\(\) ran 2 times"),
+    (dict(no_grad_real=True), r"only its fake term.*D\(real\) was computed under\s+torch.no_grad\(\)"),
+    (dict(no_grad_real=True, zero_grad=False), r"D\(real\) was computed under\s+torch.no_grad\(\)"),
+    (dict(no_grad_fake=True), r"only its real term.*score of the fake batch was computed under torch.no_grad"),
+    (dict(log_after=True), r"D's outputs after opt_d.step\(\).*before the update"),
 ])
 def test_d_step_mistakes_are_named(mistake, message):
     with pytest.raises(CheckFailed, match=message):
@@ -78,14 +116,24 @@ def test_d_step_mistakes_are_named(mistake, message):
 
 
 @pytest.mark.parametrize("mistake, message", [
-    (dict(saturating=True), "saturating loss"),
-    (dict(zero_grad=False), "zero_grad"),
-    (dict(detach=True), "weights did not change"),
+    (dict(saturating=True), "saturating loss log"),
+    (dict(target=0.0), r"BCE\(D\(G\(z\)\), 0\): target 0 trains G to make D call its samples fake"),
+    (dict(zero_grad=False), r"still held last step's gradients.*opt_g.zero_grad\(\)"),
+    (dict(detach=True), r"G received no gradient.*G\(z\) was detached"),
+    (dict(plain_detach=True), r"G received no gradient.*G\(z\) was detached"),
+    (dict(steps=2), r"opt_g.step\(\) ran 2 times"),
+    (dict(steps=0), r"call loss.backward\(\) and then opt_g.step\(\)"),
     (dict(as_tensor=True), r"loss.item\(\)"),
 ])
 def test_g_step_mistakes_are_named(mistake, message):
     with pytest.raises(CheckFailed, match=message):
         checks.check_g_step(make_g_step(**mistake))
+
+
+def test_saturating_loss_message_is_kept_for_the_saturating_loss_only():
+    with pytest.raises(CheckFailed) as target0:
+        checks.check_g_step(make_g_step(target=0.0))
+    assert "saturating" not in str(target0.value)
 
 
 def test_g_step_that_also_steps_d_is_caught():
@@ -141,6 +189,73 @@ def test_epoch_means_case_tells_the_mistakes_apart():
         assert min(abs(mean - w) for w in wrong) > 0.01, key   # the check tolerates 1e-6
 
 
+def make_train_gan(log):
+    """A training loop that calls the steps like the notebook's train_gan and logs with ``log(outs, config)``."""
+    from labkit.labs.gan1d import TrainResult
+
+    def train_gan(config, d_step, g_step, snapshot_size=5000, snapshot_every=1, progress=False):
+        history, everything = {}, []
+        for epoch in range(config.epochs):
+            outs = []
+            for _ in range(config.steps_per_epoch):
+                for _ in range(config.d_steps):
+                    outs.append(d_step(None, None, None, None, None, real_label=config.real_label))
+                outs.append(g_step(None, None, None, None))
+            everything += outs
+            for key, value in log(outs, config, everything).items():
+                history.setdefault(key, []).append(value)
+        return TrainResult(config, None, None, history)
+    return train_gan
+
+
+def _values(outs, key):
+    return [o[key] for o in outs if key in o]
+
+
+LOOP_MISTAKES = {
+    "mean": lambda outs, c, _: {k: float(np.mean(_values(outs, k))) for k in checks.LOOP_KEYS},
+    "last batch": lambda outs, c, _: {k: _values(outs, k)[-1] for k in checks.LOOP_KEYS},
+    "steps_per_epoch": lambda outs, c, _: {k: sum(_values(outs, k)) / c.steps_per_epoch for k in checks.LOOP_KEYS},
+    "sum": lambda outs, c, _: {k: sum(_values(outs, k)) for k in checks.LOOP_KEYS},
+    "running mean": lambda outs, c, every: {k: float(np.mean(_values(every, k))) for k in checks.LOOP_KEYS},
+}
+
+
+def test_history_check_runs_the_loop_and_passes_the_solution_and_a_plain_mean(solution, capsys):
+    good = {k: [0.5, 0.6, 0.7] for k in ("loss_d", "loss_g")} | {"d_real": [0.6, 0.55, 0.5], "d_fake": [0.4, 0.45, 0.5]}
+    checks.check_history(good, 3, train_gan=solution.train_gan)
+    checks.check_history(good, 3, train_gan=make_train_gan(LOOP_MISTAKES["mean"]))
+    assert capsys.readouterr().out.count("each epoch's mean of what the steps returned") == 2
+
+
+@pytest.mark.parametrize("mistake, message", [
+    ("last batch", r"is the last logged value \(one batch per epoch\)"),
+    ("steps_per_epoch", r"loss_d = 2\.59333 is its total divided by steps_per_epoch \(3\), but loss_d was logged 6 times"),
+    ("sum", "is the sum of its 6 values"),
+    ("running mean", r"mean over epochs 1-2: the sums must start from zero every epoch"),
+])
+def test_history_check_names_the_loop_mistake(mistake, message):
+    good = {k: [0.5, 0.6] for k in ("loss_d", "loss_g")} | {"d_real": [0.6, 0.55], "d_fake": [0.4, 0.45]}
+    with pytest.raises(CheckFailed, match=message):
+        checks.check_history(good, 2, train_gan=make_train_gan(LOOP_MISTAKES[mistake]))
+
+
+def test_history_check_with_a_train_gan_of_another_signature():
+    def train_gan(config):
+        raise AssertionError("not called with these arguments")
+    with pytest.raises(CheckFailed, match="keep the signature"):
+        checks.check_history({}, 2, train_gan=train_gan)
+
+
+def test_summed_d_means_are_called_a_sum_not_a_loss():
+    history = {"loss_d": [70.0, 68.0], "loss_g": [35.0, 36.0], "d_real": [27.5, 26.0], "d_fake": [22.0, 23.5]}
+    with pytest.raises(CheckFailed, match=r"reaches 27.5, above 1.*is a sum over the epoch's steps") as info:
+        checks.check_history(history, 2)
+    assert "not losses" not in str(info.value)
+    with pytest.raises(CheckFailed, match="below 0.*not a loss or a logit"):
+        checks.check_history({**history, "d_real": [-0.7, -0.6], "d_fake": [0.3, 0.2]}, 2)
+
+
 def test_history_check():
     good = {k: list(np.linspace(0.2, 0.6, 5) + i * 0.01) for i, k in enumerate(["loss_d", "loss_g", "d_real", "d_fake"])}
     checks.check_history(good, 5)
@@ -148,7 +263,7 @@ def test_history_check():
         checks.check_history(good, 6)
     with pytest.raises(CheckFailed, match="no 'loss_g'"):
         checks.check_history({k: v for k, v in good.items() if k != "loss_g"}, 5)
-    with pytest.raises(CheckFailed, match="probabilities"):
+    with pytest.raises(CheckFailed, match="probabilities: a value above 1 is a sum"):
         checks.check_history({**good, "d_real": [1.5] * 5}, 5)
     with pytest.raises(CheckFailed, match="must be a dict"):
         checks.check_history([good], 5)

@@ -1,5 +1,6 @@
 """labkit.labs.gan1d, lab 01's support code: the config, the networks built from it, real batches, trials,
 and the solution notebook's train_gan running on them."""
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +10,8 @@ import torch
 from labkit import distributions
 from labkit.instructor.notebook import load_exports
 from labkit.labs import gan1d
-from labkit.labs.gan1d import GanConfig, TrainResult, build_gan, run_trial, sample_real
-from labkit.train import WeightAverage
+from labkit.labs.gan1d import GanConfig, TrainResult, build_gan, measure, run_trial, sample_real, trial_file
+from labkit.train import WeightAverage, ema_decay
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = dict(latent_dim=3, g_hidden=(8,), d_hidden=(8,), batch_size=32, epochs=3, steps_per_epoch=4)
@@ -24,11 +25,28 @@ def solution():
 def test_quick_shortens_the_run_and_keeps_the_recipe():
     config = GanConfig(target="laplace", lr_g=5e-4, d_steps=2, epochs=120, steps_per_epoch=50, ema=0.999)
     quick = config.quick()
-    assert (quick.epochs, quick.steps_per_epoch) == (6, 25)
+    assert (quick.epochs, quick.steps_per_epoch) == (12, 25)
     assert quick.lr_g == 5e-4 and quick.d_steps == 2 and quick.ema == 0.999 and quick.target == "laplace"
     assert config.epochs == 120, "quick() returns a copy"
     short = GanConfig(epochs=2, steps_per_epoch=10)
     assert (short.quick().epochs, short.quick().steps_per_epoch) == (2, 10)  # never longer
+
+
+def test_quick_keeps_a_ten_times_longer_run_ten_times_longer():
+    baseline, longer = GanConfig(), GanConfig(epochs=600)
+    assert (baseline.quick().total_steps, longer.quick().total_steps) == (150, 1500)
+
+
+def test_ema_decay_scales_with_the_run_so_quick_mode_averages_something():
+    """0.999 over a 5,000-step run (as the shipped checkpoints were trained), but over a 250-step quick run an
+    average over its last 20 %: 0.999 there would leave the averaged generator near its initial weights."""
+    full = GanConfig(ema=0.999, epochs=100, steps_per_epoch=50, **{k: v for k, v in TINY.items()
+                                                                    if k not in ("epochs", "steps_per_epoch")})
+    assert build_gan(full).ema.decay == 0.999
+    assert build_gan(replace(full, epochs=120)).ema.decay == 0.999          # never above the config's decay
+    quick = full.quick()
+    assert quick.total_steps == 250 and build_gan(quick).ema.decay == pytest.approx(1 - 1 / 50)
+    assert build_gan(quick).ema.decay == ema_decay(quick.total_steps, gan1d.EMA_HORIZON, longest=0.999)
 
 
 def test_build_gan_honours_normalize():
@@ -43,7 +61,7 @@ def test_build_gan_honours_normalize():
 
 def test_build_gan_honours_ema_and_sizes():
     nets = build_gan(GanConfig(ema=0.9, activation="elu", **TINY))
-    assert isinstance(nets.ema, WeightAverage) and nets.ema.decay == 0.9
+    assert isinstance(nets.ema, WeightAverage) and nets.ema.decay == pytest.approx(1 - 1 / 2.4)  # 20 % of 12 steps
     assert nets.generator is nets.ema.model and nets.generator is not nets.G
     assert nets.G.latent_dim == 3 and nets.G(torch.zeros(5, 3)).shape == (5, 1)
     assert isinstance(nets.G.net[1], torch.nn.ELU)
@@ -95,12 +113,30 @@ def test_train_result_stores_snapshots_as_flat_float64():
 def test_run_trial_writes_a_gif_and_a_row(tmp_path, solution):
     config = GanConfig(target="laplace", ema=0.5, lr_decay=True, **TINY)
     result, row = run_trial(solution.train_gan, config, "tiny", tmp_path, gif_frames=1)
-    assert (tmp_path / "tiny.gif").stat().st_size > 0 and row["gif"] == "tiny.gif"
+    assert (tmp_path / "laplace-tiny.gif").stat().st_size > 0 and row["gif"] == "laplace-tiny.gif"
     assert row["trial"] == "tiny" and row["target"] == "laplace"
     assert set(row) == {"trial", "target", "KS", "W1/std", "mean", "std", "seconds", "gif"}
     assert 0 < row["KS"] <= 1 and row["W1/std"] > 0 and row["seconds"] > 0
     assert [epoch for epoch, _ in result.snapshots] == [0, 2]     # every epochs // gif_frames (3), and the last
     assert result.generator is not None and not result.generator.training
+    graded = measure(result.generator, "laplace")                  # what the quality check measures
+    assert (row["KS"], row["W1/std"]) == (graded["ks"], graded["w1_over_std"])
+
+
+def test_trials_of_the_same_name_on_two_targets_write_two_gifs(tmp_path, solution):
+    config = GanConfig(**TINY)
+    _, normal = run_trial(solution.train_gan, config, "baseline", tmp_path, gif_frames=1)
+    _, prince = run_trial(solution.train_gan, replace(config, target="petitprince"), "baseline", tmp_path, gif_frames=1)
+    assert (normal["gif"], prince["gif"]) == ("normal-baseline.gif", "petitprince-baseline.gif")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["normal-baseline.gif", "petitprince-baseline.gif"]
+    _, row = run_trial(solution.train_gan, config, "no gif", tmp_path, gif_frames=0)
+    assert row["gif"] == "" and len(list(tmp_path.iterdir())) == 2
+
+
+def test_trial_file_names_are_safe():
+    assert trial_file("baseline x10 longer, beta1 0.5", "normal") == "normal-baseline_x10_longer_beta1_0.5.gif"
+    mix = distributions.mixture({"laplace": 0.5, "halfnormal": 0.5})
+    assert trial_file("a/b", mix, ".png").endswith("-a_b.png") and "/" not in trial_file("a/b", mix)
 
 
 def test_run_trial_passes_the_quick_config_and_snapshot_rate_to_the_training_function(tmp_path, solution):
@@ -110,18 +146,27 @@ def test_run_trial_passes_the_quick_config_and_snapshot_rate_to_the_training_fun
         seen.update(config=config, **kwargs)
         return solution.train_gan(config, **kwargs)
 
-    run_trial(train, GanConfig(**{**TINY, "epochs": 40, "steps_per_epoch": 30}), "q", tmp_path, quick=True, gif_frames=3)
-    assert (seen["config"].epochs, seen["config"].steps_per_epoch) == (6, 25)
+    run_trial(train, GanConfig(**{**TINY, "epochs": 40, "steps_per_epoch": 30}), "q", tmp_path, quick=True, gif_frames=2)
+    assert (seen["config"].epochs, seen["config"].steps_per_epoch) == (4, 25)
     assert seen["snapshot_every"] == 2 and seen["progress"] is True
 
 
-def test_write_gif_makes_one_frame_per_snapshot(tmp_path, monkeypatch):
+def test_write_gif_makes_one_frame_per_snapshot_with_fixed_axes_and_ks(tmp_path, monkeypatch):
     frames = []
     monkeypatch.setattr(gan1d.GifWriter, "add", lambda self, frame: frames.append(frame))
     monkeypatch.setattr(gan1d.GifWriter, "save", lambda self: self.path)
-    snaps = [(0, np.zeros(50)), (4, np.ones(50))]
+    rng = np.random.default_rng(0)
+    snaps = [(0, rng.normal(4.0, 0.1, 2000)), (2, rng.normal(4.2, 0.5, 2000)), (4, rng.normal(4.0, 0.5, 2000))]
     assert gan1d.write_gif(snaps, "normal", tmp_path / "a.gif", "run", epochs=5) == tmp_path / "a.gif"
-    assert [f.axes[0].get_title() for f in frames] == ["run: epoch 1/5", "run: epoch 5/5"]
+    titles = [f.axes[0].get_title() for f in frames]
+    assert titles[0].startswith("run: epoch 1/5, KS 0.") and titles[2].startswith("run: epoch 5/5, KS 0.0")
+    limits = {(f.axes[0].get_xlim(), f.axes[0].get_ylim()) for f in frames}
+    assert len(limits) == 1                                       # the same axes in every frame
+    (_, (_, top)), = limits
+    peak = distributions.get("normal").pdf(4.0)
+    assert 1.5 * peak < top <= 3.3 * peak                         # the narrow first frame, cut at 3x the peak
+    legend = frames[0].axes[0].get_legend()
+    assert legend.get_bbox_to_anchor().x0 > frames[0].axes[0].get_window_extent().x1 - 1   # right of the axes
 
 
 def test_train_gan_logs_each_key_over_its_own_count_with_two_d_steps(solution):

@@ -34,12 +34,39 @@ def test_get_device_respects_override(monkeypatch):
     assert runtime.get_device().type in ("cpu", "cuda", "mps")
 
 
-def test_setup_prints_and_returns_the_lab(tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def keep_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_setup_prints_and_returns_the_lab(tmp_path, monkeypatch, capsys, keep_threads):
     monkeypatch.setenv("LABKIT_OUTPUT", str(tmp_path))
+    monkeypatch.delenv("LABKIT_THREADS", raising=False)
     lab = labkit.setup("01_gan_1d", seed=3, quick=True)
     assert lab.quick and lab.seed == 3 and lab.output == tmp_path / "01_gan_1d" and lab.output.is_dir()
     assert lab.pick(full=100, quick=2) == 2
-    assert "quick mode ON" in capsys.readouterr().out
+    line = capsys.readouterr().out
+    assert "quick mode ON" in line and "| 1 CPU thread (tiny networks" in line
+
+
+def test_setup_chooses_threads_per_lab_env_or_argument(tmp_path, monkeypatch, capsys, keep_threads):
+    monkeypatch.setenv("LABKIT_OUTPUT", str(tmp_path))
+    monkeypatch.delenv("LABKIT_THREADS", raising=False)
+    torch.set_num_threads(2)
+    labkit.setup("01_gan_1d", quick=True)
+    assert torch.get_num_threads() == 1                       # the 1D lab: one thread, on purpose
+    torch.set_num_threads(2)
+    labkit.setup("03_dcgan_mnist", quick=True)
+    assert torch.get_num_threads() == 2 and "2 CPU threads (torch default)" in capsys.readouterr().out
+    monkeypatch.setenv("LABKIT_THREADS", "2")
+    labkit.setup("01_gan_1d", quick=True)
+    assert torch.get_num_threads() == 2 and "($LABKIT_THREADS)" in capsys.readouterr().out
+    labkit.setup("01_gan_1d", quick=True, threads=1)
+    assert torch.get_num_threads() == 1 and "1 CPU thread (asked for)" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="at least 1"):
+        runtime.choose_threads("01_gan_1d", 0)
 
 
 def test_plots_and_gif(tmp_path):
@@ -64,8 +91,28 @@ def test_plots_and_gif(tmp_path):
     assert plot_moments([1, 2], [0.5, 0.6], "normal").axes
     grid = image_grid(np.random.rand(12, 28, 28), labels=np.arange(12) % 10, nrow=6, value_range=(0, 1))
     assert len(grid.axes[0].texts) == 12
-    with pytest.raises(ValueError, match="N×28×28"):
+    with pytest.raises(ValueError, match="N×H×W or N×1×H×W grey images"):
         image_grid(np.zeros((2, 3)))
+
+
+def test_plot_1d_marks_off_axis_mass_instead_of_drawing_edge_spikes():
+    """A generator whose mass lies beyond the x-range: no bars at the edges, the shares written at each edge, and
+    the bars that are drawn keep the density of all samples (not renormalised to the shown part)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rng = np.random.default_rng(0)
+    samples = np.concatenate([rng.normal(4.0, 0.5, 6000), np.full(3000, 9.0), np.full(1000, -3.0)])
+    fig = plot_1d(samples, "normal", bins=40)
+    ax = fig.axes[0]
+    heights = [p.get_height() for p in ax.patches]
+    assert len(heights) == 40 and max(heights[0], heights[-1]) < 0.05   # clipping put 30 % and 10 % there
+    texts = [t.get_text() for t in ax.texts]
+    assert len(texts) == 2 and "10.0% of samples below" in texts[0] and "30.0% of samples above" in texts[1]
+    width = (ax.get_xlim()[1] - ax.get_xlim()[0]) / 40
+    assert sum(heights) * width == pytest.approx(0.6, abs=0.01)     # 60 % of the samples are on the axis
+    inside = plot_1d(rng.normal(4.0, 0.5, 5000), "normal")
+    assert not inside.axes[0].texts
 
 
 def test_empty_gif_is_a_clear_error(tmp_path):

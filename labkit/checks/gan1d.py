@@ -17,10 +17,12 @@ import torch
 import torch.nn.functional as F
 
 from . import CheckFailed, close, passed, reference, require
-from .steps import flat_params, require_history, require_only_trained, result_dict, stale_gradients
+from .steps import (STALE_GRADIENT, OptimizerSpy, flat_params, require_history, require_only_trained,
+                    result_dict, stale_gradients)
 
 __all__ = ["fixed_case", "check_d_step", "check_g_step", "check_epoch_means", "check_history", "check_final_model",
-           "QUALITY_TIERS", "flat_params", "epoch_log_case", "run_epoch_means"]
+           "QUALITY_TIERS", "quality_tiers", "D_LOSS_FORMS", "flat_params", "epoch_log_case", "run_epoch_means",
+           "loop_case", "run_loop_case"]
 
 CASE_SEED = 1234
 CASE_BATCH = 16
@@ -45,21 +47,82 @@ def fixed_case(seed: int = CASE_SEED):
 
 def run_d_step(d_step, real_label=1.0, seed: int = CASE_SEED):
     """Run ``d_step`` on the fixed case; return (result, G, D) (used by the check and the reference script)."""
+    out, G, D, _ = _spied_d_step(d_step, real_label, seed)
+    return out, G, D
+
+
+def _spied_d_step(d_step, real_label=1.0, seed: int = CASE_SEED):
+    """Run ``d_step`` on the fixed case with stale gradients in D and a spy on ``opt_d``: (result, G, D, spy)."""
     G, D, opt_g, opt_d, real, z = fixed_case(seed)
     stale_gradients(D)
+    spy = OptimizerSpy(opt_d, D=D)
     out = d_step(G, D, opt_d, real, z, real_label=real_label)
-    return out, G, D
+    return out, G, D, spy
 
 
 def run_g_step(g_step, seed: int = CASE_SEED):
-    G, D, opt_g, opt_d, real, z = fixed_case(seed)
-    stale_gradients(G)
-    out = g_step(G, D, opt_g, z)
+    out, G, D, _ = _spied_g_step(g_step, seed)
     return out, G, D
 
 
+def _spied_g_step(g_step, seed: int = CASE_SEED):
+    G, D, opt_g, opt_d, real, z = fixed_case(seed)
+    stale_gradients(G)
+    spy = OptimizerSpy(opt_g, G=G)
+    out = g_step(G, D, opt_g, z)
+    return out, G, D, spy
+
+
+def _loss_terms(real_label=1.0):
+    """At the fixed case: the real and fake BCE terms of D's loss and their gradients in D (flat vectors)."""
+    G0, D0, _, _, real, z = fixed_case()
+    fake = G0(z).detach()
+    terms = {}
+    for name, x, label in (("real", real, real_label), ("fake", fake, 0.0)):
+        p = D0(x)
+        loss = F.binary_cross_entropy(p, torch.full_like(p, label))
+        grads = torch.autograd.grad(loss, list(D0.parameters()))
+        terms[name] = (loss.item(), torch.cat([g.reshape(-1) for g in grads]).numpy().astype(np.float64))
+    return terms
+
+
+# The two ways of writing D's loss that the check accepts: the sum of the two BCE terms (the formula in the
+# notebook; its value at the equilibrium is 2 log 2) and their mean, which is what one BCE call on the
+# concatenated batch cat(real, fake) with targets cat(real_label, 0) computes (equilibrium log 2). They differ
+# by a factor 2 only, which Adam's update does not see (it divides by the gradient's running scale).
+D_LOSS_FORMS = {1.0: "the sum of the two BCE terms", 0.5: "the mean of the two BCE terms, as one BCE over cat(real, fake)"}
+
+
+def _d_gradient_mistake(grad, terms, scale) -> str:
+    """Name what is wrong with the gradient D had at opt_d.step(), or return "" if it is the expected one."""
+    g_real, g_fake = terms["real"][1], terms["fake"][1]
+    expected = scale * (g_real + g_fake)
+    tol = 1e-5 + 1e-4 * np.abs(expected).max()
+    near = lambda a, b: np.abs(a - b).max() <= tol
+    if near(grad, expected):
+        return ""
+    if near(grad, expected + STALE_GRADIENT):
+        return ("The loss is right but the update is not: D still held last step's gradients when opt_d.step() ran. "
+                "Call opt_d.zero_grad() before loss.backward() (the check leaves old gradients in D to catch this).")
+    for stale in (0.0, STALE_GRADIENT):
+        if near(grad, scale * g_fake + stale):
+            return ("The loss value is right but only its fake term reached D's gradient: D(real) was computed under "
+                    "torch.no_grad() (or detached). Only the fake batch G(z) is detached; D must get gradients from "
+                    "both terms.")
+        if near(grad, scale * g_real + stale):
+            return ("The loss value is right but only its real term reached D's gradient: D's score of the fake batch "
+                    "was computed under torch.no_grad() (or detached). Detach G's output, D(G(z).detach()), not D's "
+                    "score: D must learn from the fake batch too.")
+    return ("The loss is right but the gradient D had at opt_d.step() is not the loss's gradient: call "
+            "opt_d.zero_grad(), then loss_d.backward() on the loss you return, then opt_d.step(), once each.")
+
+
 def check_d_step(d_step) -> None:
-    """Check one discriminator step: loss, logged values, update, detach, label smoothing."""
+    """Check one discriminator step: loss, logged values, gradient, update, detach, label smoothing.
+
+    Accepts D's loss as the sum of the real and fake BCE terms or as their mean (one BCE over the
+    concatenated batch), as long as the logged loss and the update use the same one.
+    """
     ref = reference("gan1d")
     G0, D0, _, _, real, z = fixed_case()
     with torch.no_grad():
@@ -67,58 +130,88 @@ def check_d_step(d_step) -> None:
     swapped = (F.binary_cross_entropy(p_real, torch.zeros_like(p_real))
                + F.binary_cross_entropy(p_fake, torch.ones_like(p_fake))).item()
 
-    out, G, D = run_d_step(d_step)
+    out, G, D, spy = _spied_d_step(d_step)
     values = result_dict(out, ["loss_d", "d_real", "d_fake"], "d_step")
     g_grads = [p.grad for p in G.parameters() if p.grad is not None and p.grad.abs().sum() > 0]
     require(not g_grads, "The generator received gradients during the discriminator step: compute the fake batch "
                          "with G(z).detach() (or under torch.no_grad()), so this step only trains D.")
     require_only_trained(D, flat_params(D0), "discriminator", G, flat_params(G0), "generator", "opt_d")
+    require(len(spy.calls) == 1, f"opt_d.step() ran {len(spy.calls)} times in one d_step: step once per call.")
     loss, expected = values["loss_d"], float(ref["d_step.loss_d"])
-    if not close(loss, expected):
-        if close(loss, swapped):
+    scale = next((s for s in D_LOSS_FORMS if close(loss, s * expected)), None)
+    if scale is None:
+        if close(loss, swapped) or close(loss, swapped / 2):
             raise CheckFailed("loss_d matches swapped labels: real samples must get target 1 (real_label) and fake "
                               "samples target 0.")
-        if close(loss, expected / 2):
-            raise CheckFailed(f"loss_d is half the reference ({expected:.5f}): add the real and fake BCE terms, do not "
-                              "average them.")
-        raise CheckFailed(f"loss_d = {loss:.5f}, expected {expected:.5f}: the loss is BCE(D(x), 1) + BCE(D(G(z)), 0), "
-                          "each averaged over the batch.")
-    require(close([values["d_real"], values["d_fake"]], [ref["d_step.d_real"], ref["d_step.d_fake"]]),
-            f"d_real/d_fake = {values['d_real']:.5f}/{values['d_fake']:.5f}, expected "
-            f"{float(ref['d_step.d_real']):.5f}/{float(ref['d_step.d_fake']):.5f}: log the mean of D(x) and D(G(z)) "
-            "computed in this step, before the update.")
-    require(close(flat_params(D), ref["d_step.D_after"], 1e-4),
-            "The loss is right but the update is not: call opt_d.zero_grad() before loss.backward() (the check leaves "
-            "old gradients in D to catch this), and step only once.")
+        raise CheckFailed(f"loss_d = {loss:.5f}, expected {expected:.5f} (the sum BCE(D(x), 1) + BCE(D(G(z)), 0), "
+                          f"each averaged over the batch) or {expected / 2:.5f} (their mean: one BCE over the "
+                          "concatenated batch).")
+    logged = np.array([values["d_real"], values["d_fake"]])
+    if not close(logged, [ref["d_step.d_real"], ref["d_step.d_fake"]]):
+        with torch.no_grad():
+            after = np.array([D(real).mean().item(), D(G0(z)).mean().item()])
+        when = ("these are D's outputs after opt_d.step(): " if close(logged, after) else "")
+        raise CheckFailed(f"d_real/d_fake = {values['d_real']:.5f}/{values['d_fake']:.5f}, expected "
+                          f"{float(ref['d_step.d_real']):.5f}/{float(ref['d_step.d_fake']):.5f}: {when}log the mean of "
+                          "D(x) and D(G(z)) from the forward pass that computed the loss, before the update.")
+    terms = _loss_terms()
+    mistake = _d_gradient_mistake(spy.calls[0]["D"], terms, scale)
+    require(not mistake, mistake)
+    D_expected = flat_params(D0) + scale * (ref["d_step.D_after"] - flat_params(D0))
+    require(close(flat_params(D), D_expected, 1e-4),
+            "The gradient is right but the update is not: step with the opt_d you are given, once, and do not change "
+            "D's weights or the learning rate yourself.")
     out, _, _ = run_d_step(d_step, real_label=SMOOTH_LABEL)
-    smooth = result_dict(out, ["loss_d"], "d_step")["loss_d"]
-    require(close(smooth, float(ref["d_step.loss_d_smooth"])),
-            f"With real_label={SMOOTH_LABEL} loss_d = {smooth:.5f}, expected {float(ref['d_step.loss_d_smooth']):.5f}: "
+    smooth, expected_smooth = result_dict(out, ["loss_d"], "d_step")["loss_d"], scale * float(ref["d_step.loss_d_smooth"])
+    require(close(smooth, expected_smooth),
+            f"With real_label={SMOOTH_LABEL} loss_d = {smooth:.5f}, expected {expected_smooth:.5f}: "
             "use real_label (not a hard-coded 1) as the target of the real batch.")
-    passed(f"d_step: loss {loss:.5f}, D(x) {values['d_real']:.3f}, D(G(z)) {values['d_fake']:.3f}, update and detach correct")
+    equilibrium = "2 log 2 = 1.386" if scale == 1.0 else "log 2 = 0.693"
+    passed(f"d_step: loss {loss:.5f} ({D_LOSS_FORMS[scale]}; {equilibrium} at equilibrium), D(x) {values['d_real']:.3f}, "
+           f"D(G(z)) {values['d_fake']:.3f}, update and detach correct")
 
 
 def check_g_step(g_step) -> None:
-    """Check one non-saturating generator step."""
+    """Check one non-saturating generator step: loss, gradient into G, update."""
     ref = reference("gan1d")
     G0, D0, _, _, _, z = fixed_case()
     with torch.no_grad():
         p = D0(G0(z))
-    saturating = torch.log(1 - p).mean().item()
+    saturating = torch.log(1 - p).mean().item()   # the minimax generator loss log(1 - D(G(z))), negative
 
-    out, G, D = run_g_step(g_step)
+    out, G, D, spy = _spied_g_step(g_step)
     values = result_dict(out, ["loss_g"], "g_step")
-    require_only_trained(G, flat_params(G0), "generator", D, flat_params(D0), "discriminator", "opt_g")
+    require(close(flat_params(D), flat_params(D0), 0),
+            "The discriminator's weights changed in the generator step: only opt_g.step() belongs here.")
+    if close(flat_params(G), flat_params(G0), 0):
+        d_has_grad = any(p.grad is not None and p.grad.abs().sum() > 0 for p in D.parameters())
+        require(spy.calls, "The generator's weights did not change: call loss.backward() and then opt_g.step().")
+        require(not d_has_grad, "G received no gradient although loss_g.backward() ran: G(z) was detached (or computed "
+                                "under torch.no_grad()) in the generator step. Here the gradient must flow through D "
+                                "back into G: p = D(G(z)), no detach.")
+        raise CheckFailed("The generator's weights did not change: call loss.backward() and then opt_g.step().")
     loss, expected = values["loss_g"], float(ref["g_step.loss_g"])
     if not close(loss, expected):
-        if close(loss, saturating) or close(loss, -saturating):
-            raise CheckFailed("This is the saturating loss log(1 - D(G(z))). Use the non-saturating one: "
-                              "BCE(D(G(z)), 1) = -log D(G(z)), which keeps gradients alive when D wins.")
+        if close(loss, saturating):
+            raise CheckFailed("This is the saturating loss log(1 - D(G(z))) of the original minimax game. Use the "
+                              "non-saturating one: BCE(D(G(z)), 1) = -log D(G(z)), which keeps gradients alive when D "
+                              "wins.")
+        if close(loss, -saturating):
+            raise CheckFailed("loss_g is BCE(D(G(z)), 0): target 0 trains G to make D call its samples fake, the "
+                              "opposite of what G wants. The generator labels its samples as real: target 1 "
+                              "(torch.ones_like(p)).")
         raise CheckFailed(f"loss_g = {loss:.5f}, expected {expected:.5f}: the generator's loss is BCE(D(G(z)), 1) "
                           "(fake samples labelled as real), averaged over the batch.")
-    require(close(flat_params(G), ref["g_step.G_after"], 1e-4),
-            "The loss is right but the update is not: call opt_g.zero_grad() before loss.backward() (the check leaves "
-            "old gradients in G to catch this), and do not detach G(z) here: the gradient must reach G.")
+    if not close(flat_params(G), ref["g_step.G_after"], 1e-4):
+        grad = spy.calls[0]["G"] if spy.calls else None
+        expected_grad = (flat_params(G0) - ref["g_step.G_after"]) / CASE_LR
+        stale = grad is not None and close(grad, expected_grad + STALE_GRADIENT, 1e-4)
+        require(not stale, "The loss is right but the update is not: G still held last step's gradients when "
+                           "opt_g.step() ran. Call opt_g.zero_grad() before loss.backward() (the check leaves old "
+                           "gradients in G to catch this).")
+        require(len(spy.calls) == 1, f"opt_g.step() ran {len(spy.calls)} times in one g_step: step once per call.")
+        raise CheckFailed("The loss is right but the update is not: call opt_g.zero_grad(), then loss_g.backward() on "
+                          "the loss you return, then opt_g.step(); do not detach G(z): the gradient must reach G.")
     passed(f"g_step: non-saturating loss {loss:.5f}, update correct")
 
 
@@ -156,8 +249,8 @@ def _epoch_mean_mistake(key, value, totals, counts, values) -> str:
         return (f"{key} = {value:.5f} is the sum of its {counts[key]} values: divide totals[key] by counts[key] "
                 "to get the mean.")
     if close(value, values[key][-1], 1e-6):
-        return (f"{key} = {value:.5f} is the last logged value: the history holds the mean over the whole epoch, "
-                "totals[key] / counts[key].")
+        return (f"{key} = {value:.5f} is the last logged value (one batch per epoch): the history holds the mean "
+                "over the whole epoch, totals[key] / counts[key].")
     for divisor, what in ((steps, f"steps_per_epoch ({steps})"),
                           (most, f"the largest count ({most})")):
         if divisor != counts[key] and close(value, totals[key] / divisor, 1e-6):
@@ -196,45 +289,147 @@ def check_epoch_means(epoch_means) -> None:
            f"(loss_d over {counts['loss_d']}, loss_g over {counts['loss_g']})")
 
 
-def check_history(history, expected_length: int) -> None:
-    """Check the training log: four curves of floats of the right length and range."""
+# What the history check's loop case feeds train_gan through fake step functions: 2 epochs of 3 generator
+# steps with 2 D steps each. Epoch 1 logs the EPOCH_LOG values (grad_norm left out), epoch 2 the same shifted,
+# so that a mean, a sum, the last value, a division by steps_per_epoch and a mean over both epochs all differ.
+LOOP_KEYS = ("loss_d", "d_real", "d_fake", "loss_g")
+LOOP_SHIFT = {"loss_d": -0.2, "d_real": 0.1, "d_fake": -0.1, "loss_g": 0.35}
+
+
+def loop_case():
+    """``(config, per-epoch logged values)`` of the history check's loop case."""
+    from ..labs.gan1d import GanConfig
+
+    config = GanConfig(target="normal", latent_dim=2, g_hidden=(3,), d_hidden=(3,), batch_size=4, epochs=2,
+                       steps_per_epoch=EPOCH_STEPS_PER_EPOCH, d_steps=2)
+    epochs = [{key: list(EPOCH_LOG[key]) for key in LOOP_KEYS},
+              {key: [v + LOOP_SHIFT[key] for v in EPOCH_LOG[key]] for key in LOOP_KEYS}]
+    return config, epochs
+
+
+def run_loop_case(train_gan):
+    """Run ``train_gan`` on the loop case with fake d_step/g_step that return the case's values; its history."""
+    config, epochs = loop_case()
+    stream = {key: iter([v for epoch in epochs for v in epoch[key]]) for key in LOOP_KEYS}
+
+    def d_step(G, D, opt_d, real, z, real_label=1.0):
+        return {key: next(stream[key]) for key in ("loss_d", "d_real", "d_fake")}
+
+    def g_step(G, D, opt_g, z):
+        return {"loss_g": next(stream["loss_g"])}
+
+    try:
+        result = train_gan(config, d_step=d_step, g_step=g_step, snapshot_size=8)
+    except TypeError as exc:
+        raise CheckFailed(f"train_gan(config, d_step=..., g_step=..., snapshot_size=...) failed ({exc}): keep the "
+                          "signature of the train_gan you were given.") from None
+    return getattr(result, "history", None), epochs
+
+
+def _loop_mistake(history, epochs) -> str:
+    """What train_gan's history of the loop case gets wrong, or "" if it holds each epoch's means."""
+    if not isinstance(history, dict) or any(key not in history for key in LOOP_KEYS):
+        return ""  # require_history on the real history names this
+    for key in LOOP_KEYS:
+        logged = history[key]
+        if len(logged) != len(epochs):
+            return (f"train_gan logged {len(logged)} values of {key} for {len(epochs)} epochs: append one mean per "
+                    "epoch, after the epoch's steps.")
+        for e, value in enumerate(logged):
+            values = epochs[e][key]
+            totals, counts = {key: float(sum(values))}, {key: len(values)}
+            mean = totals[key] / counts[key]
+            if close(value, mean, 1e-6):
+                continue
+            everything = [v for epoch in epochs[:e + 1] for v in epoch[key]]
+            if e and close(value, sum(everything) / len(everything), 1e-6):
+                return (f"history[{key!r}][{e}] = {value:.5f} is the mean over epochs 1-{e + 1}: the sums must start "
+                        "from zero every epoch (a new EpochLog per epoch).")
+            if e and close(value, sum(everything), 1e-6):
+                return (f"history[{key!r}][{e}] = {value:.5f} is the sum of everything logged so far: start the sums "
+                        "from zero every epoch and divide each by its count.")
+            counts_all = {k: len(epochs[e][k]) for k in LOOP_KEYS}
+            hint = _epoch_mean_mistake(key, float(value), totals, {**counts_all, **counts}, {key: values})
+            return f"train_gan's history (2 epochs, d_steps=2, 3 steps per epoch) is not the epoch means: {hint}"
+    return ""
+
+
+def _require_probabilities(history, keys) -> None:
+    """d_real and d_fake are epoch means of D's outputs, so in [0, 1]; name what a value outside says."""
+    for key in keys:
+        values = np.asarray(history[key], dtype=np.float64)
+        require(not np.any(values > 1),
+                f"history[{key!r}] reaches {values.max():.4g}, above 1. It is the epoch mean of D's outputs, which are "
+                "probabilities: a value above 1 is a sum over the epoch's steps, not a mean (divide each total by "
+                "its count, TODO 3).")
+        require(not np.any(values < 0),
+                f"history[{key!r}] reaches {values.min():.4g}, below 0: log the mean of D's sigmoid outputs "
+                "(p.mean().item()), not a loss or a logit.")
+
+
+def check_history(history, expected_length: int, train_gan=None) -> None:
+    """Check the training log: four curves of floats of the right length and range, and, with ``train_gan``,
+    that the loop logs each epoch's mean of what the steps returned (on a case with 2 D steps per G step)."""
     keys = ["loss_d", "loss_g", "d_real", "d_fake"]
-    require_history(history, keys, expected_length, probability_keys=("d_real", "d_fake"))
+    if train_gan is not None:
+        loop_history, epochs = run_loop_case(train_gan)
+        mistake = _loop_mistake(loop_history, epochs)
+        require(not mistake, mistake)
+    require_history(history, keys, expected_length)
+    _require_probabilities(history, ("d_real", "d_fake"))
     require(not np.allclose(history["d_real"], history["d_fake"]) or expected_length < 2,
             "d_real and d_fake are identical: log D(x) and D(G(z)) separately.")
-    passed(f"training log: {len(keys)} curves of {expected_length} values")
+    checked = ", each epoch's mean of what the steps returned" if train_gan is not None else ""
+    passed(f"training log: {len(keys)} curves of {expected_length} values{checked}")
 
 
-# (KS at most, W1/std at most) for each tier, on 10,000 samples. The reference recipe reaches
-# KS <= 0.03 and W1/std <= 0.06 on 20,000 samples for every target; with 10,000 samples the sampling noise
-# alone is about KS 0.009, so "good" leaves room for one more source of error and "fair" rewards a
-# generator that has the right shape but visible flaws (the untuned baseline is far above both).
+# Quality tiers: (KS at most, W1/std at most) on EVAL_SAMPLES (20,000) samples drawn with EVAL_SEED, the numbers
+# labkit.labs.gan1d.measure prints in the notebook. Set from measurements (docs/benchmarks.md, "1D GAN: quality
+# tiers"): ...
 QUALITY_TIERS = {"good": (0.04, 0.08), "fair": (0.08, 0.16)}
 
 
-def check_final_model(path, tier: str, n: int = 10_000, seed: int = 0) -> None:
-    """Grade the generator saved at ``path`` against the target recorded in its metadata."""
+def quality_tiers(target) -> dict:
+    """``{tier: (max KS, max W1/std)}`` for ``target`` (a name, distribution or mixture)."""
+    return QUALITY_TIERS
+
+
+def check_final_model(path, tier: str, target=None, n: int = None, seed: int = None) -> None:
+    """Grade the generator saved at ``path`` against the target recorded in its metadata.
+
+    ``target``: the target the notebook chose (``TARGET``); a saved model trained on another one is refused with
+    a message that says so (a tuned_config that forgets ``target=`` trains on GanConfig's default, N(4, 0.5)).
+    """
     from .. import distributions
     from ..checkpoint import CheckpointError, loadModel
-    from ..metrics import compare_1d
-    from ..sampling import generate
+    from ..labs.gan1d import EVAL_SAMPLES, EVAL_SEED, measure
 
-    max_ks, max_w1 = QUALITY_TIERS[tier]
+    n = EVAL_SAMPLES if n is None else n
+    seed = EVAL_SEED if seed is None else seed
     path = Path(path)
     try:
         model = loadModel(path)
     except CheckpointError as exc:
         raise CheckFailed(f"No usable saved model ({exc}). Exercise 2 is graded on the generator you save with "
-                          f"saveModel(..., '{path.name}', target=...) in the notebook's folder.") from None
+                          f"saveModel(..., '{path.name}', target=...) in the notebook's folder, which the full run "
+                          "(QUICK = False) writes; quick mode does not.") from None
     spec = model.checkpoint_metadata.get("target")
-    require(spec is not None, f"{path.name} does not record its target: save with saveModel(G, path, target=TARGET.spec).")
-    target = distributions.get(spec)
-    require(target.name != "normal", "Exercise 2 asks for a harder target than the baseline's normal distribution.")
-    samples, _ = generate(model, n, seed=seed)
-    result = compare_1d(samples, target)
+    require(spec is not None, f"{path.name} does not record its target: save with saveModel(G, path, "
+                              "target=<the target it was trained on>).")
+    saved = distributions.get(spec)
+    if target is not None:
+        chosen = distributions.get(target)
+        require(chosen.name == saved.name,
+                f"{path.name} was trained on {saved.name} ({saved.label}), but TARGET is {chosen.name}. If "
+                "tuned_config(target) does not pass target=target to GanConfig, the run trains on GanConfig's default "
+                "target, N(4, 0.5): fix tuned_config and run the final training again.")
+    require(saved.name != "normal", "Exercise 2 asks for a harder target than the baseline's normal distribution "
+                                    f"({path.name} was trained on N(4, 0.5)).")
+    max_ks, max_w1 = quality_tiers(saved)[tier]
+    result = measure(model, saved, n=n, seed=seed)
     ks, w1 = result["ks"], result["w1_over_std"]
     require(ks <= max_ks and w1 <= max_w1,
-            f"{target.name}: KS {ks:.4f} (needs <= {max_ks}), W1/std {w1:.4f} (needs <= {max_w1}) on {n:,} samples. "
+            f"{saved.name}: KS {ks:.4f} (needs <= {max_ks}), W1/std {w1:.4f} (needs <= {max_w1}) on {n:,} samples. "
             "Look at the histogram: a missing tail or mode usually means more capacity or more training; a wobbly "
             "match means a lower learning rate at the end (decay) or averaged weights (EMA).")
-    passed(f"{target.name}: KS {ks:.4f} <= {max_ks}, W1/std {w1:.4f} <= {max_w1} ({tier})")
+    passed(f"{saved.name}: KS {ks:.4f} <= {max_ks}, W1/std {w1:.4f} <= {max_w1} ({tier})")

@@ -9,6 +9,10 @@ notebook's experiments use around it::
     ...                                       # the notebook's loop: d_step, g_step, nets.after_step()
     result, row = run_trial(train_gan, config, "baseline", out_dir)   # train, measure, write the GIF
 
+``measure`` is the one measurement of a generator: the notebook's trials, the graded quality check
+(``labkit.checks.gan1d``) and the benchmark all call it, so the numbers a student reads are the ones
+that are graded.
+
 The order of the random draws (seed, G, D, then the fixed snapshot noise drawn by the loop, then the
 training noise) is the recipe's: the shipped checkpoints in ``checkpoints/gan1d_*.pt`` follow from it.
 """
@@ -18,6 +22,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Tuple
 
+import math
+import re
+
 import numpy as np
 import torch
 from torch import nn
@@ -26,15 +33,18 @@ from .. import distributions
 from ..metrics import compare_1d
 from ..models.mlp import MLPDiscriminator, MLPGenerator
 from ..runtime import seed_everything
-from ..train import WeightAverage
+from ..train import WeightAverage, ema_decay
 from ..viz.animation import GifWriter
 from ..viz.live import LiveView
 from ..viz.plotting import plot_1d
 
 __all__ = ["GanConfig", "TrainResult", "GanNets", "build_gan", "sample_real", "progress_view", "write_gif",
-           "run_trial", "EVAL_SAMPLES"]
+           "run_trial", "measure", "trial_file", "EVAL_SAMPLES", "EVAL_SEED", "EMA_HORIZON", "QUICK_FRACTION"]
 
-EVAL_SAMPLES = 20_000  # samples run_trial measures a generator on (two samples this size differ by KS ~0.01)
+EVAL_SAMPLES = 20_000  # samples a generator is measured and graded on (sampling noise alone: KS ~0.006)
+EVAL_SEED = 0          # the noise seed of that measurement: the notebook prints the graded numbers
+EMA_HORIZON = 0.2      # the EMA averages over about this share of the run (never more than GanConfig.ema allows)
+QUICK_FRACTION = 10    # quick mode trains 1/10 of the epochs (at most 25 steps each): ratios between runs stay
 
 
 @dataclass
@@ -55,13 +65,22 @@ class GanConfig:
     d_steps: int = 1              # discriminator steps per generator step
     real_label: float = 1.0       # < 1: one-sided label smoothing
     normalize: bool = False
-    lr_decay: bool = False
-    ema: float = 0.0              # > 0: evaluate an EMA of G's weights with this decay
+    lr_decay: bool = False        # cosine decay of both learning rates to 0 over the run, however long it is
+    ema: float = 0.0              # > 0: evaluate an EMA of G's weights; the decay of a long run (0.999 spans the
+                                  # last ~1,000 steps); shorter runs average over their last 20 % (see build_gan)
     seed: int = 0
 
+    @property
+    def total_steps(self) -> int:
+        """Generator steps in the run."""
+        return self.epochs * self.steps_per_epoch
+
     def quick(self) -> "GanConfig":
-        """A shortened copy for quick mode (tests, grading): same recipe, a few epochs."""
-        return replace(self, epochs=min(self.epochs, 6), steps_per_epoch=min(self.steps_per_epoch, 25))
+        """A small copy for quick mode (tests, grading): the same recipe over 1/10 of the epochs (at least 2), at
+        most 25 steps each. A run ten times as long stays ten times as long, and the learning-rate schedule and
+        the EMA scale with the shorter run (see :func:`build_gan`), so a quick run is the real one in miniature."""
+        return replace(self, epochs=min(self.epochs, max(2, math.ceil(self.epochs / QUICK_FRACTION))),
+                       steps_per_epoch=min(self.steps_per_epoch, 25))
 
 
 @dataclass
@@ -111,7 +130,10 @@ def build_gan(config: GanConfig) -> GanNets:
     ``normalize`` gives both networks the target's mean and standard deviation (they then work at
     unit scale); ``lr_decay`` adds a cosine schedule to zero over the run for each optimiser (D steps
     ``d_steps`` times per generator step); ``ema > 0`` keeps an exponential moving average of G's
-    weights with that decay (:class:`labkit.train.WeightAverage`).
+    weights (:class:`labkit.train.WeightAverage`) with decay ``ema_decay(total_steps, EMA_HORIZON,
+    longest=ema)``: ``ema`` itself in a long run (0.999 for 5,000 steps and more), an average over the
+    last 20 % of a shorter one (0.967 for a 150-step quick run, where 0.999 would leave the averaged
+    generator at its initial weights).
     """
     seed_everything(config.seed)
     target = distributions.get(config.target)
@@ -120,10 +142,10 @@ def build_gan(config: GanConfig) -> GanNets:
     D = MLPDiscriminator(config.d_hidden, config.activation, data_mean=mean, data_std=std)
     opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=config.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=config.betas)
-    total_steps = config.epochs * config.steps_per_epoch
+    total_steps = config.total_steps
     schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps * k)
                   for opt, k in ((opt_g, 1), (opt_d, config.d_steps))] if config.lr_decay else []
-    ema = WeightAverage(G, decay=config.ema) if config.ema else None
+    ema = WeightAverage(G, decay=ema_decay(total_steps, EMA_HORIZON, longest=config.ema)) if config.ema else None
     return GanNets(target, G, D, opt_g, opt_d, schedulers, ema)
 
 
@@ -141,32 +163,77 @@ def progress_view(config: GanConfig) -> LiveView:
     return LiveView(config.epochs, desc=f"GAN on {name}", print_every=max(1, config.epochs // 5))
 
 
+def measure(generator, target, n: int = EVAL_SAMPLES, seed: int = EVAL_SEED) -> dict:
+    """KS, W1/std, mean and std of ``n`` samples of ``generator`` (noise from ``seed``) against ``target``.
+
+    The same numbers as the graded quality check (``labkit.checks.gan1d.check_final_model``) for the same model.
+    """
+    from ..sampling import generate
+
+    samples, _ = generate(generator, n, seed=seed)
+    return compare_1d(samples, distributions.get(target))
+
+
+def trial_file(name: str, target, suffix: str = ".gif") -> str:
+    """The file name of a trial's output: ``<target>-<name><suffix>``, e.g. ``petitprince-baseline.gif``.
+
+    The target is part of the name, so the baseline on N(4, 0.5) and a trial called "baseline" on another
+    target write two files; anything but letters, digits, ``.``, ``_`` and ``-`` becomes ``_``.
+    """
+    slug = lambda text: re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "trial"
+    return f"{slug(distributions.get(target).name)}-{slug(name)}{suffix}"
+
+
+def gif_ylim(snapshots, target, xlim, bins: int = 80, most: float = 3.0) -> tuple:
+    """One y-range for every frame of a training GIF: room for the true density and the tallest histogram
+    bar of any frame, but no more than ``most`` times the density's peak (taller bars are cut off)."""
+    target = distributions.get(target)
+    lo, hi = xlim
+    peak = float(np.max(target.pdf(np.linspace(lo, hi, 600))))
+    edges = np.linspace(lo, hi, bins + 1)
+    tallest = 0.0
+    for _, samples in snapshots:
+        counts, _ = np.histogram(samples, bins=edges)
+        tallest = max(tallest, counts.max() / (len(samples) * (edges[1] - edges[0])) if len(samples) else 0.0)
+    return 0.0, 1.1 * min(max(peak, tallest), most * peak)
+
+
 def write_gif(snapshots, target, path, name: str, epochs: int, fps: float = 6) -> Path:
-    """One histogram per ``(epoch, samples)`` snapshot against the target's density, as a GIF at ``path``."""
+    """One histogram per ``(epoch, samples)`` snapshot against the target's density, as a GIF at ``path``.
+
+    Every frame has the same axes (so a growing or shrinking histogram is visible as such) and its KS
+    statistic against the target (of the snapshot's samples, so the sampling floor is higher than on
+    20,000 samples); samples outside the x-range are marked at the edges by ``plot_1d``.
+    """
     target = distributions.get(target)
     lo, hi = target.support(0.998)
     xlim = (lo - 0.25 * (hi - lo), hi + 0.25 * (hi - lo))  # room for a generator that is still off target
+    ylim = gif_ylim(snapshots, target, xlim)
     gif = GifWriter(path, fps=fps)
     for epoch, samples in snapshots:
-        gif.add(plot_1d(samples, target, title=f"{name}: epoch {epoch + 1}/{epochs}", xlim=xlim))
+        ks = compare_1d(samples, target)["ks"]
+        gif.add(plot_1d(samples, target, title=f"{name}: epoch {epoch + 1}/{epochs}, KS {ks:.3f}", xlim=xlim,
+                        ylim=ylim))
     return gif.save()
 
 
 def run_trial(train: Callable[..., TrainResult], config: GanConfig, name: str, out_dir, quick: bool = False,
               gif_frames: int = 30) -> Tuple[TrainResult, dict]:
     """Train with ``train(config, snapshot_every=..., progress=True)`` (the notebook's ``train_gan``), measure the
-    generator on 20,000 fresh samples, write ``<name>.gif`` in ``out_dir``; return ``(result, table row)``.
+    generator (:func:`measure`: 20,000 samples, as graded), write ``<target>-<name>.gif`` in ``out_dir``
+    (no GIF with ``gif_frames=0``); return ``(result, table row)``.
 
     ``quick`` shortens the run with :meth:`GanConfig.quick`. The row holds the trial's name, target, KS,
-    W1/std, the generated mean and std, the training seconds and the GIF's file name.
+    W1/std, the generated mean and std, the training seconds and the GIF's file name ("" without one).
     """
     config = config.quick() if quick else config
-    result = train(config, snapshot_every=max(1, config.epochs // gif_frames), progress=True)
+    every = max(1, config.epochs // gif_frames) if gif_frames else config.epochs
+    result = train(config, snapshot_every=every, progress=True)
     target = distributions.get(config.target)
-    with torch.no_grad():
-        samples = result.generator(torch.randn(EVAL_SAMPLES, config.latent_dim)).squeeze(1).numpy()
-    metrics = compare_1d(samples, target)
-    gif = write_gif(result.snapshots, target, Path(out_dir) / f"{name}.gif", name, config.epochs)
+    metrics = measure(result.generator, target)
+    gif = ""
+    if gif_frames:
+        gif = write_gif(result.snapshots, target, Path(out_dir) / trial_file(name, target), name, config.epochs).name
     row = {"trial": name, "target": target.name, "KS": metrics["ks"], "W1/std": metrics["w1_over_std"],
-           "mean": metrics["mean"], "std": metrics["std"], "seconds": result.seconds, "gif": gif.name}
+           "mean": metrics["mean"], "std": metrics["std"], "seconds": result.seconds, "gif": gif}
     return result, row

@@ -23,30 +23,71 @@ def _as_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def plot_1d(generated, target=None, real=None, ax=None, bins: int = 80, title: Optional[str] = None, xlim=None):
-    """Histogram of generated samples against the true density of ``target`` (and optionally real samples)."""
+def _density_hist(ax, values, edges, **style):
+    """A histogram scaled to the density of *all* ``values``: mass outside ``edges`` is left out, not piled into
+    the edge bins (as clipping would) nor spread over the shown bins (as ``density=True`` would)."""
+    values = _as_numpy(values).reshape(-1)
+    weights = np.full(values.size, 1.0 / (max(values.size, 1) * (edges[1] - edges[0])))
+    ax.hist(values, bins=edges, weights=weights, **style)
+
+
+def _share_text(share: float) -> str:
+    return f"{share:.1%}" if share >= 0.001 else "<0.1%"
+
+
+def _mark_off_axis(ax, values, lo: float, hi: float) -> None:
+    """Write, at each edge of the x-range, the share of ``values`` that lies beyond it (nothing if none does)."""
+    values = _as_numpy(values).reshape(-1)
+    below, above = float(np.mean(values < lo)), float(np.mean(values > hi))
+    style = dict(xycoords="axes fraction", va="top", fontsize=8, color="tab:red",
+                 bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="tab:red", alpha=0.9))
+    if below > 0:
+        ax.annotate(f"\u2190 {_share_text(below)} of samples below {lo:.3g}", xy=(0.01, 0.97), ha="left", **style)
+    if above > 0:
+        ax.annotate(f"{_share_text(above)} of samples above {hi:.3g} \u2192", xy=(0.99, 0.97), ha="right", **style)
+
+
+def plot_1d(generated, target=None, real=None, ax=None, bins: int = 80, title: Optional[str] = None, xlim=None,
+            ylim=None):
+    """Histogram of generated samples against the true density of ``target`` (and optionally real samples).
+
+    The histogram is the density of all the samples: those outside the x-range are not drawn (clipping them
+    into the edge bins would draw spikes that are not there); the share beyond each edge is written at that
+    edge instead. ``xlim``/``ylim`` fix the axes (a GIF's frames share them). On a new figure the legend sits
+    to the right of the axes; on an ``ax`` you pass, where it covers the fewest bars and lines.
+    """
     from .. import distributions
 
     generated = _as_numpy(generated).reshape(-1)
-    fig, ax = _axes(ax)
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(8.5, 4), layout="constrained")
+        legend = dict(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    else:
+        fig, legend = ax.figure, dict(loc="best")
     if target is not None:
         target = distributions.get(target)
         lo, hi = xlim or target.support(0.998)
-        pad = 0.15 * (hi - lo)
-        lo, hi = lo - pad, hi + pad
+        if xlim is None:
+            pad = 0.15 * (hi - lo)
+            lo, hi = lo - pad, hi + pad
     else:
         lo, hi = xlim or (np.percentile(generated, 0.1), np.percentile(generated, 99.9))
     edges = np.linspace(lo, hi, bins + 1)
     if real is not None:
-        ax.hist(_as_numpy(real).reshape(-1), bins=edges, density=True, alpha=0.35, color="tab:gray", label="real samples")
-    ax.hist(np.clip(generated, lo, hi), bins=edges, density=True, alpha=0.6, color="tab:orange", label="generated")
+        _density_hist(ax, real, edges, alpha=0.35, color="tab:gray", label="real samples")
+    _density_hist(ax, generated, edges, alpha=0.6, color="tab:orange", label="generated")
     if target is not None:
         grid = np.linspace(lo, hi, 600)
         ax.plot(grid, target.pdf(grid), color="tab:blue", lw=2, label=f"true pdf: {target.label}")
+    _mark_off_axis(ax, generated, lo, hi)
     ax.set_xlim(lo, hi)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_xlabel("x")
     ax.set_ylabel("density")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(fontsize=8, **legend)
     if title:
         ax.set_title(title)
     return fig
