@@ -168,8 +168,34 @@ def init(imports=(), aliases=()) -> None:
         _STATE["custom_exceptions"] = shell.custom_exceptions
         _STATE["events"] = {k: list(v) for k, v in shell.events.callbacks.items()}
     _STATE["hooks"] = {"displayhook": sys.displayhook, "excepthook": sys.excepthook}
+    _skip_idle_flushes()
     for problem in problems:
         _say(f"init: {problem}")
+
+
+def _skip_idle_flushes() -> None:
+    """Make ipykernel's ``flush()`` return at once when nothing was written since the last one.
+
+    IPython's ``display()`` flushes stdout and stderr before every output, and each flush waits
+    for two round trips to ipykernel's IOPub thread even when there is nothing to send: about
+    0.5 ms per ``display()`` on a busy 2-core machine, so a cell with 12,000 outputs spent most
+    of its time limit waiting. Text that is pending is still flushed, in order.
+    """
+    try:
+        from ipykernel.iostream import OutStream
+    except ImportError:
+        return
+    streams = (sys.stdout, sys.stderr)
+    if not all(isinstance(s, OutStream) and hasattr(s, "_flush_pending") and hasattr(s, "_subprocess_flush_pending")
+               for s in streams):
+        return  # another ipykernel: leave its streams alone
+    flush = OutStream.flush
+
+    def flush_when_pending(self):
+        if getattr(self, "_flush_pending", True) or getattr(self, "_subprocess_flush_pending", True):
+            flush(self)
+
+    OutStream.flush = flush_when_pending
 
 
 def _describe(value) -> str:

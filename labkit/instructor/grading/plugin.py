@@ -26,6 +26,7 @@ import json
 import os
 import re
 import time
+from collections import deque
 from queue import Empty
 
 import pytest
@@ -56,26 +57,57 @@ def _clip(text: str, keep: int = KEEP) -> str:
     return text[:half] + f"\n[... {len(text) - keep} characters left out ...]\n" + text[-half:]
 
 
+class _IopubBuffer:
+    """iopub messages received while a cell runs, kept as raw frames and parsed only when nbval reads them.
+
+    The kernel can publish thousands of outputs a second; zmq drops what is not read once its
+    queues (about 1,000 messages on each side) are full, and the cell's "idle" message with them.
+    Receiving frames costs microseconds a message, parsing them (signature, JSON, dates) a hundred:
+    parsing while the cell runs made the reader slower than a chatty kernel on a busy machine.
+    """
+
+    def __init__(self, client):
+        self.socket, self.session = client.iopub_channel.socket, client.iopub_channel.session
+        self.frames: deque = deque()
+
+    def receive(self) -> None:
+        """Take every message waiting on the socket now, unparsed."""
+        import zmq
+
+        while True:
+            try:
+                self.frames.append(self.socket.recv_multipart(zmq.NOBLOCK, copy=False))
+            except zmq.Again:
+                return
+
+    def pop(self) -> dict:
+        _identities, frames = self.session.feed_identities(self.frames.popleft(), copy=False)
+        return self.session.deserialize(frames, content=True, copy=False)
+
+
 def _patch_nbval() -> None:
     import nbval.kernel as nbkernel
     import nbval.plugin as nbplugin
+    import zmq
 
     original_get = nbkernel.RunningKernel.get_message
 
-    def alive(kernel) -> bool:
-        return kernel.is_alive()
-
     def dead_or_late(kernel, deadline) -> bool:
         """Raise KernelDied if the kernel is gone; else say whether the deadline has passed."""
-        if not alive(kernel):
+        if not kernel.is_alive():
             raise KernelDied("The kernel died while this cell ran (the process exited: os._exit, a crash, "
                              "or it was killed for using too much memory).") from None
         return deadline is not None and time.monotonic() >= deadline
 
+    def iopub_buffer(kernel) -> _IopubBuffer:
+        if not hasattr(kernel, "_labkit_iopub"):
+            kernel._labkit_iopub = _IopubBuffer(kernel.kc)
+        return kernel._labkit_iopub
+
     def get_message(self, stream, timeout=None):
         buffered = getattr(self, "_labkit_iopub", None)
-        if stream == "iopub" and buffered:
-            return buffered.pop(0)
+        if stream == "iopub" and buffered is not None and buffered.frames:
+            return buffered.pop()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             step = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
@@ -86,27 +118,27 @@ def _patch_nbval() -> None:
                     raise
 
     def await_reply(self, msg_id, timeout=None):
-        # Read iopub while waiting for the reply, so a long cell's output never piles up unread.
-        if not hasattr(self, "_labkit_iopub"):
-            self._labkit_iopub = []
+        # Wait on the shell and the iopub sockets at once: iopub is emptied as soon as anything arrives.
+        iopub, shell = iopub_buffer(self), self.kc.shell_channel
+        poller = zmq.Poller()
+        poller.register(iopub.socket, zmq.POLLIN)
+        poller.register(shell.socket, zmq.POLLIN)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            while True:
-                try:
-                    self._labkit_iopub.append(self.kc.get_iopub_msg(timeout=0))
-                except Empty:
-                    break
-            step = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
-            try:
-                msg = self.kc.get_shell_msg(timeout=step)
-            except Empty:
-                if dead_or_late(self, deadline):
-                    raise
-                continue
-            if msg["parent_header"].get("msg_id") == msg_id:
-                if msg["content"]["status"] == "aborted":
-                    raise RuntimeError("Kernel aborted execution request")
-                return
+            step = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
+            ready = dict(poller.poll(int(step * 1000)))
+            iopub.receive()
+            if shell.socket in ready:
+                msg = shell.get_msg(timeout=0)
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    if msg["content"]["status"] == "aborted":
+                        raise RuntimeError("Kernel aborted execution request")
+                    return
+            elif ready:  # output is flowing: the kernel lives (asking its manager costs more than a message)
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise Empty
+            elif dead_or_late(self, deadline):
+                raise Empty
 
     nbkernel.RunningKernel.get_message = get_message
     nbkernel.RunningKernel.await_reply = await_reply
