@@ -26,6 +26,7 @@ from labkit import cli
 from labkit.instructor.grading.assignment import Alias, load_assignment
 from labkit.instructor.grading.cells import CellKey
 from labkit.instructor.grading.intake import submission_names
+from labkit.instructor.grading.plugin import NBVAL_RANGE, check_nbval_version
 from labkit.instructor.grading.prepare import prepare
 from labkit.instructor.grading.restore import restore_cells
 from labkit.instructor.grading.scan import scan_code
@@ -100,6 +101,34 @@ def test_assignment_points(assignment):
     assert assignment.auto_max == FULL and assignment.manual_max == 2
     assert Alias("checks", "labkit.checks", None) in assignment.aliases
     assert {"checks", "require", "passed"} <= set(assignment.helper_names)
+
+
+@pytest.mark.parametrize("version, supported", [("0.10.0", True), ("0.11.0", True), ("0.9.6", False),
+                                                ("0.12.0", False), ("1.0", False)])
+def test_nbval_versions_the_plugin_supports(version, supported):
+    if supported:
+        assert check_nbval_version(version) == version
+    else:
+        with pytest.raises(ValueError, match=f"supports nbval{NBVAL_RANGE} only; nbval {version} is installed"):
+            check_nbval_version(version)
+
+
+def test_nbval_pin_is_the_plugins_range():
+    repo = FIXTURES.parents[2]
+    for name in ("requirements.txt", "pyproject.toml"):
+        assert f"nbval{NBVAL_RANGE}" in (repo / name).read_text(encoding="utf-8"), name
+
+
+def test_grade_refuses_an_unsupported_nbval(monkeypatch, tmp_path):
+    import nbval
+
+    monkeypatch.setattr(nbval, "__version__", "0.12.0")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = cli.main(["grade", "--source", str(SOURCE), "--assignment", "toy", "--out", str(tmp_path / "out"),
+                         "--no-progress", str(SOURCE / "toy.ipynb")])
+    assert code == 2 and f"nbval{NBVAL_RANGE}" in err.getvalue() and "nbval 0.12.0 is installed" in err.getvalue()
+    assert not (tmp_path / "out").exists()
 
 
 def test_unknown_assignment_names_the_available_ones():

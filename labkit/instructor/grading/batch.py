@@ -19,6 +19,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 from ...paths import repo_root
 from .assignment import Assignment, load_assignment
 from .intake import submission_names
+from .plugin import check_nbval_version
 from .prepare import Prepared, prepare
 from .report import summary, write_csv, write_feedback
 from .run import KernelRun, Limits, kill_process_tree, run_notebook
@@ -176,6 +177,7 @@ def main(args, log=print) -> int:
     """``labkit grade``: load the assignment, grade the submissions, write the results."""
     if sys.platform == "win32":
         raise ValueError("labkit grade needs Linux or macOS (it uses POSIX process limits).")
+    check_nbval_version()
     source = Path(args.source) if args.source else repo_root() / "notebooks" / "solutions"
     assignment = load_assignment(args.assignment, source)
     for skipped in assignment.skipped:

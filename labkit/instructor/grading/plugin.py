@@ -28,8 +28,15 @@ import re
 import time
 from collections import deque
 from queue import Empty
+from typing import Optional
 
 import pytest
+
+# The nbval releases whose internals the patches below were written for and tested with (RunningKernel's
+# get_message and await_reply, IPyNbFile.setup, IPyNbCell.output_timeout, parent.timed_out). Keep in step
+# with requirements.txt and pyproject.toml.
+NBVAL_SUPPORTED = ((0, 10), (0, 12))   # lowest supported, first unsupported
+NBVAL_RANGE = ">=0.10,<0.12"
 
 _STATE = {"out": None, "cwd": None, "wait": 60.0, "t0": time.time()}
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -38,6 +45,28 @@ KEEP = 6000  # characters of printed output kept per cell (head and tail)
 
 class KernelDied(RuntimeError):
     """The kernel process exited while a cell was running."""
+
+
+class UnsupportedNbval(ValueError):
+    """The installed nbval is not one the grader's patches were written for."""
+
+
+def _release(version: str):
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+
+
+def check_nbval_version(version: Optional[str] = None) -> str:
+    """The installed nbval version; :class:`UnsupportedNbval` when it is outside :data:`NBVAL_RANGE`."""
+    if version is None:
+        import nbval
+
+        version = str(getattr(nbval, "__version__", "unknown"))
+    low, high = NBVAL_SUPPORTED
+    if not low <= _release(version) < high:
+        raise UnsupportedNbval(
+            f"labkit grade patches nbval at run time and supports nbval{NBVAL_RANGE} only; nbval {version} is "
+            f"installed. Install a supported one: python -m pip install 'nbval{NBVAL_RANGE}'")
+    return version
 
 
 def _emit(**record) -> None:
@@ -167,11 +196,15 @@ def pytest_configure(config):
     wait = os.environ.pop("LABKIT_GRADING_OUTPUT_WAIT", None)
     if not path:
         return
+    try:
+        nbval_version = check_nbval_version()
+    except UnsupportedNbval as exc:
+        raise pytest.UsageError(str(exc)) from None
     _STATE["out"] = open(path, "a", encoding="utf-8")
     _STATE["cwd"] = cwd
     _STATE["wait"] = float(wait or 60)
     _patch_nbval()
-    _emit(event="configured", pid=os.getpid())
+    _emit(event="configured", pid=os.getpid(), nbval=nbval_version)
 
 
 def pytest_collection_modifyitems(session, config, items):
