@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CheckpointError, ValueError, FileNotFoundError, TypeError) as exc:
+    except (CheckpointError, ValueError, FileNotFoundError) as exc:  # the user's input; anything else is a bug
         print(f"labkit {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
