@@ -25,7 +25,7 @@ import sys
 import sysconfig
 import types
 
-__all__ = ["init", "before_check", "PREFIX"]
+__all__ = ["init", "before_check", "library_roots", "PREFIX"]
 
 PREFIX = "LABKIT-GUARD"
 
@@ -51,7 +51,11 @@ def _say(message: str) -> None:
         pass
 
 
-def _genuine_roots():
+LABKIT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))  # labkit/instructor/grading/..
+
+
+def library_roots():
+    """Folders whose code counts as installed libraries (labkit included), not notebook code."""
     roots = set()
     paths = sysconfig.get_paths()
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
@@ -61,7 +65,7 @@ def _genuine_roots():
         roots.update(os.path.realpath(p) for p in site.getsitepackages())
     except Exception:  # virtualenvs without getsitepackages
         pass
-    roots.add(os.path.dirname(os.path.realpath(__file__)))  # the labkit package
+    roots.add(LABKIT_DIR)
     for name in ("numpy", "torch", "IPython", "ipykernel", "traitlets", "scipy"):
         module = sys.modules.get(name)
         if module is not None and getattr(module, "__file__", None):
@@ -139,7 +143,7 @@ def init(imports=(), aliases=()) -> None:
         except Exception as exc:  # the check cell will report it; the guard keeps going
             problems.append(f"could not import {name} ({type(exc).__name__}: {exc})")
     _STATE = {"stdout": sys.stdout, "stderr": sys.stderr, "roots": (), "aliases": [tuple(a) for a in aliases]}
-    _STATE["roots"] = _genuine_roots()
+    _STATE["roots"] = library_roots()
     _STATE["modules"] = {name: (sys.modules[name], _snapshot_namespace(vars(sys.modules[name])))
                          for name in _watched_modules()}
     classes = {}
