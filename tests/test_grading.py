@@ -13,6 +13,8 @@ import hashlib
 import importlib.util
 import io
 import os
+import shutil
+import subprocess
 import sys
 import time
 import zipfile
@@ -29,6 +31,7 @@ from labkit.instructor.grading.intake import submission_names
 from labkit.instructor.grading.plugin import NBVAL_RANGE, check_nbval_version
 from labkit.instructor.grading.prepare import prepare
 from labkit.instructor.grading.restore import restore_cells
+from labkit.instructor.grading.run import MARKER_VARIABLE, kill_process_tree, run_marker_prefix
 from labkit.instructor.grading.scan import scan_code
 from labkit.instructor.grading.score import Status
 from labkit.instructor.release import release_notebook
@@ -87,6 +90,20 @@ def _row(graded, name):
     return row
 
 
+def _check_results(graded, name):
+    """check id -> "passed" / "failed" / "not run", from the feedback's table of checks."""
+    feedback = (graded.out / "feedback" / f"{name}.md").read_text(encoding="utf-8")
+    results = {}
+    for line in feedback.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) >= 3 and cells[0] in CHECKS:
+            results[cells[0]] = cells[2].split(" ", 1)[1]
+    return results
+
+
+ALL_FAILED = {c: "failed" for c in CHECKS}  # every check ran to a verdict: not skipped, not lost to a crash
+
+
 # --------------------------------------------------------------------------- fast: no kernel
 
 
@@ -129,6 +146,23 @@ def test_grade_refuses_an_unsupported_nbval(monkeypatch, tmp_path):
                          "--no-progress", str(SOURCE / "toy.ipynb")])
     assert code == 2 and f"nbval{NBVAL_RANGE}" in err.getvalue() and "nbval 0.12.0 is installed" in err.getvalue()
     assert not (tmp_path / "out").exists()
+
+
+def test_load_assignment_says_which_notebooks_it_skipped(tmp_path):
+    shutil.copy(SOURCE / "toy.ipynb", tmp_path / "toy.ipynb")
+    shutil.copy(SOURCE / "other.ipynb", tmp_path / "other.ipynb")
+    (tmp_path / "broken.ipynb").write_text("{ not json", encoding="utf-8")
+    assignment = load_assignment("toy", tmp_path)
+    assert [s.path.name for s in assignment.skipped] == ["broken.ipynb"]
+    assert "JSON" in assignment.skipped[0].reason
+    assert set(assignment.others.values()) == {"other"}  # the readable one still counts
+    pdf = tmp_path / "not_a_notebook.pdf"
+    pdf.write_bytes(b"%PDF-1.4")
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = cli.main(["grade", "--source", str(tmp_path), "--assignment", "toy", "--out", str(tmp_path / "out"),
+                         "--no-progress", str(pdf)])
+    assert code == 0 and "broken.ipynb was not read for its check ids" in stdout.getvalue()
 
 
 def test_unknown_assignment_names_the_available_ones():
@@ -254,17 +288,49 @@ def test_submissions_are_never_modified(graded):
     assert _hashes(graded.root) == graded.before
 
 
-@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
-def test_no_process_outlives_the_run(graded):
-    left = []
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"  # a zombie is dead, only not reaped yet
+
+
+def _carrying(needle: bytes):
+    pids = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit():
+        if entry.isdigit() and _alive(int(entry)):
             try:
-                if b"LABKIT_GRADING_RUN=labkit-grade-" in Path(f"/proc/{entry}/environ").read_bytes():
-                    left.append(entry)
+                if needle in Path(f"/proc/{entry}/environ").read_bytes():
+                    pids.append(int(entry))
             except OSError:
                 pass
-    assert left == []
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_no_process_outlives_the_run(graded):
+    # Only the runs this test process started: other gradings may be running on the machine meanwhile.
+    assert _carrying(f"{MARKER_VARIABLE}={run_marker_prefix()}".encode()) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_kill_process_tree_finds_a_process_that_left_the_tree():
+    marker = run_marker_prefix() + "left-the-tree"
+    code = ("import subprocess, sys\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], start_new_session=True)\n"
+            "print(child.pid, flush=True)\n")  # and exit: the child is no longer a descendant of anything we know
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, MARKER_VARIABLE: marker},
+                            stdout=subprocess.PIPE, text=True)
+    orphan = int(proc.stdout.readline())
+    proc.wait()
+    proc.stdout.close()
+    assert _alive(orphan) and _carrying(marker.encode()) == [orphan]
+    kill_process_tree(proc, marker)
+    deadline = time.monotonic() + 10
+    while _alive(orphan) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(orphan)
 
 
 @pytest.mark.parametrize("name", ["solution", "solution_zip"])
@@ -276,6 +342,7 @@ def test_reference_solution_gets_full_marks(graded, name):
 def test_untouched_release_gets_zero(graded):
     row = _row(graded, "release")
     assert float(row["auto_points"]) == 0 and row["status"] == "ok"
+    assert _check_results(graded, "release") == ALL_FAILED and row["flags"] == ""
     feedback = (graded.out / "feedback" / "release.md").read_text(encoding="utf-8")
     assert "NotImplementedError: return x squared" in feedback and "(not answered)" in feedback
 
@@ -290,29 +357,33 @@ def test_feedback_of_the_solution(graded):
 
 def test_quality_check_needs_the_saved_model(graded):
     row = _row(graded, "solution_without_model")
-    assert row["points"] == {**CHECKS, "saved_model": 0.0}
+    assert row["status"] == "ok" and row["points"] == {**CHECKS, "saved_model": 0.0}
     assert "No saved model" in (graded.out / "feedback" / "solution_without_model.md").read_text(encoding="utf-8")
 
 
 def test_check_cells_deleted(graded):
     row = _row(graded, "checks_deleted")  # TODO 2 left undone, every check cell deleted
-    assert row["points"] == {"square": 2.0, "mean": 0.0, "saved_model": 5.0}
+    assert row["status"] == "ok" and row["points"] == {"square": 2.0, "mean": 0.0, "saved_model": 5.0}
+    assert _check_results(graded, "checks_deleted") == {"square": "passed", "mean": "failed", "saved_model": "passed"}
     assert row["notes"].count("was missing") == 3
 
 
 def test_check_cells_replaced_by_pass(graded):
     row = _row(graded, "checks_pass")
-    assert float(row["auto_points"]) == 0 and row["notes"].count("replaced by `pass`") == 3
+    assert (row["status"], float(row["auto_points"]), row["flags"]) == ("ok", 0, "")
+    assert row["notes"].count("replaced by `pass`") == 3 and _check_results(graded, "checks_pass") == ALL_FAILED
 
 
 def test_assertions_removed(graded):
     row = _row(graded, "asserts_removed")
-    assert float(row["auto_points"]) == 0 and row["notes"].count("edited") == 3
+    assert (row["status"], float(row["auto_points"]), row["flags"]) == ("ok", 0, "")
+    assert row["notes"].count("edited") == 3 and _check_results(graded, "asserts_removed") == ALL_FAILED
 
 
 def test_check_helpers_redefined(graded):
     row = _row(graded, "helpers_redefined")
-    assert float(row["auto_points"]) == 0
+    assert (row["status"], float(row["auto_points"])) == ("ok", 0)
+    assert _check_results(graded, "helpers_redefined") == ALL_FAILED
     for expected in ("defines its own 'require'", "assigns to checks.require", "assigns to labkit.checks.close",
                      "runtime: before check 'square': labkit.checks.require was replaced",
                      "the code of labkit.checks.passed was replaced"):
@@ -322,7 +393,8 @@ def test_check_helpers_redefined(graded):
 
 def test_errors_swallowed_by_a_custom_exception_handler(graded):
     row = _row(graded, "errors_swallowed")
-    assert float(row["auto_points"]) == 0
+    assert (row["status"], float(row["auto_points"])) == ("ok", 0)
+    assert _check_results(graded, "errors_swallowed") == ALL_FAILED
     assert "custom exception handler" in row["flags"] and "sys.stdout was replaced" in row["flags"]
 
 
@@ -331,12 +403,14 @@ def test_infinite_loop(graded):
     assert row["status"] == "timeout" and "10 s limit per cell" in row["reason"]
     assert row["points"] == {"square": 2.0, "mean": 0.0, "saved_model": 0.0}
     assert "not graded" in (graded.out / "feedback" / "infinite_loop.md").read_text(encoding="utf-8")
+    assert _check_results(graded, "infinite_loop") == {"square": "passed", "mean": "not run", "saved_model": "not run"}
 
 
 def test_os_exit_half_way(graded):
     row = _row(graded, "os_exit")
     assert row["status"] == "error" and "kernel died" in row["reason"]
     assert row["points"] == {"square": 2.0, "mean": 0.0, "saved_model": 0.0}
+    assert _check_results(graded, "os_exit") == {"square": "passed", "mean": "not run", "saved_model": "not run"}
 
 
 def test_sys_exit_half_way(graded):
@@ -353,7 +427,7 @@ def test_50_gb_allocation(graded):
 
 def test_chatty_cell_beats_nbval_fixed_output_wait(graded):
     row = _row(graded, "chatty_output")
-    assert (row["status"], float(row["auto_points"])) == ("ok", FULL)
+    assert (row["status"], float(row["auto_points"])) == ("ok", FULL), row["reason"]
 
 
 @pytest.mark.parametrize("name, reason", [

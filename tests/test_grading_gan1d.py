@@ -48,11 +48,25 @@ def graded(tmp_path_factory):
     return code, rows, out
 
 
+CHECK_IDS = list(checks_in(nbformat.read(SOLUTIONS / "01_gan_1d.ipynb", as_version=4)))
+
+
+def _results(out, name):
+    """check id -> "passed" / "failed" / "not run", from the feedback's table of checks."""
+    results = {}
+    for line in (out / "feedback" / f"{name}.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) >= 3 and cells[0] in CHECK_IDS:
+            results[cells[0]] = cells[2].split(" ", 1)[1]
+    return results
+
+
 def test_reference_solution_gets_every_automatic_point(graded):
     _, rows, _ = graded
     row = rows["reference"]
     expected = sum(c["points"] for c in checks_in(nbformat.read(SOLUTIONS / "01_gan_1d.ipynb", as_version=4)).values())
     assert row["status"] == "ok", row["reason"]
+    assert row["flags"] == ""  # the course's own code is not "notebook code" to the guard
     assert float(row["auto_max"]) == pytest.approx(expected)
     assert float(row["auto_points"]) == pytest.approx(expected), row
     assert float(row["manual_max"]) == pytest.approx(0.3)
@@ -61,11 +75,18 @@ def test_reference_solution_gets_every_automatic_point(graded):
 def test_untouched_release_gets_zero(graded):
     _, rows, out = graded
     row = rows["untouched_release"]
-    assert float(row["auto_points"]) == 0
+    assert (row["status"], float(row["auto_points"]), row["flags"]) == ("error", 0, "")
+    assert "NotImplementedError" in row["reason"]  # the TODO cells, which ran to the end
+    assert _results(out, "untouched_release") == {c: "failed" for c in CHECK_IDS}
     feedback = (out / "feedback" / "untouched_release.md").read_text()
     assert "NotImplementedError" in feedback
 
 
 def test_edited_check_cells_are_restored(graded):
-    _, rows, _ = graded
-    assert float(rows["cheater"]["auto_points"]) == 0
+    # Every check cell was replaced by print('all good'): the instructor's checks ran instead and failed.
+    _, rows, out = graded
+    row = rows["cheater"]
+    assert (row["status"], float(row["auto_points"]), row["flags"]) == ("error", 0, "")
+    assert "NotImplementedError" in row["reason"]
+    assert row["notes"].count("was edited in the submission; the original was used") == len(CHECK_IDS)
+    assert _results(out, "cheater") == {c: "failed" for c in CHECK_IDS}
