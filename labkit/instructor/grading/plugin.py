@@ -36,7 +36,7 @@ import pytest
 # get_message and await_reply, IPyNbFile.setup, IPyNbCell.output_timeout, parent.timed_out). Keep in step
 # with requirements.txt and pyproject.toml.
 NBVAL_SUPPORTED = ((0, 10), (0, 12))   # lowest supported, first unsupported
-NBVAL_RANGE = ">=0.10,<0.12"
+NBVAL_RANGE = ">={}.{},<{}.{}".format(*NBVAL_SUPPORTED[0], *NBVAL_SUPPORTED[1])
 
 _STATE = {"out": None, "cwd": None, "wait": 60.0, "t0": time.time()}
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
