@@ -264,3 +264,13 @@ def test_generate_mistakes_are_named():
     fails(checks.check_generate, lambda n: good(n) * 2 - 1, match="\\(x \\+ 1\\) / 2")
     fails(checks.check_generate, lambda n: good(n) * 255, match="above 1")
     fails(checks.check_generate, lambda n: np.repeat(good(1), n, axis=0), match="same image")
+
+
+def test_student_release_stops_at_every_todo():
+    student = load_exports(SOLUTION.parent.parent / "03_dcgan_mnist.ipynb", name="dcgan_release_for_tests")
+    fails(checks.check_generator, student.Generator, match="NotImplementedError")
+    fails(checks.check_discriminator, student.Discriminator, match="NotImplementedError")
+    for call in (lambda: student.make_optimizers(nn.Linear(1, 1), nn.Linear(1, 1)),
+                 lambda: student.train_step(*checks.fixed_case()[:4], nn.BCELoss(), *checks.fixed_case()[4:])):
+        with pytest.raises(NotImplementedError):
+            call()

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import CheckFailed, close, passed, reference, require
-from .steps import (STALE_GRADIENT, OptimizerSpy, flat_params, require_history, result_dict, stale_gradients)
+from .steps import (STALE_GRADIENT, OptimizerSpy, flat_params, require_history, require_value, result_dict,
+                    stale_gradients)
 
 __all__ = [
     "check_generator", "check_discriminator", "check_criterion", "check_optimizers", "check_train_step",
@@ -44,6 +45,15 @@ def _build(cls, what: str, **kwargs):
 # --------------------------------------------------------------------------- architectures
 
 
+@torch.no_grad()
+def _outputs(model: nn.Module, inputs: torch.Tensor, call: str, hint: str):
+    """``model(inputs)`` and ``model(1000 * inputs)``: far-out inputs push an unbounded last layer out of range."""
+    try:
+        return model(inputs), model(inputs * 1000)
+    except RuntimeError as exc:
+        raise CheckFailed(f"{call} failed: {exc}. {hint}") from None
+
+
 def check_generator(Generator) -> None:
     """Generator(latent_dim=100): (B, 100) noise -> (B, 1, 28, 28) in [-1, 1], 2-3 transposed convolutions."""
     torch.manual_seed(0)
@@ -56,13 +66,9 @@ def check_generator(Generator) -> None:
     require(_count(G, nn.BatchNorm2d) >= 1, "The generator has no BatchNorm2d: DCGAN puts batch norm after every "
                                             "transposed convolution except the last.")
     require(_count(G, nn.MaxPool2d, nn.AvgPool2d) == 0, "The generator should not pool; it upsamples.")
-    z = torch.randn(4, LATENT_DIM)
-    with torch.no_grad():
-        try:
-            out = G(z)
-        except RuntimeError as exc:
-            raise CheckFailed(f"G(z) with z of shape (4, 100) failed: {exc}. Reshape z to (B, 100, 1, 1) before the "
-                              "first transposed convolution, and check each layer's in_channels.") from None
+    out, extreme = _outputs(G, torch.randn(4, LATENT_DIM), "G(z) with z of shape (4, 100)",
+                            "Reshape z to (B, 100, 1, 1) before the first transposed convolution, and check each "
+                            "layer's in_channels.")
     shape = tuple(out.shape)
     if shape == (4, 784):
         raise CheckFailed("G(z) returns (B, 784): reshape to images of shape (B, 1, 28, 28).")
@@ -70,8 +76,6 @@ def check_generator(Generator) -> None:
         raise CheckFailed(f"G(z) returns images of {shape[2]}×{shape[3]}, not 28×28: recompute each layer's output "
                           "with out = (in - 1)·stride - 2·padding + kernel.")
     require(shape == (4, 1, 28, 28), f"G(z) must return shape (B, 1, 28, 28) = (4, 1, 28, 28), got {shape}.")
-    with torch.no_grad():  # far-out noise drives an unbounded output layer far beyond [-1, 1]
-        extreme = G(z * 1000)
     require(float(out.abs().max()) <= 1.0 + 1e-6 and float(extreme.abs().max()) <= 1.0 + 1e-6,
             "G(z) can leave [-1, 1]: end the generator with nn.Tanh() (the training images are scaled to [-1, 1]).")
     require(float(out.min()) < 0 < float(out.max()), "G(z) is never negative (or never positive): the last activation "
@@ -91,14 +95,9 @@ def check_discriminator(Discriminator) -> None:
     require(_count(D, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d) == 0,
             "The discriminator pools: DCGAN downsamples with strided convolutions (stride=2) instead.")
     require(_count(D, nn.LeakyReLU) >= 1, "The discriminator has no LeakyReLU: DCGAN uses LeakyReLU(0.2) in D.")
-    x = torch.rand(5, 1, 28, 28) * 2 - 1
-    with torch.no_grad():
-        try:
-            out = D(x)
-        except RuntimeError as exc:
-            raise CheckFailed(f"D(x) with x of shape (5, 1, 28, 28) failed: {exc}. Check the Linear layer's in_features: "
-                              "channels × height × width of the last convolution's output.") from None
-        extreme = D(x * 1000)  # an unbounded last layer leaves [0, 1] on far-out inputs
+    out, extreme = _outputs(D, torch.rand(5, 1, 28, 28) * 2 - 1, "D(x) with x of shape (5, 1, 28, 28)",
+                            "Check the Linear layer's in_features: channels × height × width of the last "
+                            "convolution's output.")
     shape = tuple(out.shape)
     require(shape in ((5, 1), (5,)), f"D(x) must return one probability per image, shape (B, 1); got {shape}.")
     low, high = min(float(out.min()), float(extreme.min())), max(float(out.max()), float(extreme.max()))
@@ -233,16 +232,16 @@ def check_train_step(train_step) -> None:
             "The generator received gradients during the discriminator's update: score the fake batch with "
             "D(fake.detach()) in the D step, so loss_d.backward() stops at the fake images.")
     loss_d, expected_d = values["loss_d"], float(ref["train_step.loss_d"])
-    if not close(loss_d, expected_d):
-        if close(loss_d, wrong["swapped"]):
-            raise CheckFailed("loss_d matches swapped labels: real images get target 1 (torch.ones_like) and fake "
-                              "images target 0.")
-        if close(loss_d, wrong["concatenated"]) or close(loss_d, expected_d / 2, 2e-3):
-            raise CheckFailed("loss_d looks like one BCE on real and fake images together. With batch norm in D, "
-                              "score real and fake in separate mini-batches (a DCGAN guideline: mixed batches share "
-                              "batch statistics) and add the two losses: loss_d = BCE(D(real), 1) + BCE(D(fake), 0).")
-        raise CheckFailed(f"loss_d = {loss_d:.5f}, expected {expected_d:.5f}: loss_d = BCE(D(real), 1) + "
-                          "BCE(D(fake.detach()), 0), each averaged over the batch.")
+    concatenated = ("loss_d looks like one BCE on real and fake images together. With batch norm in D, score real "
+                    "and fake in separate mini-batches (a DCGAN guideline: mixed batches share batch statistics) and "
+                    "add the two losses: loss_d = BCE(D(real), 1) + BCE(D(fake), 0).")
+    require_value(loss_d, expected_d, [
+        (wrong["swapped"], "loss_d matches swapped labels: real images get target 1 (torch.ones_like) and fake "
+                           "images target 0."),
+        (wrong["concatenated"], concatenated),
+        (expected_d / 2, concatenated),
+    ], f"loss_d = {loss_d:.5f}, expected {expected_d:.5f}: loss_d = BCE(D(real), 1) + BCE(D(fake.detach()), 0), "
+       "each averaged over the batch.")
     require(close([values["d_real"], values["d_fake"]], [ref["train_step.d_real"], ref["train_step.d_fake"]]),
             f"d_real/d_fake = {values['d_real']:.5f}/{values['d_fake']:.5f}, expected "
             f"{float(ref['train_step.d_real']):.5f}/{float(ref['train_step.d_fake']):.5f}: log the mean of D(real) and "
@@ -251,15 +250,15 @@ def check_train_step(train_step) -> None:
             "loss_d is right but D's update is not: call opt_d.zero_grad() before loss_d.backward() (the check "
             "leaves old gradients in D to catch this), and step D only once.")
     loss_g, expected_g = values["loss_g"], float(ref["train_step.loss_g"])
-    if not close(loss_g, expected_g):
-        if close(loss_g, wrong["g_target_zero"]):
-            raise CheckFailed("loss_g uses target 0: the generator wants D to call its images real, so its loss is "
-                              "BCE(D(fake), 1).")
-        if close(abs(loss_g), abs(wrong["g_saturating"])):
-            raise CheckFailed("This is the saturating loss log(1 - D(G(z))). Use the non-saturating one: "
-                              "BCE(D(fake), 1) = -log D(G(z)), which keeps gradients alive when D wins.")
-        raise CheckFailed(f"loss_g = {loss_g:.5f}, expected {expected_g:.5f}: the generator's loss is BCE(D(fake), 1) "
-                          "with D after its update, averaged over the batch.")
+    saturating = ("This is the saturating loss log(1 - D(G(z))). Use the non-saturating one: BCE(D(fake), 1) = "
+                  "-log D(G(z)), which keeps gradients alive when D wins.")
+    require_value(loss_g, expected_g, [
+        (wrong["g_target_zero"], "loss_g uses target 0: the generator wants D to call its images real, so its loss "
+                                 "is BCE(D(fake), 1)."),
+        (wrong["g_saturating"], saturating),
+        (-wrong["g_saturating"], saturating),
+    ], f"loss_g = {loss_g:.5f}, expected {expected_g:.5f}: the generator's loss is BCE(D(fake), 1) with D after its "
+       "update, averaged over the batch.")
     require(not close(flat_params(G), flat_params(G0), 0),
             "The generator's weights did not change: in the G step do not detach the fake images (the gradient must "
             "reach G), then call loss_g.backward() and opt_g.step().")

@@ -15,7 +15,7 @@ import torch
 from . import CheckFailed, close, require
 
 __all__ = ["STALE_GRADIENT", "flat_params", "flat_grads", "stale_gradients", "result_dict", "require_only_trained",
-           "OptimizerSpy", "require_history"]
+           "OptimizerSpy", "require_history", "require_value"]
 
 STALE_GRADIENT = 0.05  # what stale_gradients leaves in every .grad
 
@@ -103,3 +103,17 @@ def require_history(history, keys: Sequence[str], expected_length: int, probabil
         values = np.asarray(history[key])
         require(np.all((values >= 0) & (values <= 1)), f"history[{key!r}] must hold probabilities in [0, 1] "
                                                        "(the mean discriminator output), not losses.")
+
+
+def require_value(value: float, expected: float, mistakes: Sequence, otherwise: str, tol: float = 1e-4) -> None:
+    """Pass if ``value`` is ``expected``; else name the first mistake whose value it matches.
+
+    mistakes: ``(value a typical mistake gives, message naming it)`` pairs, most specific first.
+    otherwise: the message when the value matches no known mistake.
+    """
+    if close(value, expected, tol):
+        return
+    for wrong, message in mistakes:
+        if close(value, wrong, tol):
+            raise CheckFailed(message)
+    raise CheckFailed(otherwise)
