@@ -20,7 +20,9 @@ def _cmd_run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     failures = 0
     for path in solutions:
-        result = execute(path, out / path.name, quick=not args.full, output_dir=out, cell_timeout=args.cell_timeout)
+        # Each notebook runs in its own folder under --out: whatever it saves stays there, not in notebooks/.
+        result = execute(path, out / path.name, quick=not args.full, output_dir=out, cell_timeout=args.cell_timeout,
+                         workdir=out / "work" / path.stem)
         print(result.summary(), flush=True)
         failures += result.status != "ok"
     print(f"executed notebooks, figures and GIFs are in {out.resolve()}")

@@ -74,3 +74,21 @@ def test_format_table_aligns_numbers_and_text():
     assert "0.1235" in lines[2] and "1.5000" in lines[3]
     assert len({len(l) for l in lines[:2]}) == 1
     assert format_table([]) == "(no rows)"
+
+
+def test_main_job_from_the_root_writes_under_a_relative_out_and_nothing_in_notebooks(tmp_path, monkeypatch, capsys):
+    """`labkit run --out build` as the README says: the outputs land in ./build, counted truthfully."""
+    from labkit import cli
+
+    notebooks = REPO / "notebooks"
+    before = {p: p.stat().st_mtime_ns for p in notebooks.rglob("*") if p.is_file()}
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["run", "--only", "01", "--out", "build"])
+    summary = capsys.readouterr().out
+    assert code == 0, summary
+    line = next(l for l in summary.splitlines() if l.startswith("01_gan_1d:"))
+    counts = dict(reversed(part.split(" ", 1)) for part in line.split(", ")[2:5])
+    assert int(counts["figures"]) >= 2 and int(counts["GIFs"]) >= 3 and int(counts["saved models"]) >= 1, line
+    assert list((tmp_path / "build" / "01_gan_1d").glob("*.gif")), "the GIFs must be under ./build"
+    after = {p: p.stat().st_mtime_ns for p in notebooks.rglob("*") if p.is_file()}
+    assert after == before, "labkit run wrote inside notebooks/"

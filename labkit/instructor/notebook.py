@@ -7,16 +7,18 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Literal, Optional
 
 import nbformat
 
-__all__ = ["load_exports", "execute", "RunResult"]
+__all__ = ["load_exports", "execute", "RunResult", "current_interpreter_kernel"]
 
 
 def load_exports(path, tag: str = "export", name: Optional[str] = None) -> types.ModuleType:
@@ -35,10 +37,13 @@ def load_exports(path, tag: str = "export", name: Optional[str] = None) -> types
     return module
 
 
+NotebookStatus = Literal["ok", "error", "timeout"]
+
+
 @dataclass
 class RunResult:
     notebook: str
-    status: str                      # ok | error | timeout
+    status: NotebookStatus
     seconds: float
     passed: List[str] = field(default_factory=list)
     failed: Dict[str, str] = field(default_factory=dict)   # check id -> error message
@@ -66,22 +71,65 @@ def _error_text(outputs) -> Optional[str]:
     return None
 
 
+def current_interpreter_kernel(folder: Path) -> str:
+    """Write a kernel spec that runs this very interpreter into ``folder``/kernels and return its name.
+
+    A kernel started by the name ``python3`` is whatever interpreter Jupyter finds first, often another
+    environment's (where labkit or torchinfo is missing). ``JUPYTER_PATH`` must include ``folder``.
+    """
+    import json
+
+    name = "labkit-current-python"
+    spec = Path(folder) / "kernels" / name
+    spec.mkdir(parents=True, exist_ok=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": f"Python ({sys.executable})", "language": "python",
+    }))
+    return name
+
+
+def _workdir_copy(path: Path, workdir: Path) -> Path:
+    """Copy the notebook and the saved models beside it into ``workdir``, where it then runs.
+
+    The notebook finds its files (``dcgan_final.pt`` ...) as in its own folder, and whatever it saves lands
+    in the work folder: a run never overwrites the reference solution's models in notebooks/solutions/.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    for item in path.parent.iterdir():
+        if item.is_file() and (item == path or item.suffix == ".pt"):
+            shutil.copy2(item, workdir / item.name)
+    return workdir / path.name
+
+
 def execute(path, out_path=None, quick: bool = True, output_dir=None, cell_timeout: int = 600,
-            kernel: str = "python3") -> RunResult:
-    """Run a notebook top to bottom (errors do not stop it) and write the executed copy to ``out_path``."""
+            kernel: Optional[str] = None, workdir=None) -> RunResult:
+    """Run a notebook top to bottom (errors do not stop it) and write the executed copy to ``out_path``.
+
+    kernel: a kernel name; by default a kernel on the interpreter running this function.
+    workdir: run a copy of the notebook (with the .pt files beside it) in this folder instead of in place.
+    """
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     path = Path(path)
+    name = path.stem
     nb = nbformat.read(path, as_version=4)
-    env_backup = {k: os.environ.get(k) for k in ("LABKIT_QUICK", "LABKIT_OUTPUT", "MPLBACKEND")}
+    if workdir is not None:
+        path = _workdir_copy(path, Path(workdir))
+    env_backup = {k: os.environ.get(k) for k in ("LABKIT_QUICK", "LABKIT_OUTPUT", "MPLBACKEND", "JUPYTER_PATH")}
     os.environ["LABKIT_QUICK"] = "1" if quick else "0"
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    spec_root = Path(tempfile.mkdtemp(prefix="labkit-kernel-"))
+    if kernel is None:
+        kernel = current_interpreter_kernel(spec_root)
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(spec_root), env_backup["JUPYTER_PATH"]) if p)
     if output_dir is not None:
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        output_dir = Path(output_dir).resolve()  # the kernel's working folder is the notebook's, not ours
+        output_dir.mkdir(parents=True, exist_ok=True)
         os.environ["LABKIT_OUTPUT"] = str(output_dir)
-    before = set(Path(output_dir).rglob("*")) if output_dir else set()
-    status = "ok"
+    before = set(output_dir.rglob("*")) if output_dir else set()
+    status: NotebookStatus = "ok"
     start = time.perf_counter()
     try:
         client = NotebookClient(nb, timeout=cell_timeout, kernel_name=kernel, allow_errors=True,
@@ -97,8 +145,9 @@ def execute(path, out_path=None, quick: bool = True, output_dir=None, cell_timeo
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        shutil.rmtree(spec_root, ignore_errors=True)
     seconds = time.perf_counter() - start
-    result = RunResult(notebook=path.stem, status=status, seconds=seconds)
+    result = RunResult(notebook=name, status=status, seconds=seconds)
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -118,5 +167,5 @@ def execute(path, out_path=None, quick: bool = True, output_dir=None, cell_timeo
         Path(out_path).parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, str(out_path))
     if output_dir:
-        result.outputs = sorted(str(p) for p in set(Path(output_dir).rglob("*")) - before if p.is_file())
+        result.outputs = sorted(str(p) for p in set(output_dir.rglob("*")) - before if p.is_file())
     return result
