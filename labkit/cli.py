@@ -30,7 +30,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_release(args) -> int:
-    from .instructor.release import release_all
+    from .instructor.release import build_student_distribution, release_all
 
     stale = release_all(repo_root(), check=args.check)
     if args.check:
@@ -40,6 +40,13 @@ def _cmd_release(args) -> int:
         print("student notebooks are a fresh release of the solutions")
         return 0
     print("wrote " + (", ".join(stale) if stale else "nothing: everything was up to date"))
+    if args.dist:
+        dist = Path(args.dist).resolve()
+        folder, *archive = build_student_distribution(repo_root(), dist, zip_path=dist.with_suffix(".zip"))
+        files = [p for p in folder.rglob("*") if p.is_file()]
+        print(f"students' distribution: {folder} ({len(files)} files, {sum(p.stat().st_size for p in files) / 1e6:.1f} MB)"
+              + "".join(f" and {a} ({a.stat().st_size / 1e6:.1f} MB)" for a in archive)
+              + "; publish it as the course repository named in README.md")
     return 0
 
 
@@ -87,8 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cell-timeout", type=int, default=900)
     run.set_defaults(func=_cmd_run)
 
-    rel = sub.add_parser("release", help="write the student notebooks from notebooks/solutions")
+    rel = sub.add_parser("release", help="write the student notebooks from notebooks/solutions, then the students' "
+                                         "distribution")
     rel.add_argument("--check", action="store_true", help="only report whether the committed releases are fresh")
+    rel.add_argument("--dist", default=str(repo_root() / "dist" / "student"), metavar="DIR",
+                     help="where the students' distribution goes, and DIR.zip (default: dist/student; '' for none)")
     rel.set_defaults(func=_cmd_release)
 
     smp = sub.add_parser("sample", help="sample a saved generator to a .npy file, without training")

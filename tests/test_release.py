@@ -1,5 +1,11 @@
+import hashlib
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -111,3 +117,119 @@ def test_release_round_trip_on_a_copy(tmp_path):
     student = json.loads((tmp_path / "notebooks" / "00_toy.ipynb").read_text())
     assert "return 42" not in json.dumps(student)
     assert "someone/course/blob/main/notebooks/00_toy.ipynb" in "".join(student["cells"][0]["source"])
+
+
+# --------------------------------------------------------------------------- the students' distribution
+
+
+def _secret_lines(solution):
+    """Solution lines of a solution notebook that its own instructions do not show (as in the test above)."""
+    sol = nbformat.read(solution, as_version=4)
+    public = "\n".join(re.sub(r"### BEGIN SOLUTION([^\n]*)\n.*?### END SOLUTION|<!-- BEGIN SOLUTION -->.*?<!-- END SOLUTION -->",
+                              r"\1", c.source, flags=re.S) for c in sol.cells)
+    return [line for line in release.solution_lines(sol) if line not in public]
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist") / "student"
+    folder, archive = release.build_student_distribution(REPO, out, zip_path=out.with_suffix(".zip"))
+    return folder, archive
+
+
+def test_distribution_holds_what_students_need(dist):
+    folder, archive = dist
+    for solution in sorted((REPO / "notebooks" / "solutions").glob("*.ipynb")):
+        assert (folder / "notebooks" / solution.name).read_bytes() == (REPO / "notebooks" / solution.name).read_bytes()
+    for name in release.STUDENT_CHECKPOINTS + release.STUDENT_FILES:
+        assert (folder / ("checkpoints" if name.endswith(".pt") else "") / name).is_file(), name
+    for path in (REPO / "labkit").rglob("*.py"):
+        if "__pycache__" not in path.parts:
+            assert (folder / path.relative_to(REPO)).read_bytes() == path.read_bytes()
+    for data in ("data/references/gan1d.npz", "data/samples/mnist/train-images-idx3-ubyte.gz"):
+        assert (folder / "labkit" / data).is_file(), data
+    url = release.repository_url(REPO / "README.md")
+    readme = (folder / "README.md").read_text()
+    assert f"git clone {url} " in readme and "labkit pack" in readme and "## For students" not in readme
+    # what the Colab link and setup cell expect at that address: notebooks/NAME.ipynb and an installable package
+    assert (folder / "pyproject.toml").is_file() and (folder / "labkit" / "__init__.py").is_file()
+    with zipfile.ZipFile(archive) as z:
+        names = z.namelist()
+    shipped = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    top = names[0].split("/")[0]
+    assert sorted(n.split("/", 1)[1] for n in names) == [n for n in shipped if not n.startswith(".labkit-")]
+    assert all(n.startswith(top + "/") for n in names)
+
+
+def test_distribution_finds_its_own_checkpoints(dist):
+    """labkit imported from the distribution looks for checkpoints in it (what `pip install -e` gives in Colab)."""
+    folder, _ = dist
+    env = {k: v for k, v in os.environ.items() if k not in ("LABKIT_REPO", "LABKIT_CHECKPOINTS")}
+    env["PYTHONPATH"] = str(folder)
+    code = "import labkit.paths as p; print(p.checkpoint('classifier_mnist.pt'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=folder, capture_output=True, text=True, check=True)
+    assert Path(out.stdout.strip()) == folder / "checkpoints" / "classifier_mnist.pt"
+
+
+def test_distribution_leaks_no_solution_and_no_answer_checkpoint(dist):
+    folder, archive = dist
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert not (folder / "notebooks" / "solutions").exists()
+    assert all("solutions" not in p.relative_to(folder).parts for p in files)
+    # No solution text, in any text file. labkit's own code may share generic lines with a solution
+    # (`opt_g.step()`): students always had the library, so lines it holds are not secrets.
+    library = "\n".join(p.read_text() for p in (REPO / "labkit").rglob("*.py"))
+    secrets = {line for s in (REPO / "notebooks" / "solutions").glob("*.ipynb") for line in _secret_lines(s)}
+    secrets = {line for line in secrets if line not in library}
+    assert secrets
+    for path in files:
+        if path.suffix in (".py", ".ipynb", ".md", ".txt", ".toml", ".json", ".cfg", ""):
+            text = path.read_text(encoding="utf-8")
+            assert not [line for line in secrets if line in text], path
+            assert "<!-- BEGIN SOLUTION -->" not in text or path.name == "release.py"
+    # No model that answers a graded check, under any name: compared by content with every reference
+    # checkpoint and solution model that is not on the students' list.
+    answers = {release.file_digest(p): p.name for folder_ in (REPO / "checkpoints", REPO / "notebooks" / "solutions")
+               for p in folder_.glob("*.pt") if p.name not in release.STUDENT_CHECKPOINTS}
+    assert any(name.startswith("gan1d_") for name in answers.values())
+    shipped = {release.file_digest(p): p for p in files}
+    assert not set(shipped) & set(answers), [str(shipped[d]) for d in set(shipped) & set(answers)]
+    assert sorted(p.name for p in files if p.suffix in (".pt", ".pth")) == sorted(release.STUDENT_CHECKPOINTS)
+    with zipfile.ZipFile(archive) as z:
+        assert not [n for n in z.namelist() if "solutions/" in n or n.endswith((".pt", ".pth"))
+                    and n.rsplit("/", 1)[-1] not in release.STUDENT_CHECKPOINTS]
+        assert not {hashlib.sha256(z.read(n)).hexdigest() for n in z.namelist()} & set(answers)
+
+
+def test_distribution_refuses_an_answer_checkpoint_and_a_foreign_folder(tmp_path, monkeypatch):
+    out = tmp_path / "student"
+    real_write = release._write_student_tree
+
+    def leaky(repo, target, url):  # a future change that copies a reference model under another name
+        real_write(repo, target, url)
+        shutil.copyfile(REPO / "checkpoints" / "gan1d_laplace.pt", target / "notebooks" / "gan1d_final.pt")
+
+    monkeypatch.setattr(release, "_write_student_tree", leaky)
+    with pytest.raises(release.ReleaseError, match="gan1d_laplace.pt"):
+        release.build_student_distribution(REPO, out)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("not to be deleted")
+    with pytest.raises(release.ReleaseError, match="not a students' distribution"):
+        release.build_student_distribution(REPO, tmp_path / "mine")
+    assert (tmp_path / "mine" / "thesis.tex").exists()
+
+
+def test_release_command_builds_the_distribution_and_check_does_not(tmp_path, capsys, monkeypatch):
+    from labkit import cli
+
+    repo = tmp_path / "repo"  # a copy: the command writes the student notebooks too
+    for name in ("labkit", "notebooks", "checkpoints"):
+        shutil.copytree(REPO / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("README.md",) + release.STUDENT_FILES:
+        shutil.copyfile(REPO / name, repo / name)
+    monkeypatch.setenv("LABKIT_REPO", str(repo))
+    assert cli.main(["release", "--check", "--dist", str(tmp_path / "d")]) == 0
+    assert not (tmp_path / "d").exists()
+    assert cli.main(["release", "--dist", str(tmp_path / "d")]) == 0
+    assert (tmp_path / "d" / "notebooks").is_dir() and (tmp_path / "d.zip").is_file()
+    assert "students' distribution" in capsys.readouterr().out

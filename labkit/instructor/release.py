@@ -14,11 +14,19 @@ Authoring conventions (in ``notebooks/solutions/*.ipynb``):
 * The title cell (tag ``labkit-header``) gets the "Open in Colab" link and the setup
   cells (tags ``parameters`` and ``labkit-setup``) are written from one template, with the
   repository address taken from README.md, in solutions and releases alike.
+
+:func:`build_student_distribution` then writes what students get (``dist/student/`` and a zip):
+the student notebooks, labkit, the checkpoints later sections need, READ_ME.txt and a README for
+students; never the solution notebooks nor a checkpoint that answers a graded check. That folder is
+what the course repository named in README.md holds, and what the Colab setup cell installs.
 """
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
+import shutil
+import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -26,7 +34,8 @@ import nbformat
 
 __all__ = [
     "NOTEBOOKS", "ReleaseError", "strip_solutions", "release_notebook", "release_all", "stamp_standard_cells",
-    "repository_url", "checks_in", "answers_in", "solution_lines",
+    "repository_url", "checks_in", "answers_in", "solution_lines", "STUDENT_CHECKPOINTS", "STUDENT_FILES",
+    "student_readme", "build_student_distribution", "file_digest",
 ]
 
 NOTEBOOKS = ("01_gan_1d", "02_cgan_mnist", "03_dcgan_mnist", "04_cwgan_gp_fashion")
@@ -210,3 +219,111 @@ def release_all(repo: Path, check: bool = False) -> List[str]:
                 if not check:
                     target.write_text(text, encoding="utf-8")
     return stale
+
+
+# --------------------------------------------------------------------------- the students' distribution
+
+# Reference checkpoints students get: only what later sections need to run (the metric classifiers behind
+# the image scores). An allow-list, so a new reference model (e.g. checkpoints/gan1d_*.pt, which would pass
+# a graded quality check if handed in as the student's own) stays with the instructor unless listed here.
+STUDENT_CHECKPOINTS = ("classifier_mnist.pt", "classifier_fashion_mnist.pt")
+# Files of the repository root that ship as they are (pip install -e needs pyproject.toml).
+STUDENT_FILES = ("READ_ME.txt", "pyproject.toml", "requirements.txt")
+# Never copied from labkit/: caches, notebooks, model files (the package ships none).
+_PACKAGE_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".ipynb_checkpoints", "*.ipynb",
+                                         "*.pt", "*.pth")
+_DIST_MARKER = ".labkit-student-distribution"
+_STUDENT_GITIGNORE = "__pycache__/\n*.egg-info/\n.ipynb_checkpoints/\noutput/\n*.zip\n"
+_FOR_STUDENTS = re.compile(r"^## For students[^\n]*\n(?P<body>.*?)(?=^## |\Z)", re.S | re.M)
+_ZIP_TIME = (2024, 1, 1, 0, 0, 0)  # fixed, so the same release gives the same zip
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file (to prove an answer checkpoint is not shipped under another name)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def student_readme(readme_text: str, url: str) -> str:
+    """The students' README: the "For students" section of the course README, with the repository address."""
+    match = _FOR_STUDENTS.search(readme_text)
+    if not match:
+        raise ReleaseError("README.md has no '## For students' section; the students' README is made from it.")
+    body = match.group("body").strip().replace("<course repository>", url)
+    return (f"# GAN course: the labs\n\nCourse repository: {url}\n\n"
+            "Four Jupyter labs on generative adversarial networks and `labkit`, the package behind them. "
+            "This folder is the students' copy of the course kit: the lab notebooks (`notebooks/`), `labkit`, "
+            "the small data samples it falls back on offline, the metric classifiers (`checkpoints/`) and the "
+            f"`READ_ME.txt` template to hand in.\n\n{body}\n")
+
+
+def _forbidden_digests(repo: Path) -> Dict[str, str]:
+    """digest -> name of every model file that must not reach students (reference and solution models)."""
+    found = {}
+    for folder in (repo / "checkpoints", repo / "notebooks" / "solutions"):
+        for path in sorted(folder.glob("*.pt")) if folder.exists() else []:
+            if not (folder.name == "checkpoints" and path.name in STUDENT_CHECKPOINTS):
+                found[file_digest(path)] = str(path.relative_to(repo))
+    return found
+
+
+def _write_student_tree(repo: Path, out: Path, url: str) -> None:
+    (out / "notebooks").mkdir(parents=True)
+    for solution in sorted((repo / "notebooks" / "solutions").glob("*.ipynb")):
+        shutil.copyfile(repo / "notebooks" / solution.name, out / "notebooks" / solution.name)
+    shutil.copytree(repo / "labkit", out / "labkit", ignore=_PACKAGE_IGNORE)
+    (out / "checkpoints").mkdir()
+    for name in STUDENT_CHECKPOINTS:
+        shutil.copyfile(repo / "checkpoints" / name, out / "checkpoints" / name)
+    for name in STUDENT_FILES:
+        shutil.copyfile(repo / name, out / name)
+    (out / "README.md").write_text(student_readme((repo / "README.md").read_text(encoding="utf-8"), url),
+                                   encoding="utf-8")
+    (out / ".gitignore").write_text(_STUDENT_GITIGNORE, encoding="utf-8")
+
+
+def _refuse_answers(repo: Path, out: Path) -> None:
+    """Raise if a solution notebook or a model that answers a graded check ended up in ``out``."""
+    forbidden = _forbidden_digests(repo)
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        if path.suffix in (".pt", ".pth") and file_digest(path) in forbidden:
+            raise ReleaseError(f"{path.relative_to(out)} is {forbidden[file_digest(path)]}, which answers a graded "
+                               "check; it must not reach students.")
+        if path.suffix == ".ipynb" and "BEGIN SOLUTION" in path.read_text(encoding="utf-8"):
+            raise ReleaseError(f"{path.relative_to(out)} holds solution blocks.")
+
+
+def _zip_tree(folder: Path, target: Path, top: str) -> None:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != _DIST_MARKER):
+            info = zipfile.ZipInfo(f"{top}/{path.relative_to(folder).as_posix()}", date_time=_ZIP_TIME)
+            info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
+            archive.writestr(info, path.read_bytes())
+
+
+def build_student_distribution(repo: Path, out: Path, zip_path: Optional[Path] = None) -> List[Path]:
+    """Write the students' copy of the course kit to ``out`` (replaced) and, if asked, a zip of it.
+
+    Refuses when the student notebooks are not a fresh release of the solutions (run :func:`release_all`
+    first), and checks the result: no solution blocks, no model file identical to a reference or solution
+    model other than :data:`STUDENT_CHECKPOINTS`. Returns the files written, ``out`` first.
+    """
+    repo, out = Path(repo), Path(out)
+    stale = release_all(repo, check=True)
+    if stale:
+        raise ReleaseError("the student notebooks are out of date (" + ", ".join(stale) + "); run `labkit release`.")
+    if out.exists():
+        if not (out / _DIST_MARKER).exists():
+            raise ReleaseError(f"{out} exists and is not a students' distribution written by labkit; "
+                               "choose another folder or remove it.")
+        shutil.rmtree(out)
+    url = repository_url(repo / "README.md")
+    _write_student_tree(repo, out, url)
+    (out / _DIST_MARKER).write_text("written by `labkit release`; replaced on every release\n", encoding="utf-8")
+    _refuse_answers(repo, out)
+    written = [out]
+    if zip_path is not None:
+        zip_path = Path(zip_path)
+        zip_path.parent.mkdir(parents=True, exist_ok=True)
+        _zip_tree(out, zip_path, top=re.sub(r"\.git$", "", url.rstrip("/").rsplit("/", 1)[-1]) or "course")
+        written.append(zip_path)
+    return written
