@@ -4,6 +4,7 @@ next to a classic baseline trained on the same data with the same budget in the 
     python benchmarks/benchmark.py                 # full budgets, all models, 5 seeds
     python benchmarks/benchmark.py --quick         # quick-mode budgets, 1 seed (a smoke test)
     python benchmarks/benchmark.py --only gan1d --seeds 0 1 --jobs 2
+    python benchmarks/benchmark.py --tiers --seeds 0 1 2     # 1D GAN: baseline, baseline x10, tuned vs the tiers
 
 Numbers are printed, never asserted. To add a model, write a function that yields one `Run` per
 (case, seed) and register it in BENCHMARKS: each Run trains "ours" and "baseline" and measures both
@@ -51,8 +52,7 @@ def gan1d_runs(quick: bool, seeds: List[int]) -> Iterator[Run]:
     from labkit import distributions
     from labkit.instructor.notebook import load_exports
     from labkit.labs.gan1d import GanConfig
-    from labkit.metrics import compare_1d
-    from labkit.sampling import generate
+    from labkit.labs.gan1d import measure as measure_1d
 
     solution = load_exports(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb")
 
@@ -60,8 +60,7 @@ def gan1d_runs(quick: bool, seeds: List[int]) -> Iterator[Run]:
         target = distributions.get(name)
 
         def measure(generator, target=target):
-            samples, _ = generate(generator, 20_000, seed=12345)
-            m = compare_1d(samples, target)
+            m = measure_1d(generator, target)   # 20,000 samples, the graded check's noise seed
             return {"KS": m["ks"], "W1/std": m["w1_over_std"]}
 
         for seed in seeds:
@@ -99,6 +98,75 @@ def execute(run: Run) -> Dict:
     return row
 
 
+GAN1D_ARMS = ("baseline", "baseline x10", "tuned")
+
+
+def gan1d_tier_config(arm: str, name: str, seed: int, quick: bool):
+    """The config of one arm of the tiers table: the course baseline (3,000 steps), the same trained ten times
+    longer, and the solution's tuned recipe; quick mode shortens each with GanConfig.quick (ratios kept)."""
+    from labkit.instructor.notebook import load_exports
+    from labkit.labs.gan1d import GanConfig
+
+    if arm == "tuned":
+        config = load_exports(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb").tuned_config(name, seed=seed)
+    else:
+        baseline = GanConfig(target=name, seed=seed)
+        config = baseline if arm == "baseline" else GanConfig(target=name, seed=seed, epochs=10 * baseline.epochs)
+    return config.quick() if quick else config
+
+
+def gan1d_tier_row(args) -> Dict:
+    """Train one (arm, target, seed) of the tiers table with the solution's train_gan; measure it as graded."""
+    import torch
+
+    from labkit.checks.gan1d import quality_tiers
+    from labkit.instructor.notebook import load_exports
+    from labkit.labs.gan1d import measure
+
+    arm, name, seed, quick = args
+    torch.set_num_threads(1)
+    solution = load_exports(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb")
+    config = gan1d_tier_config(arm, name, seed, quick)
+    start = time.perf_counter()
+    result = solution.train_gan(config, snapshot_every=config.epochs)
+    seconds = time.perf_counter() - start
+    m = measure(result.generator, name)
+    tiers = quality_tiers(name)
+    tier = next((t for t in ("good", "fair") if m["ks"] <= tiers[t][0] and m["w1_over_std"] <= tiers[t][1]), "-")
+    return {"target": name, "arm": arm, "seed": seed, "steps": config.total_steps, "train_s": seconds,
+            "KS": m["ks"], "W1/std": m["w1_over_std"], "tier": tier}
+
+
+def gan1d_tiers(quick: bool, seeds: List[int], jobs: int, cases=None) -> List[Dict]:
+    """The 1D quality tiers against what earns them: per target, the baseline, the baseline trained ten times
+    longer and the tuned recipe, each measured like the graded check (20,000 samples); prints one row per run,
+    then per target and arm the worst KS and W1/std over the seeds and the tiers reached."""
+    from labkit import distributions
+    from labkit.checks.gan1d import quality_tiers
+    from labkit.tables import format_table
+
+    names = [n for n in distributions.names() if not cases or n in cases]
+    tasks = [(arm, name, seed, quick) for name in names for arm in GAN1D_ARMS for seed in seeds]
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            rows = list(pool.map(gan1d_tier_row, tasks))
+    else:
+        rows = [gan1d_tier_row(t) for t in tasks]
+    print(format_table(rows))
+    summary = []
+    for name in names:
+        tiers = quality_tiers(name)
+        for arm in GAN1D_ARMS:
+            mine = [r for r in rows if r["target"] == name and r["arm"] == arm]
+            summary.append({"target": name, "arm": arm, "seeds": len(mine),
+                            "max KS": max(r["KS"] for r in mine), "max W1/std": max(r["W1/std"] for r in mine),
+                            "min KS": min(r["KS"] for r in mine), "min W1/std": min(r["W1/std"] for r in mine),
+                            "tiers": " ".join(r["tier"] for r in mine),
+                            "good <=": "KS %s, W1/std %s" % tiers["good"], "fair <=": "KS %s, W1/std %s" % tiers["fair"]})
+    print(format_table(summary), flush=True)
+    return rows
+
+
 def _execute_index(args):
     name, quick, seeds, index = args
     return execute(list(BENCHMARKS[name](quick, seeds))[index])
@@ -113,10 +181,15 @@ def main(argv=None):
     parser.add_argument("--seeds", nargs="*", type=int, help="default: 0..4 (full), 0 (quick)")
     parser.add_argument("--cases", nargs="*", help="only these cases (e.g. halfnormal)")
     parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes (one thread each)")
+    parser.add_argument("--tiers", action="store_true",
+                        help="1D GAN: baseline, baseline x10 and tuned per target against the graded quality tiers")
     args = parser.parse_args(argv)
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2, 3, 4])
     print(f"benchmark: {'quick' if args.quick else 'full'} budgets, seeds {seeds}, {args.jobs} worker(s), "
           f"{os.cpu_count()} CPUs", flush=True)
+    if args.tiers:
+        gan1d_tiers(args.quick, seeds, args.jobs, args.cases)
+        return
     for name in args.only:
         runs = list(BENCHMARKS[name](args.quick, seeds))
         tasks = [(name, args.quick, seeds, i) for i, r in enumerate(runs) if not args.cases or r.case in args.cases]

@@ -76,8 +76,32 @@ def test_quality_check_refuses_an_untrained_generator(tmp_path):
         checks.check_final_model(tmp_path / "g.pt", tier="fair")
 
 
+def test_quality_check_names_a_model_trained_on_another_target_than_target(tmp_path):
+    """A tuned_config that forgets target= trains on GanConfig's default, N(4, 0.5); the notebook saves the target
+    the run trained on, and the check names the mismatch instead of grading against the wrong target."""
+    shutil.copy(CHECKPOINTS / "gan1d_normal.pt", tmp_path / "gan1d_final.pt")
+    with pytest.raises(CheckFailed, match=r"trained on normal \(N\(4.0, 0.5\)\), but TARGET is petitprince.*"
+                                          r"target=target to GanConfig"):
+        checks.check_final_model(tmp_path / "gan1d_final.pt", tier="fair", target="petitprince")
+    shutil.copy(CHECKPOINTS / "gan1d_laplace.pt", tmp_path / "laplace.pt")
+    with pytest.raises(CheckFailed, match="trained on laplace .* but TARGET is petitprince"):
+        checks.check_final_model(tmp_path / "laplace.pt", tier="fair", target=distributions.get("petitprince"))
+    checks.check_final_model(tmp_path / "laplace.pt", tier="fair", target="laplace")
+
+
+def test_solution_saves_the_target_its_final_run_trained_on():
+    import nbformat
+
+    nb = nbformat.read(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb", as_version=4)
+    save = next(c.source for c in nb.cells if c.cell_type == "code" and "saveModel(final.generator" in c.source)
+    assert "distributions.get(final.config.target).spec" in save and "target=trained_on" in save
+    assert "TARGET.spec" not in save
+    graded = [c.source for c in nb.cells if c.get("metadata", {}).get("labkit", {}).get("check", "").startswith("ex2_")]
+    assert len(graded) == 2 and all("target=TARGET" in source for source in graded)
+
+
 def test_quality_check_explains_missing_file_target_and_easy_target(tmp_path):
-    with pytest.raises(CheckFailed, match="No usable saved model"):
+    with pytest.raises(CheckFailed, match="No usable saved model.*full run"):
         checks.check_final_model(tmp_path / "gan1d_final.pt", tier="fair")
     saveModel(MLPGenerator(), tmp_path / "no_target.pt")
     with pytest.raises(CheckFailed, match="does not record its target"):

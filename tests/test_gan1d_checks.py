@@ -295,3 +295,53 @@ def test_student_release_raises_at_its_todos():
         checks.check_epoch_means(student.epoch_means)
     with pytest.raises(NotImplementedError):
         student.tuned_config("laplace")
+
+
+def _solution_notebook():
+    import nbformat
+
+    return nbformat.read(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb", as_version=4)
+
+
+def test_points_follow_the_handout_exercise_1_and_exercise_2():
+    """Exercise 1: 0.15 (written); Exercise 2: 0.35 = the TODO checks (0.10, weighted inside Exercise 2), the
+    quality of the saved generator (0.10) and the written answers (0.15)."""
+    from labkit.instructor.release import answers_in, checks_in
+
+    nb = _solution_notebook()
+    checks_, answers = checks_in(nb), answers_in(nb)
+    points = {cid: info["points"] for cid, info in {**checks_, **answers}.items()}
+    assert points == pytest.approx({"ex1_why_gan": 0.15, "d_step": 0.04, "g_step": 0.03, "epoch_means": 0.02,
+                                    "history": 0.01, "ex2_quality_fair": 0.05, "ex2_quality_good": 0.05,
+                                    "ex2_questions": 0.05, "ex2_conclusions": 0.10})
+    assert sum(points.values()) == pytest.approx(0.5)
+    header = nb.cells[0].source
+    assert "**Exercise 1**: why a GAN? | **0.15**" in header and "**Exercise 2** | **0.35**" in header
+    for cell in nb.cells:   # every check cell's comment states its own points
+        meta = cell.get("metadata", {}).get("labkit", {})
+        if "check" in meta:
+            assert f"({meta['points']:g} " in cell.source or f"({meta['points']:g} more" in cell.source, cell.source
+
+
+def test_the_limits_in_the_text_are_the_graded_ones():
+    import re
+
+    text = next(c.source for c in _solution_notebook().cells if c.source.startswith("## Exercise 2"))
+    rows = re.findall(r"\| `\"(\w+)\"` \| KS ≤ ([\d.]+) and W1/std ≤ ([\d.]+) \| KS ≤ ([\d.]+) and W1/std ≤ ([\d.]+) \|",
+                      text)
+    assert {name for name, *_ in rows} == {"laplace", "halfnormal", "petitprince"}
+    for name, gk, gw, fk, fw in rows:
+        tiers = checks.quality_tiers(name)
+        assert tiers["good"] == (float(gk), float(gw)) and tiers["fair"] == (float(fk), float(fw)), name
+    assert "20,000 samples" in text and "10,000" not in text
+
+
+def test_notebook_text_says_before_the_update_and_that_quality_checks_need_a_full_run():
+    cells = _solution_notebook().cells
+    todo1 = next(c.source for c in cells if c.source.startswith("## TODO 1"))
+    assert "before the update" in todo1 and "concatenated batch" in todo1
+    hand_in = next(c.source for c in cells if c.source.startswith("## What to hand in"))
+    assert "in full once" in hand_in and "No usable saved model" in hand_in
+    assert "every check should pass in a minute" not in hand_in
+    assert any("D^*(x) = \\frac{p(x)}{p(x) + q(x)}" in c.source and "2\\log 2" in c.source for c in cells)
+    assert any("Mode collapse" in c.source for c in cells)

@@ -36,15 +36,18 @@ from ..runtime import seed_everything
 from ..train import WeightAverage, ema_decay
 from ..viz.animation import GifWriter
 from ..viz.live import LiveView
-from ..viz.plotting import plot_1d
+from ..viz.plotting import figure_to_array, plot_1d, update_1d
 
 __all__ = ["GanConfig", "TrainResult", "GanNets", "build_gan", "sample_real", "progress_view", "write_gif",
-           "run_trial", "measure", "trial_file", "EVAL_SAMPLES", "EVAL_SEED", "EMA_HORIZON", "QUICK_FRACTION"]
+           "run_trial", "run_trials", "measure", "trial_file", "EVAL_SAMPLES", "EVAL_SEED", "EMA_HORIZON",
+           "QUICK_FRACTION", "QUICK_STEPS", "QUICK_GIF_FRAMES"]
 
 EVAL_SAMPLES = 20_000  # samples a generator is measured and graded on (sampling noise alone: KS ~0.006)
 EVAL_SEED = 0          # the noise seed of that measurement: the notebook prints the graded numbers
 EMA_HORIZON = 0.2      # the EMA averages over about this share of the run (never more than GanConfig.ema allows)
-QUICK_FRACTION = 10    # quick mode trains 1/10 of the epochs (at most 25 steps each): ratios between runs stay
+QUICK_FRACTION = 10    # quick mode trains 1/10 of the epochs, QUICK_STEPS steps each: ratios between runs stay
+QUICK_STEPS = 10
+QUICK_GIF_FRAMES = 2   # frames per GIF in quick mode, the first and the last (frames cost more than quick training)
 
 
 @dataclass
@@ -77,10 +80,10 @@ class GanConfig:
 
     def quick(self) -> "GanConfig":
         """A small copy for quick mode (tests, grading): the same recipe over 1/10 of the epochs (at least 2), at
-        most 25 steps each. A run ten times as long stays ten times as long, and the learning-rate schedule and
+        most 10 steps each. A run ten times as long stays ten times as long, and the learning-rate schedule and
         the EMA scale with the shorter run (see :func:`build_gan`), so a quick run is the real one in miniature."""
         return replace(self, epochs=min(self.epochs, max(2, math.ceil(self.epochs / QUICK_FRACTION))),
-                       steps_per_epoch=min(self.steps_per_epoch, 25))
+                       steps_per_epoch=min(self.steps_per_epoch, QUICK_STEPS))
 
 
 @dataclass
@@ -210,23 +213,33 @@ def write_gif(snapshots, target, path, name: str, epochs: int, fps: float = 6) -
     xlim = (lo - 0.25 * (hi - lo), hi + 0.25 * (hi - lo))  # room for a generator that is still off target
     ylim = gif_ylim(snapshots, target, xlim)
     gif = GifWriter(path, fps=fps)
+    fig = None
     for epoch, samples in snapshots:
-        ks = compare_1d(samples, target)["ks"]
-        gif.add(plot_1d(samples, target, title=f"{name}: epoch {epoch + 1}/{epochs}, KS {ks:.3f}", xlim=xlim,
-                        ylim=ylim))
+        title = f"{name}: epoch {epoch + 1}/{epochs}, KS {compare_1d(samples, target)['ks']:.3f}"
+        if fig is None:
+            fig = plot_1d(samples, target, title=title, xlim=xlim, ylim=ylim)
+        else:
+            update_1d(fig, samples, title)   # one figure for every frame: the same axes, and fast
+        gif.add(figure_to_array(fig))
+        fig.set_layout_engine("none")        # the first frame's layout serves every frame
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
     return gif.save()
 
 
 def run_trial(train: Callable[..., TrainResult], config: GanConfig, name: str, out_dir, quick: bool = False,
-              gif_frames: int = 30) -> Tuple[TrainResult, dict]:
+              gif_frames: int = 20) -> Tuple[TrainResult, dict]:
     """Train with ``train(config, snapshot_every=..., progress=True)`` (the notebook's ``train_gan``), measure the
     generator (:func:`measure`: 20,000 samples, as graded), write ``<target>-<name>.gif`` in ``out_dir``
     (no GIF with ``gif_frames=0``); return ``(result, table row)``.
 
-    ``quick`` shortens the run with :meth:`GanConfig.quick`. The row holds the trial's name, target, KS,
-    W1/std, the generated mean and std, the training seconds and the GIF's file name ("" without one).
+    ``quick`` shortens the run with :meth:`GanConfig.quick` (and the GIF to ``QUICK_GIF_FRAMES`` frames). The row
+    holds the trial's name, target, KS, W1/std, the generated mean and std, the training seconds and the GIF's
+    file name ("" without one).
     """
     config = config.quick() if quick else config
+    gif_frames = min(gif_frames, QUICK_GIF_FRAMES) if quick else gif_frames
     every = max(1, config.epochs // gif_frames) if gif_frames else config.epochs
     result = train(config, snapshot_every=every, progress=True)
     target = distributions.get(config.target)
@@ -237,3 +250,13 @@ def run_trial(train: Callable[..., TrainResult], config: GanConfig, name: str, o
     row = {"trial": name, "target": target.name, "KS": metrics["ks"], "W1/std": metrics["w1_over_std"],
            "mean": metrics["mean"], "std": metrics["std"], "seconds": result.seconds, "gif": gif}
     return result, row
+
+
+def run_trials(train: Callable[..., TrainResult], trials: dict, out_dir, quick: bool = False,
+               gif_frames: int = 20) -> Tuple[dict, list]:
+    """:func:`run_trial` for each ``{name: config}`` in order; return ``({name: result}, [row, ...])``."""
+    results, rows = {}, []
+    for name, config in trials.items():
+        results[name], row = run_trial(train, config, name, out_dir, quick=quick, gif_frames=gif_frames)
+        rows.append(row)
+    return results, rows

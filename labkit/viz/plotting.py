@@ -5,7 +5,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["plot_1d", "plot_losses", "plot_moments", "image_grid", "plot_class_histograms", "figure_to_array"]
+__all__ = ["plot_1d", "update_1d", "plot_losses", "plot_moments", "image_grid", "plot_class_histograms", "figure_to_array"]
 
 
 def _axes(ax, figsize=(6, 4)):
@@ -23,28 +23,39 @@ def _as_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def _density_hist(ax, values, edges, **style):
-    """A histogram scaled to the density of *all* ``values``: mass outside ``edges`` is left out, not piled into
-    the edge bins (as clipping would) nor spread over the shown bins (as ``density=True`` would)."""
+def _density_heights(values, edges) -> np.ndarray:
+    """Bar heights of the density of *all* ``values``: mass outside ``edges`` is left out, not piled into the
+    edge bins (as clipping would) nor spread over the shown bins (as ``density=True`` would)."""
     values = _as_numpy(values).reshape(-1)
-    weights = np.full(values.size, 1.0 / (max(values.size, 1) * (edges[1] - edges[0])))
-    ax.hist(values, bins=edges, weights=weights, **style)
+    counts, _ = np.histogram(values, bins=edges)
+    return counts / (max(values.size, 1) * np.diff(edges))
+
+
+def _density_hist(ax, values, edges, **style):
+    heights = _density_heights(values, edges)
+    _, _, bars = ax.hist(edges[:-1], bins=edges, weights=heights, **style)
+    return bars
 
 
 def _share_text(share: float) -> str:
     return f"{share:.1%}" if share >= 0.001 else "<0.1%"
 
 
-def _mark_off_axis(ax, values, lo: float, hi: float) -> None:
-    """Write, at each edge of the x-range, the share of ``values`` that lies beyond it (nothing if none does)."""
+def _mark_off_axis(ax, values, lo: float, hi: float) -> list:
+    """Write, at each edge of the x-range, the share of ``values`` that lies beyond it (nothing if none does);
+    return the text artists."""
     values = _as_numpy(values).reshape(-1)
     below, above = float(np.mean(values < lo)), float(np.mean(values > hi))
     style = dict(xycoords="axes fraction", va="top", fontsize=8, color="tab:red",
                  bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="tab:red", alpha=0.9))
+    marks = []
     if below > 0:
-        ax.annotate(f"\u2190 {_share_text(below)} of samples below {lo:.3g}", xy=(0.01, 0.97), ha="left", **style)
+        marks.append(ax.annotate(f"\u2190 {_share_text(below)} of samples below {lo:.3g}", xy=(0.01, 0.97),
+                                 ha="left", **style))
     if above > 0:
-        ax.annotate(f"{_share_text(above)} of samples above {hi:.3g} \u2192", xy=(0.99, 0.97), ha="right", **style)
+        marks.append(ax.annotate(f"{_share_text(above)} of samples above {hi:.3g} \u2192", xy=(0.99, 0.97),
+                                 ha="right", **style))
+    return marks
 
 
 def plot_1d(generated, target=None, real=None, ax=None, bins: int = 80, title: Optional[str] = None, xlim=None,
@@ -54,7 +65,7 @@ def plot_1d(generated, target=None, real=None, ax=None, bins: int = 80, title: O
     The histogram is the density of all the samples: those outside the x-range are not drawn (clipping them
     into the edge bins would draw spikes that are not there); the share beyond each edge is written at that
     edge instead. ``xlim``/``ylim`` fix the axes (a GIF's frames share them). On a new figure the legend sits
-    to the right of the axes; on an ``ax`` you pass, where it covers the fewest bars and lines.
+    below the axes; on an ``ax`` you pass, where it covers the fewest bars and lines.
     """
     from .. import distributions
 
@@ -62,8 +73,8 @@ def plot_1d(generated, target=None, real=None, ax=None, bins: int = 80, title: O
     if ax is None:
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(8.5, 4), layout="constrained")
-        legend = dict(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+        fig, ax = plt.subplots(figsize=(8, 4.4), layout="constrained")
+        legend = dict(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
     else:
         fig, legend = ax.figure, dict(loc="best")
     if target is not None:
@@ -77,11 +88,12 @@ def plot_1d(generated, target=None, real=None, ax=None, bins: int = 80, title: O
     edges = np.linspace(lo, hi, bins + 1)
     if real is not None:
         _density_hist(ax, real, edges, alpha=0.35, color="tab:gray", label="real samples")
-    _density_hist(ax, generated, edges, alpha=0.6, color="tab:orange", label="generated")
+    bars = _density_hist(ax, generated, edges, alpha=0.6, color="tab:orange", label="generated")
     if target is not None:
         grid = np.linspace(lo, hi, 600)
         ax.plot(grid, target.pdf(grid), color="tab:blue", lw=2, label=f"true pdf: {target.label}")
-    _mark_off_axis(ax, generated, lo, hi)
+    marks = _mark_off_axis(ax, generated, lo, hi)
+    ax.labkit_1d = {"bars": bars, "edges": edges, "marks": marks}   # what update_1d redraws
     ax.set_xlim(lo, hi)
     if ylim is not None:
         ax.set_ylim(*ylim)
@@ -89,6 +101,25 @@ def plot_1d(generated, target=None, real=None, ax=None, bins: int = 80, title: O
     ax.set_ylabel("density")
     ax.legend(fontsize=8, **legend)
     if title:
+        ax.set_title(title)
+    return fig
+
+
+def update_1d(fig, generated, title: Optional[str] = None):
+    """Show new ``generated`` samples in a figure made by :func:`plot_1d` (same axes, bins and true density).
+
+    Much cheaper than a new figure, so a GIF's frames reuse one (after drawing the first frame,
+    ``fig.set_layout_engine("none")`` keeps its layout instead of solving it again for every frame).
+    Returns ``fig``.
+    """
+    ax = fig.axes[0]
+    state = ax.labkit_1d
+    for bar, height in zip(state["bars"], _density_heights(generated, state["edges"])):
+        bar.set_height(height)
+    for mark in state["marks"]:
+        mark.remove()
+    state["marks"] = _mark_off_axis(ax, generated, state["edges"][0], state["edges"][-1])
+    if title is not None:
         ax.set_title(title)
     return fig
 
