@@ -83,6 +83,28 @@ def _cmd_grade(args) -> int:
     return grade_main(args)
 
 
+def _cmd_pack(args) -> int:
+    from .student.pack import pack_submission
+
+    packed = pack_submission(args.notebook, out=args.out, members=args.member or (),
+                             source=Path(args.source) if args.source else None)
+    for warning in packed.warnings:
+        print(f"warning: {warning}")
+    print(packed.summary())
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .student.report import write_report
+
+    report = write_report(args.notebook, out=args.out, instructions=args.instructions,
+                          source=Path(args.source) if args.source else None)
+    for warning in report.warnings:
+        print(f"warning: {warning}")
+    print(report.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labkit", description="Support tools for the GAN course notebooks.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +138,20 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--n", type=int, default=5000)
     ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(func=_cmd_evaluate)
+
+    pack = sub.add_parser("pack", help="the hand-in zip: the notebook, its saved models, READ_ME.txt filled in")
+    pack.add_argument("notebook", help="your lab notebook, e.g. notebooks/01_gan_1d.ipynb")
+    pack.add_argument("--out", metavar="FILE.zip", help="the zip to write (default: NOTEBOOK_NAME.zip here)")
+    pack.add_argument("--member", action="append", metavar='"NAME, ID"', help="a group member (repeat per member)")
+    pack.add_argument("--source", metavar="DIR", help=argparse.SUPPRESS)  # the instructor's notebooks (tests)
+    pack.set_defaults(func=_cmd_pack)
+
+    rep = sub.add_parser("report", help="the written report: headings, answers, figures, tables, GIFs, no code")
+    rep.add_argument("notebook", help="your executed, saved notebook")
+    rep.add_argument("--out", metavar="FILE.html", help="default: NOTEBOOK_report.html next to the notebook")
+    rep.add_argument("--instructions", action="store_true", help="also the handout's text, not only its headings")
+    rep.add_argument("--source", metavar="DIR", help=argparse.SUPPRESS)
+    rep.set_defaults(func=_cmd_report)
 
     from .instructor.grading import add_arguments as add_grade_arguments
 

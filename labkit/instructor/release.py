@@ -35,7 +35,8 @@ import nbformat
 __all__ = [
     "NOTEBOOKS", "ReleaseError", "strip_solutions", "release_notebook", "release_all", "stamp_standard_cells",
     "repository_url", "checks_in", "answers_in", "solution_lines", "STUDENT_CHECKPOINTS", "STUDENT_FILES",
-    "student_readme", "build_student_distribution", "file_digest",
+    "student_readme", "build_student_distribution", "file_digest", "RELEASE_COPIES", "assignment_source",
+    "released_notebook",
 ]
 
 NOTEBOOKS = ("01_gan_1d", "02_cgan_mnist", "03_dcgan_mnist", "04_cwgan_gp_fashion")
@@ -256,6 +257,30 @@ def student_readme(readme_text: str, url: str) -> str:
             f"`READ_ME.txt` template to hand in.\n\n{body}\n")
 
 
+# In the students' distribution, labkit carries an untouched copy of every release here: students edit
+# notebooks/NN.ipynb in place, and `labkit pack` / `labkit check` need the release they started from.
+RELEASE_COPIES = Path(__file__).resolve().parent.parent / "data" / "releases"
+
+
+def assignment_source(repo: Optional[Path] = None) -> Path:
+    """The folder of the instructor's notebooks for the grader: ``notebooks/solutions`` in the course's own
+    repository, else the release copies the students' distribution ships (:data:`RELEASE_COPIES`)."""
+    from ..paths import repo_root
+
+    solutions = Path(repo or repo_root()) / "notebooks" / "solutions"
+    return solutions if any(solutions.glob("*.ipynb")) else RELEASE_COPIES
+
+
+def released_notebook(name: str, source: Optional[Path] = None) -> nbformat.NotebookNode:
+    """The notebook students got for assignment ``name``: the release of ``<source>/<name>.ipynb``."""
+    source = Path(source) if source else assignment_source()
+    path = source / f"{name}.ipynb"
+    if not path.exists():
+        known = sorted(p.stem for p in source.glob("*.ipynb"))
+        raise FileNotFoundError(f"No notebook {name!r} in {source} (known: {', '.join(known) or 'none'}).")
+    return release_notebook(nbformat.read(path, as_version=4), name)
+
+
 def _forbidden_digests(repo: Path) -> Dict[str, str]:
     """digest -> name of every model file that must not reach students (reference and solution models)."""
     found = {}
@@ -271,6 +296,10 @@ def _write_student_tree(repo: Path, out: Path, url: str) -> None:
     for solution in sorted((repo / "notebooks" / "solutions").glob("*.ipynb")):
         shutil.copyfile(repo / "notebooks" / solution.name, out / "notebooks" / solution.name)
     shutil.copytree(repo / "labkit", out / "labkit", ignore=_PACKAGE_IGNORE)
+    copies = out / "labkit" / RELEASE_COPIES.relative_to(RELEASE_COPIES.parent.parent)
+    copies.mkdir(parents=True, exist_ok=True)
+    for notebook in sorted((out / "notebooks").glob("*.ipynb")):
+        shutil.copyfile(notebook, copies / notebook.name)
     (out / "checkpoints").mkdir()
     for name in STUDENT_CHECKPOINTS:
         shutil.copyfile(repo / "checkpoints" / name, out / "checkpoints" / name)
