@@ -1,8 +1,11 @@
 """Grade a batch of submissions (``labkit grade``): the command's options, the pool of runs, and what it writes.
 
-:func:`grade_submissions` prepares, runs and scores every submission (``--jobs`` at once), kills
-every process tree still running when it is interrupted, and writes grades.csv, one feedback
-page per submission and the logs. :func:`main` is the command behind ``labkit grade``.
+:func:`grade_submissions` prepares, runs and scores every submission (``--jobs`` at once), each in
+its own sandbox and its own temporary folder (the only one its cleanup touches), kills every
+process tree still running when it is interrupted, and writes grades.csv (one row per
+submission given, whatever happens), one feedback page per submission and the logs. :func:`main`
+is the command behind ``labkit grade``: it refuses to run without a working sandbox unless told
+``--unsafe-no-sandbox``.
 """
 from __future__ import annotations
 
@@ -22,7 +25,9 @@ from .intake import submission_names
 from .plugin import check_nbval_version
 from .prepare import Prepared, prepare
 from .report import summary, write_csv, write_feedback
+from .report import safe_text
 from .run import KernelRun, Limits, kill_process_tree, run_notebook
+from .sandbox import Sandbox, find_sandbox
 from .score import Grade, Status, new_grade, score
 
 __all__ = ["add_arguments", "main", "grade_submissions", "grade_prepared"]
@@ -50,17 +55,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads per kernel (default: CPUs / jobs)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--keep", action="store_true", help="keep the working copies (printed at the end)")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="run the notebooks without the bubblewrap sandbox (only for notebooks you trust: "
+                             "they can then read and change anything the grading user can)")
 
 
 def grade_prepared(assignment: Assignment, prepared: Prepared, rundir: Path, limits: Limits, jobs: int = 1,
-                   on_start=None) -> Tuple[Grade, Optional[KernelRun]]:
+                   on_start=None, sandbox: Optional[Sandbox] = None) -> Tuple[Grade, Optional[KernelRun]]:
     """Run and score one prepared submission; an invalid one gets its row without running."""
     if prepared.status is Status.INVALID:
         grade = new_grade(assignment, prepared.submission, str(prepared.source), Status.INVALID, prepared.reason,
                           message=f"not graded: {prepared.reason}", flags=list(prepared.flags),
                           notes=list(prepared.notes))
         return grade, None
-    run = run_notebook(prepared, rundir, limits, jobs=jobs, on_start=on_start)
+    run = run_notebook(prepared, rundir, limits, jobs=jobs, on_start=on_start, sandbox=sandbox)
     return score(assignment, prepared, run, limits), run
 
 
@@ -72,8 +80,10 @@ class _Running(NamedTuple):
 class _Batch:
     """One ``labkit grade`` run: its folders, and the process trees running now (to kill them all on Ctrl-C)."""
 
-    def __init__(self, assignment: Assignment, out: Path, limits: Limits, jobs: int, keep: bool):
+    def __init__(self, assignment: Assignment, out: Path, limits: Limits, jobs: int, keep: bool,
+                 sandbox: Optional[Sandbox]):
         self.assignment, self.out, self.limits, self.jobs, self.keep = assignment, out, limits, jobs, keep
+        self.sandbox = sandbox
         self.tmp = Path(tempfile.mkdtemp(prefix="labkit-grade-"))
         self.running: Dict[int, _Running] = {}
         self.lock = threading.Lock()
@@ -87,35 +97,37 @@ class _Batch:
             for proc, marker in self.running.values():
                 kill_process_tree(proc, marker)
 
-    def _write_logs(self, name: str, prepared: Prepared, run: Optional[KernelRun], rundir: Path) -> None:
+    def _write_logs(self, name: str, prepared: Prepared, run: Optional[KernelRun]) -> None:
         import nbformat
 
         if prepared.graded is not None:
-            nbformat.write(prepared.graded, str(self.out / "logs" / f"{name}.ipynb"))
+            text = safe_text(nbformat.writes(prepared.graded))
+            (self.out / "logs" / f"{name}.ipynb").write_text(text, encoding="utf-8")
         if run is not None:
-            text = run.log + "\n--- per-cell results ---\n"
-            try:
-                text += (rundir / "results.jsonl").read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                pass
-            (self.out / "logs" / f"{name}.log").write_text(text, encoding="utf-8")
+            text = run.log + "\n--- per-cell results ---\n" + "\n".join(run.raw) + "\n"
+            (self.out / "logs" / f"{name}.log").write_text(safe_text(text), encoding="utf-8")
 
     def grade_one(self, name: str, path: Path) -> Grade:
-        """Prepare, run and score one submission; write its feedback. A grader bug gives an error row."""
-        workroot, rundir = self.tmp / "work", self.tmp / "runs" / name
+        """Prepare, run and score one submission; write its feedback. A grader bug gives an error row.
+
+        Everything of this submission lives in a fresh folder of its own, the only one removed afterwards.
+        """
+        own = None
         try:
-            prepared = prepare(self.assignment, path, name, workroot)
-            grade, run = grade_prepared(self.assignment, prepared, rundir, self.limits, jobs=self.jobs,
-                                        on_start=self.on_start)
-            self._write_logs(name, prepared, run, rundir)
+            own = Path(tempfile.mkdtemp(prefix=f"{name[:40]}-", dir=self.tmp))
+            prepared = prepare(self.assignment, path, name, own / "work")
+            grade, run = grade_prepared(self.assignment, prepared, own / "run", self.limits, jobs=self.jobs,
+                                        on_start=self.on_start, sandbox=self.sandbox)
+            self._write_logs(name, prepared, run)
         except Exception as exc:  # a grader bug on one submission must not stop the others
-            reason = f"the grader failed on this submission ({type(exc).__name__}: {exc})"
-            grade = new_grade(self.assignment, name, str(path), Status.ERROR, reason, message=reason)
+            grade = _grader_failed(self.assignment, name, path, exc)
         finally:
-            if not self.keep:
-                shutil.rmtree(workroot / name, ignore_errors=True)
-                shutil.rmtree(rundir, ignore_errors=True)
-        write_feedback(self.out / "feedback", self.assignment, grade)
+            if own is not None and not self.keep:
+                shutil.rmtree(own, ignore_errors=True)
+        try:
+            write_feedback(self.out / "feedback", self.assignment, grade)
+        except Exception as exc:  # the row still counts
+            grade.notes.append(f"the feedback page could not be written ({type(exc).__name__}: {exc})")
         return grade
 
     def close(self, log) -> None:
@@ -123,6 +135,11 @@ class _Batch:
             log(f"working copies kept in {self.tmp}")
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _grader_failed(assignment: Assignment, name: str, path, exc: BaseException) -> Grade:
+    reason = f"the grader failed on this submission ({type(exc).__name__}: {exc})"
+    return new_grade(assignment, name, str(path), Status.ERROR, reason, message=reason)
 
 
 def _grade_all(batch: _Batch, names: List[str], paths: List[Path], progress: bool) -> List[Grade]:
@@ -134,8 +151,14 @@ def _grade_all(batch: _Batch, names: List[str], paths: List[Path], progress: boo
     try:
         futures = {pool.submit(batch.grade_one, names[i], paths[i]): i for i in range(len(paths))}
         for future in as_completed(futures):
-            grade = grades[futures[future]] = future.result()
-            bar.set_postfix_str(f"{grade.submission}: {grade.status.value} {grade.auto_points:g}/{grade.auto_max:g}")
+            i = futures[future]
+            try:
+                grade = future.result()
+            except Exception as exc:  # every submission gets its row
+                grade = _grader_failed(batch.assignment, names[i], paths[i], exc)
+            grades[i] = grade
+            bar.set_postfix_str(safe_text(f"{grade.submission}: {grade.status.value} "
+                                          f"{grade.auto_points:g}/{grade.auto_max:g}"))
             bar.update(1)
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -148,21 +171,24 @@ def _grade_all(batch: _Batch, names: List[str], paths: List[Path], progress: boo
 
 
 def grade_submissions(assignment: Assignment, paths, out: Path, limits: Limits, jobs: int = 1, progress: bool = True,
-                      keep: bool = False, log=print) -> List[Grade]:
-    """Grade ``paths``; write grades.csv, feedback/ and logs/ under ``out``; return the grades."""
+                      keep: bool = False, log=print, sandbox: Optional[Sandbox] = None) -> List[Grade]:
+    """Grade ``paths``; write grades.csv, feedback/ and logs/ under ``out``; return the grades.
+
+    ``sandbox``: run each submission in it (:func:`~.sandbox.find_sandbox`); None runs them without one.
+    """
     out = Path(out)
     (out / "feedback").mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(parents=True, exist_ok=True)
     paths = [Path(p) for p in paths]
     start = time.monotonic()
-    batch = _Batch(assignment, out, limits, jobs, keep)
+    batch = _Batch(assignment, out, limits, jobs, keep, sandbox)
     try:
         grades = _grade_all(batch, submission_names(paths), paths, progress)
     finally:
         batch.close(log)
     write_csv(out / "grades.csv", assignment, grades)
-    log(summary(assignment, grades, time.monotonic() - start, jobs))
-    log(f"grades: {out / 'grades.csv'}; feedback: {out / 'feedback'}/; logs: {out / 'logs'}/")
+    log(safe_text(summary(assignment, grades, time.monotonic() - start, jobs)))
+    log(safe_text(f"grades: {out / 'grades.csv'}; feedback: {out / 'feedback'}/; logs: {out / 'logs'}/"))
     return grades
 
 
@@ -178,6 +204,12 @@ def main(args, log=print) -> int:
     if sys.platform == "win32":
         raise ValueError("labkit grade needs Linux or macOS (it uses POSIX process limits).")
     check_nbval_version()
+    sandbox = None
+    if args.unsafe_no_sandbox:
+        log("warning: --unsafe-no-sandbox: the notebooks run with your permissions, outside any sandbox; grade "
+            "only notebooks you trust this way")
+    else:
+        sandbox = find_sandbox()  # SandboxUnavailable says how to install bubblewrap
     source = Path(args.source) if args.source else repo_root() / "notebooks" / "solutions"
     assignment = load_assignment(args.assignment, source)
     for skipped in assignment.skipped:
@@ -185,5 +217,5 @@ def main(args, log=print) -> int:
             "a submission of that assignment may not be recognised as one")
     limits = _limits(args)
     grade_submissions(assignment, args.submissions, Path(args.out), limits, jobs=args.jobs,
-                      progress=not args.no_progress, keep=args.keep, log=log)
+                      progress=not args.no_progress, keep=args.keep, log=log, sandbox=sandbox)
     return 0

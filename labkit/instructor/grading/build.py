@@ -1,10 +1,11 @@
-"""Build the notebook that runs: an init cell, a guard cell before each check cell, a token at the end of each check.
+"""Build the notebook that runs: an init cell, and a guard cell before each (unchanged) check cell.
 
 The init cell (before any student code) imports what the check cells use and records the
 genuine objects; each guard cell puts back what notebook code replaced (see
-:mod:`labkit.instructor.grading.guard`); each check cell ends by printing ``LABKIT-CHECK <id>
-<token>`` with a random token, so a check counts only if its cell ran to its end. Every code
-cell of the result has a :class:`CellRole`, in the order nbval numbers them.
+:mod:`labkit.instructor.grading.guard`). Check cells run exactly as the instructor wrote them:
+nothing in them, or anywhere in the kernel, tells a pass from a fail; the pytest plugin reads
+that from the kernel's execute reply, outside the kernel. Every code cell of the result has a
+:class:`CellRole`, in the order nbval numbers them.
 """
 from __future__ import annotations
 
@@ -19,9 +20,8 @@ from .assignment import Assignment
 from .cells import CellKey, cell_tags, first_line, labkit_meta
 from .restore import Restored
 
-__all__ = ["Role", "CellRole", "build_notebook", "CHECK_MARK", "GUARD_MODULE"]
+__all__ = ["Role", "CellRole", "build_notebook", "GUARD_MODULE"]
 
-CHECK_MARK = "LABKIT-CHECK"
 GUARD_MODULE = f"{__package__}.guard"   # imported inside the graded kernel
 
 
@@ -30,7 +30,7 @@ class Role(str, Enum):
 
     INIT = "init"           # the grader's first cell
     GUARD = "guard"         # the grader's cell before each check cell (and one at the end)
-    CHECK = "check"         # the instructor's check cell, with its confirmation line
+    CHECK = "check"         # the instructor's check cell
     STANDARD = "standard"   # the instructor's parameters or setup cell
     STUDENT = "student"     # everything else
 
@@ -78,11 +78,11 @@ def _init_cell(assignment: Assignment):
     return _grader_cell(source, Role.INIT)
 
 
-def _check_cells(cell, key: CellKey, number: Optional[int], token: str):
-    """The guard cell and the check cell (ending with its confirmation line), with their roles."""
+def _check_cells(cell, key: CellKey, number: Optional[int]):
+    """The guard cell and the check cell, with their roles."""
     cid = key.name
     guard = _grader_cell(_guard_call(f"before_check({cid!r})"), Role.GUARD, check=cid)
-    check = _grader_cell(cell.source.rstrip() + f"\nprint({CHECK_MARK!r}, {cid!r}, {token!r})", Role.CHECK, check=cid)
+    check = _grader_cell(cell.source.rstrip(), Role.CHECK, check=cid)
     check.metadata["labkit"] = dict(labkit_meta(cell))
     return [(guard, CellRole(Role.GUARD, check=cid)),
             (check, CellRole(Role.CHECK, check=cid, cell=number, line=first_line(cell.source)))]
@@ -100,7 +100,7 @@ def _plain_cell(cell, key: Optional[CellKey], number: Optional[int]):
     return run, CellRole(role, cell=number, tag=key.name if key else None, line=first_line(cell.source))
 
 
-def build_notebook(assignment: Assignment, restored: Restored, token: str) -> Tuple[object, List[CellRole]]:
+def build_notebook(assignment: Assignment, restored: Restored) -> Tuple[object, List[CellRole]]:
     """The notebook to run and the role of each of its code cells (nbval numbers code cells only)."""
     pairs = [(_init_cell(assignment), CellRole(Role.INIT))]
     for position, cell in enumerate(restored.cells):
@@ -110,7 +110,7 @@ def build_notebook(assignment: Assignment, restored: Restored, token: str) -> Tu
         origin = restored.origins[position]
         number = None if origin is None else origin + 1
         if key and key.is_check:
-            pairs += _check_cells(cell, key, number, token)
+            pairs += _check_cells(cell, key, number)
         else:
             pairs.append(_plain_cell(cell, key, number))
     pairs.append((_grader_cell(_guard_call("before_check(None)"), Role.GUARD), CellRole(Role.GUARD)))

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import List, Literal, NamedTuple
 
-__all__ = ["PROTECTED_TAGS", "CellKey", "norm", "labkit_meta", "cell_tags", "first_line", "python_source"]
+__all__ = ["PROTECTED_TAGS", "CellKey", "norm", "labkit_meta", "cell_tags", "first_line", "python_source", "safe_text",
+           "safe_strings"]
 
 PROTECTED_TAGS = ("parameters", "labkit-setup")  # standard cells: restored like check cells
 
@@ -70,3 +71,26 @@ def python_source(source: str) -> str:
         return TransformerManager().transform_cell(source or "")
     except Exception:  # IPython missing or a cell it cannot transform: scan the text as it is
         return source or ""
+
+
+def safe_text(text) -> str:
+    """``text`` as a string that UTF-8 can always encode: lone surrogates (from a notebook's JSON, or bytes of a
+    file name that are not UTF-8) become ``\\udcxx`` escapes, NUL characters ``\\x00``."""
+    text = str(text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("\x00", "\\x00")
+
+
+def safe_strings(value):
+    """``value`` (JSON-like: dicts, lists, strings) with every string passed through :func:`safe_text`, in place."""
+    if isinstance(value, dict):
+        for key in list(value):
+            item = value[key]
+            value[key] = safe_text(item) if isinstance(item, str) else safe_strings(item)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            value[i] = safe_text(item) if isinstance(item, str) else safe_strings(item)
+    return value

@@ -8,29 +8,48 @@ The grader adds two kinds of cells to the student's notebook:
   the instructor's check cells use and records the genuine objects (labkit's check helpers,
   builtins, numpy/torch functions, IPython's and ipykernel's execution machinery);
 * one *guard* cell right before every check cell: :func:`before_check` compares the kernel
-  with that record, puts back whatever student code replaced, rebinds the names the check
-  cells rely on (``checks``, ``require``, ``np`` ...) and prints one ``LABKIT-GUARD`` line per
-  finding. The grader turns these lines into flags in grades.csv and in the feedback.
+  with that record, puts back whatever student code replaced (functions, classes' methods,
+  the data of labkit's modules: dicts, tiers, arrays, paths, see :mod:`.moduledata`; the import
+  system; labkit's environment variables), rebinds the names the check cells rely on
+  (``checks``, ``require``, ``np`` ...) and prints one ``LABKIT-GUARD`` line per finding. The
+  grader turns these lines into flags in grades.csv and in the feedback.
 
-This is a deterrent, not a sandbox: code running in the same process can always defeat
-in-process checks (see docs/grading.md). It never raises, so a guard cell cannot fail.
+The init cell imports with the notebook's folder off ``sys.path`` (the kernel starts without it),
+and puts it back at the *end* afterwards: a file beside the notebook can neither replace a module
+imported before the guard nor an installed one. The guard keeps its own references to
+``importlib``'s functions, taken before any student code ran.
+
+This is a deterrent, not a sandbox (the sandbox is :mod:`.sandbox`): code running in the same
+process can always defeat in-process checks (see docs/grading.md). It never raises, so a guard
+cell cannot fail.
 """
 from __future__ import annotations
 
+import ast
 import builtins
 import importlib
+import importlib.util
 import os
 import site
 import sys
 import sysconfig
+import threading
 import types
+
+from . import moduledata
 
 __all__ = ["init", "before_check", "library_roots", "PREFIX"]
 
 PREFIX = "LABKIT-GUARD"
 
 # Modules whose callables check cells use directly or indirectly (labkit.* is added at run time).
-WATCHED = ("builtins", "math", "numpy", "numpy.linalg", "torch", "torch.nn.functional", "scipy.stats")
+WATCHED = ("builtins", "math", "numpy", "numpy.linalg", "torch", "torch.nn.functional", "scipy.stats", "importlib",
+           "importlib.util", "os", "os.path")
+# Environment variables labkit reads to find its files or to know it is graded: put back before each check.
+ENVIRONMENT = ("LABKIT_GRADING", "LABKIT_QUICK", "LABKIT_OFFLINE", "LABKIT_DEVICE", "LABKIT_DATA", "LABKIT_REPO",
+               "LABKIT_CHECKPOINTS", "CUDA_VISIBLE_DEVICES")
+# The genuine import machinery, taken when the init cell imports this module (before any notebook code).
+_IMPORT_MODULE, _RELOAD, _FIND_SPEC = importlib.import_module, importlib.reload, importlib.util.find_spec
 # Classes whose methods are worth watching when their module is loaded.
 WATCHED_CLASSES = (("torch", "Tensor"), ("torch.nn", "Module"))
 # Builtins that IPython itself swaps in and out around each cell.
@@ -125,34 +144,113 @@ def _class_record(cls) -> dict:
 
 
 def _import_target(module: str, attr):
-    mod = importlib.import_module(module)
+    mod = _IMPORT_MODULE(module)
     if attr is None:
         return mod
     if hasattr(mod, attr):
         return getattr(mod, attr)
-    return importlib.import_module(f"{module}.{attr}")
+    return _IMPORT_MODULE(f"{module}.{attr}")
+
+
+def _labkit_imports(name: str):
+    """The labkit modules that module ``name``'s source imports, anywhere in it (functions too)."""
+    try:
+        spec = _FIND_SPEC(name)
+    except (ImportError, ValueError):
+        return []
+    origin = getattr(spec, "origin", None) if spec is not None else None
+    if not origin or not origin.endswith(".py"):
+        return []
+    try:
+        with open(origin, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return []
+    package = name if origin.endswith("__init__.py") else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+            found.append(base)
+            found += [f"{base}.{a.name}" for a in node.names]
+    return [m for m in found if m == "labkit" or m.startswith("labkit.")]
+
+
+def _with_labkit_dependencies(imports):
+    """``imports`` and every labkit module they import, even lazily (so the guard records them all now)."""
+    ordered, seen, todo = [], set(), list(imports)
+    while todo:
+        name = todo.pop(0)
+        if name in seen or name.startswith("labkit.instructor"):
+            continue
+        seen.add(name)
+        ordered.append(name)
+        if name == "labkit" or name.startswith("labkit."):
+            todo += [m for m in _labkit_imports(name) if m not in seen]
+    return ordered
+
+
+def _import_all(imports, problems) -> None:
+    """Import ``imports`` (and labkit's dependencies) with the notebook's folder off ``sys.path``, then put it last."""
+    here = os.path.realpath(os.getcwd())
+    sys.path[:] = [p for p in sys.path if p not in ("", ".") and os.path.realpath(p) != here]
+    requested = set(imports)
+    for name in _with_labkit_dependencies(imports):
+        try:
+            spec = _FIND_SPEC(name) if name not in requested else True
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            continue  # ``from labkit.x import name`` where name is not a module
+        try:
+            _IMPORT_MODULE(name)
+        except Exception as exc:  # the check cell will report it; the guard keeps going
+            if name in requested:
+                problems.append(f"could not import {name} ({type(exc).__name__}: {exc})")
+    sys.path.append(here)   # the student's own modules beside the notebook, after every installed one
+
+
+def _labkit_classes(module_names):
+    """Classes defined in labkit's modules (their methods are watched like torch.Tensor's)."""
+    classes = {}
+    for name in module_names:
+        if not (name == "labkit" or name.startswith("labkit.")):
+            continue
+        for value in list(vars(sys.modules[name]).values()):
+            if isinstance(value, type) and (value.__module__ or "").startswith("labkit"):
+                classes.setdefault(f"{value.__module__}.{value.__qualname__}", value)
+    return classes
 
 
 def init(imports=(), aliases=()) -> None:
     """Import what the check cells use and record the genuine state of the kernel (first cell)."""
     global _STATE
     problems = []
-    for name in imports:
-        try:
-            importlib.import_module(name)
-        except Exception as exc:  # the check cell will report it; the guard keeps going
-            problems.append(f"could not import {name} ({type(exc).__name__}: {exc})")
+    _import_all(imports, problems)
     _STATE = {"stdout": sys.stdout, "stderr": sys.stderr, "roots": (), "aliases": [tuple(a) for a in aliases]}
     _STATE["roots"] = library_roots()
+    watched = _watched_modules()
     _STATE["modules"] = {name: (sys.modules[name], _snapshot_namespace(vars(sys.modules[name])))
-                         for name in _watched_modules()}
+                         for name in watched}
+    _STATE["data"] = {name: (sys.modules[name], moduledata.record_module(sys.modules[name]))
+                      for name in watched if name == "labkit" or name.startswith("labkit.")}
     classes = {}
     for module_name, class_name in WATCHED_CLASSES:
         module = sys.modules.get(module_name)
         cls = getattr(module, class_name, None) if module is not None else None
         if isinstance(cls, type):
             classes[f"{module_name}.{class_name}"] = (cls, _snapshot_namespace(dict(vars(cls))))
+    for label, cls in _labkit_classes(watched).items():
+        classes.setdefault(label, (cls, _snapshot_namespace(dict(vars(cls)))))
     _STATE["classes"] = classes
+    _STATE["environ"] = {name: os.environ.get(name) for name in ENVIRONMENT}
+    _STATE["meta_path"], _STATE["path_hooks"] = list(sys.meta_path), list(sys.path_hooks)
+    _STATE["threads"] = {t.ident for t in threading.enumerate()}
     shell = _shell()
     _STATE["shell"] = shell
     if shell is not None:
@@ -247,7 +345,7 @@ def _repair_modules(findings) -> None:
         if bad:
             findings.append(f"{name}.{', '.join(sorted(bad)[:5])} replaced by notebook code; module reloaded")
             try:
-                importlib.reload(module)
+                _RELOAD(module)
             except Exception as exc:
                 findings.append(f"could not reload {name} ({type(exc).__name__}: {exc})")
     if labkit is not None:
@@ -390,13 +488,71 @@ def _rebind_aliases(findings) -> None:
         namespace[alias] = genuine
 
 
+def _repair_data(findings) -> None:
+    """Put back the data of labkit's modules (dicts, tiers, arrays, paths) recorded by the init cell."""
+    for name, (module, record) in _STATE["data"].items():
+        findings += moduledata.restore(module, record)
+
+
+def _repair_environment(findings) -> None:
+    for name, value in _STATE["environ"].items():
+        if os.environ.get(name) != value:
+            findings.append(f"the environment variable {name} was changed; restored")
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _foreign_object(obj) -> bool:
+    """An object (a finder, a hook) whose class or callables come from notebook code."""
+    if _foreign(obj):
+        return True
+    cls = obj if isinstance(obj, type) else type(obj)
+    return any(_foreign(v) for c in cls.__mro__ if c is not object for v in vars(c).values())
+
+
+def _repair_import_system(findings) -> None:
+    """Import finders and path hooks added by notebook code are removed; labkit modules not from labkit dropped."""
+    for label, current, original in (("sys.meta_path", sys.meta_path, _STATE["meta_path"]),
+                                     ("sys.path_hooks", sys.path_hooks, _STATE["path_hooks"])):
+        extra = [f for f in current if not any(f is o for o in original) and _foreign_object(f)]
+        if extra:
+            findings.append(f"an import hook was added to {label} by notebook code; removed")
+            current[:] = [f for f in current if not any(f is e for e in extra)]
+    labkit_dir = LABKIT_DIR.rstrip(os.sep) + os.sep
+    for name, module in list(sys.modules.items()):
+        if not (name == "labkit" or name.startswith("labkit.")) or module is None:
+            continue
+        origin = getattr(module, "__file__", None)
+        if origin and not os.path.realpath(origin).startswith(labkit_dir):
+            findings.append(f"sys.modules[{name!r}] was a module from {origin}, not labkit's; removed")
+            del sys.modules[name]
+
+
+def _flag_threads_and_tracers(findings) -> None:
+    """Threads started by notebook code run during the check: reported (they cannot be stopped safely)."""
+    for thread in threading.enumerate():
+        if thread.ident in _STATE["threads"] or not thread.is_alive():
+            continue
+        target = getattr(thread, "_target", None)
+        if _foreign(target) or _foreign(getattr(type(thread), "run", None)):
+            findings.append(f"a thread started by notebook code ({thread.name}) is still running during the check")
+    for getter, setter, label in ((sys.gettrace, sys.settrace, "trace"), (sys.getprofile, sys.setprofile, "profile")):
+        hook = getter()
+        if hook is not None and _foreign(hook):
+            findings.append(f"a {label} function set by notebook code (sys.set{label}) was removed")
+            setter(None)
+
+
 def before_check(check_id=None) -> None:
     """Put back what notebook code replaced and report it (the cell right before each check)."""
     if _STATE is None:
         _say(f"guard state lost: {__name__} was removed from sys.modules or reloaded")
         return
     findings = []
-    for step in (_repair_streams, _repair_shell, _repair_modules, _repair_classes, _rebind_aliases):
+    for step in (_repair_streams, _repair_shell, _repair_environment, _repair_import_system, _repair_modules,
+                 _repair_data, _repair_classes, _flag_threads_and_tracers, _rebind_aliases):
         try:
             step(findings)
         except Exception as exc:  # keep going: a failing repair must not block the check

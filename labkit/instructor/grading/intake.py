@@ -7,6 +7,7 @@ Whatever makes a submission impossible to grade raises :class:`Invalid` with the
 """
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import os
 import re
@@ -20,7 +21,7 @@ from typing import List, Optional
 import nbformat
 
 from .assignment import Assignment
-from .cells import labkit_meta, norm
+from .cells import labkit_meta, norm, safe_strings
 
 __all__ = ["Invalid", "copy_submission", "find_notebook", "read_notebook", "check_same_assignment",
            "remove_shadowing", "submission_names", "GUARDED_MODULES"]
@@ -136,11 +137,26 @@ def copy_submission(path: Path, workdir: Path, notes: List[str]) -> None:
         raise Invalid(f"not a notebook: {path.name} is neither an .ipynb file, a folder nor a zip")
 
 
-def remove_shadowing(folder: Path, flags: List[str]) -> None:
-    """Delete modules in the kernel's folder that would replace ones the checks use (``labkit/``, ``numpy.py`` ...).
+def _installed(module: str) -> bool:
+    """Whether a top-level module of that name is installed (standard library, site-packages, built in)."""
+    if module in sys.builtin_module_names:
+        return True
+    roots = [p for p in sys.path if p and os.path.isdir(p) and os.path.realpath(p) != os.path.realpath(os.getcwd())]
+    try:
+        return importlib.machinery.PathFinder.find_spec(module, roots) is not None
+    except (ImportError, ValueError):
+        return False
 
-    The kernel's working folder comes first on ``sys.path``. A student's own helper module
-    (``utils.py``) stays, unless its name is one of :data:`GUARDED_MODULES`.
+
+def remove_shadowing(folder: Path, flags: List[str], notes: Optional[List[str]] = None) -> None:
+    """Delete modules in the kernel's folder that have the name of an installed one (``labkit/``, ``numpy.py``,
+    ``ipykernel_launcher.py`` ...).
+
+    The kernel starts without its working folder on ``sys.path`` and the guard puts it back last,
+    so such a file could never be imported instead of the installed module; it is left out anyway
+    (for Pythons before 3.11, which put the folder first). Modules the checks and the grader
+    rely on (:data:`GUARDED_MODULES`) are flagged, others noted. A student's own helper module
+    (``my_helpers.py``) stays.
     """
     for entry in list(folder.iterdir()):
         if entry.is_dir() and (entry / "__init__.py").exists():
@@ -149,10 +165,16 @@ def remove_shadowing(folder: Path, flags: List[str]) -> None:
             module = entry.name.split(".")[0]
         else:
             continue
-        if module in GUARDED_MODULES or entry.suffix == ".pth":
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-            flags.append(f"the submission contains {entry.name}, which would replace the installed module "
-                         f"{module!r}; it was left out")
+        guarded = module in GUARDED_MODULES or module.startswith(("ipykernel", "jupyter")) or entry.suffix == ".pth"
+        if not (guarded or _installed(module)):
+            continue
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        message = (f"the submission contains {entry.name}, which would replace the installed module {module!r}; "
+                   "it was left out")
+        if guarded:
+            flags.append(message)
+        elif notes is not None:
+            notes.append(message)
 
 
 # --------------------------------------------------------------------------- the notebook
@@ -210,7 +232,7 @@ def read_notebook(path: Path):
         if not isinstance(cell.get("source", ""), str) or cell.get("cell_type") not in ("code", "markdown", "raw"):
             raise Invalid("not a readable notebook: a cell has no valid type or source")
         cell.setdefault("metadata", nbformat.NotebookNode())
-    return nb
+    return safe_strings(nb)   # lone surrogates ("\ud800" in the JSON) would fail every later write
 
 
 def check_same_assignment(assignment: Assignment, nb) -> None:
@@ -243,14 +265,19 @@ def _slug(text: str) -> str:
 
 
 def submission_names(paths) -> List[str]:
-    """Short unique names for the submissions (used for feedback files and the CSV)."""
-    names, seen = [], {}
+    """Short names for the submissions (feedback files, the CSV), unique whatever the inputs, even where file
+    names ignore case: ``x/dup.ipynb``, ``y/dup/`` and ``z/dup-2.ipynb`` give ``dup``, ``dup-2`` and ``dup-2-2``."""
+    names, taken = [], set()
     for path in paths:
         base = Path(path).name
         for suffix in (".ipynb", ".zip"):
             if base.lower().endswith(suffix):
                 base = base[: -len(suffix)]
         base = _slug(base)
-        seen[base] = seen.get(base, 0) + 1
-        names.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+        name, n = base, 1
+        while name.lower() in taken:
+            n += 1
+            name = f"{base}-{n}"
+        taken.add(name.lower())
+        names.append(name)
     return names

@@ -5,10 +5,12 @@ running one submission with nbval.
 
 It does three things nbval does not:
 
-* it streams one JSON line per executed cell (outcome, error, printed text, whether the cell
-  timed out or the kernel died) to the file named by ``$LABKIT_GRADING_RESULTS``, flushed at
-  once, so the grader keeps the results of the cells that ran even when it has to kill the
-  run (notebook time limit, memory);
+* it streams one JSON line per executed cell (outcome, the status of the kernel's execute
+  reply, error, printed text, whether the cell timed out or the kernel died) to the pipe whose
+  file descriptor is ``$LABKIT_GRADING_RESULTS_FD``, flushed at once, so the grader keeps the
+  results of the cells that ran even when it has to kill the run (notebook time limit,
+  memory). The kernel cannot write there: the descriptor is not inherited, and this process
+  makes itself non-dumpable, so ``/proc/<pid>/fd`` of it is closed to the kernel's user;
 * it works around nbval's fixed limits: the 5-second wait for a cell's output after it
   finished (raised to ``$LABKIT_GRADING_OUTPUT_WAIT``), a dead kernel noticed only after the
   whole cell timeout (polled every half second instead), iopub messages left unread while a
@@ -38,7 +40,7 @@ import pytest
 NBVAL_SUPPORTED = ((0, 10), (0, 12))   # lowest supported, first unsupported
 NBVAL_RANGE = ">={}.{},<{}.{}".format(*NBVAL_SUPPORTED[0], *NBVAL_SUPPORTED[1])
 
-_STATE = {"out": None, "cwd": None, "wait": 60.0, "t0": time.time()}
+_STATE = {"out": None, "cwd": None, "wait": 60.0, "dumpable": None, "t0": time.time()}
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 KEEP = 6000  # characters of printed output kept per cell (head and tail)
 
@@ -120,6 +122,12 @@ def _patch_nbval() -> None:
     import zmq
 
     original_get = nbkernel.RunningKernel.get_message
+    original_execute = nbkernel.RunningKernel.execute_cell_input
+
+    def execute_cell_input(self, cell_input, allow_stdin=None):
+        msg_id = original_execute(self, cell_input, allow_stdin=allow_stdin)
+        self._labkit_sent = msg_id
+        return msg_id
 
     def dead_or_late(kernel, deadline) -> bool:
         """Raise KernelDied if the kernel is gone; else say whether the deadline has passed."""
@@ -148,6 +156,9 @@ def _patch_nbval() -> None:
 
     def await_reply(self, msg_id, timeout=None):
         # Wait on the shell and the iopub sockets at once: iopub is emptied as soon as anything arrives.
+        # The execute reply's status is kept: a cell whose reply says "error" failed, whatever it printed.
+        if self._labkit_replies is None:
+            self._labkit_replies = {}
         iopub, shell = iopub_buffer(self), self.kc.shell_channel
         poller = zmq.Poller()
         poller.register(iopub.socket, zmq.POLLIN)
@@ -160,7 +171,10 @@ def _patch_nbval() -> None:
             if shell.socket in ready:
                 msg = shell.get_msg(timeout=0)
                 if msg["parent_header"].get("msg_id") == msg_id:
-                    if msg["content"]["status"] == "aborted":
+                    content = msg.get("content") or {}
+                    self._labkit_replies[msg_id] = {"status": content.get("status"), "ename": content.get("ename"),
+                                                    "evalue": content.get("evalue")}
+                    if content.get("status") == "aborted":
                         raise RuntimeError("Kernel aborted execution request")
                     return
             elif ready:  # output is flowing: the kernel lives (asking its manager costs more than a message)
@@ -171,6 +185,8 @@ def _patch_nbval() -> None:
 
     nbkernel.RunningKernel.get_message = get_message
     nbkernel.RunningKernel.await_reply = await_reply
+    nbkernel.RunningKernel.execute_cell_input = execute_cell_input
+    nbkernel.RunningKernel._labkit_replies = None
 
     base = nbplugin.RunningKernel
 
@@ -190,21 +206,34 @@ def _patch_nbval() -> None:
     nbplugin.IPyNbFile.setup = setup
 
 
+def _not_dumpable() -> bool:
+    """Make this process non-dumpable (Linux): processes of the same user can no longer open its
+    ``/proc/<pid>/fd`` or ptrace it, so the kernel cannot write into the results pipe."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) == 0   # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError):
+        return False
+
+
 def pytest_configure(config):
-    path = os.environ.pop("LABKIT_GRADING_RESULTS", None)
+    fd = os.environ.pop("LABKIT_GRADING_RESULTS_FD", None)
     cwd = os.environ.pop("LABKIT_GRADING_CWD", None)
     wait = os.environ.pop("LABKIT_GRADING_OUTPUT_WAIT", None)
-    if not path:
+    if not fd:
         return
     try:
         nbval_version = check_nbval_version()
     except UnsupportedNbval as exc:
         raise pytest.UsageError(str(exc)) from None
-    _STATE["out"] = open(path, "a", encoding="utf-8")
+    os.set_inheritable(int(fd), False)   # the kernel and anything else started from here do not get it
+    _STATE["dumpable"] = not _not_dumpable()
+    _STATE["out"] = os.fdopen(int(fd), "w", encoding="utf-8")
     _STATE["cwd"] = cwd
     _STATE["wait"] = float(wait or 60)
     _patch_nbval()
-    _emit(event="configured", pid=os.getpid(), nbval=nbval_version)
+    _emit(event="configured", pid=os.getpid(), nbval=nbval_version, dumpable=_STATE["dumpable"])
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -239,6 +268,12 @@ def _outputs(item):
         elif kind == "error":
             errors.append(out)
     return "".join(stdout), "".join(stderr), errors
+
+
+def _reply(kernel) -> dict:
+    """The kernel's execute reply to the cell just run (empty when there was none: a timeout, a dead kernel)."""
+    replies = getattr(kernel, "_labkit_replies", None) or {}
+    return replies.pop(getattr(kernel, "_labkit_sent", None), None) or {}
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -278,7 +313,11 @@ def pytest_runtest_makereport(item, call):
     outcome_name = report.outcome
     if hasattr(report, "wasxfail"):
         outcome_name = "xfail"
-    _emit(event="cell", cell=item.cell_num, outcome=outcome_name, error=error, traceback=traceback,
+    reply = _reply(kernel)
+    if reply.get("status") == "error" and error is None:   # e.g. a UsageError: printed, but no error message
+        error = _clip(f"{reply.get('ename')}: {reply.get('evalue')}", 2000)
+    _emit(event="cell", cell=item.cell_num, outcome=outcome_name, reply=reply.get("status"), error=error,
+          traceback=traceback,
           stdout=_clip(stdout), stderr=_clip(stderr, 2000), timed_out=timed_out, kernel_dead=dead and not timed_out,
           seconds=round(report.duration, 3))
     if timed_out or dead:

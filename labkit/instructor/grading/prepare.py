@@ -8,7 +8,6 @@ happens on copies.
 """
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -18,7 +17,7 @@ from .build import CellRole, build_notebook
 from .cells import first_line
 from .intake import Invalid, check_same_assignment, copy_submission, find_notebook, read_notebook, remove_shadowing
 from .restore import Restored, restore_cells, written_answers
-from .scan import scan_code
+from .scan import scan_code, scan_models
 from .score import Status
 
 __all__ = ["Prepared", "prepare"]
@@ -30,11 +29,11 @@ class Prepared:
     source: Path                         # what was handed in
     status: Optional[Status] = None      # Status.INVALID when it cannot be run
     reason: str = ""
-    workdir: Optional[Path] = None       # the kernel's working folder (copy of the submission)
+    root: Optional[Path] = None          # the copy of the submission (the sandbox's writable folder)
+    workdir: Optional[Path] = None       # the kernel's working folder: the notebook's folder in the copy
     notebook_name: str = ""
     graded: object = None                # the notebook to run
     roles: List[CellRole] = field(default_factory=list)   # one per code cell of ``graded``
-    token: str = ""
     flags: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)    # check cells restored, files left out...
     answers: Dict[str, Optional[str]] = field(default_factory=dict)
@@ -71,13 +70,13 @@ def prepare(assignment: Assignment, path, name: str, workroot: Path) -> Prepared
     except Invalid as exc:
         prepared.status, prepared.reason = Status.INVALID, str(exc)
         return prepared
-    prepared.workdir = notebook.parent
+    prepared.root, prepared.workdir = workdir, notebook.parent
     prepared.notebook_name = str(notebook.relative_to(workdir))
-    remove_shadowing(notebook.parent, prepared.flags)
+    remove_shadowing(notebook.parent, prepared.flags, prepared.notes)
+    prepared.flags += scan_models(workdir)
     restored = restore_cells(assignment, nb)
     prepared.notes += restored.notes
     prepared.flags += _student_code_flags(assignment, restored)
     prepared.answers = written_answers(assignment, nb)
-    prepared.token = secrets.token_hex(12)
-    prepared.graded, prepared.roles = build_notebook(assignment, restored, prepared.token)
+    prepared.graded, prepared.roles = build_notebook(assignment, restored)
     return prepared

@@ -1,4 +1,9 @@
-"""What ``labkit grade`` writes: grades.csv, one feedback page per submission (.md and .html), the summary."""
+"""What ``labkit grade`` writes: grades.csv, one feedback page per submission (.md and .html), the summary.
+
+Whatever a submission holds ends up in these files (its name, its answers, its output), so every
+text is passed through :func:`safe_text` first: nothing a submission writes can make the files
+fail to encode.
+"""
 from __future__ import annotations
 
 import csv
@@ -9,9 +14,10 @@ from pathlib import Path
 from typing import List
 
 from .assignment import Assignment
+from .cells import safe_text
 from .score import CheckState, Grade, Status
 
-__all__ = ["csv_columns", "write_csv", "feedback_markdown", "feedback_html", "write_feedback", "summary"]
+__all__ = ["csv_columns", "write_csv", "feedback_markdown", "feedback_html", "write_feedback", "summary", "safe_text"]
 
 MARKS = {CheckState.PASSED: "✔ passed", CheckState.FAILED: "✘ failed", CheckState.NOT_RUN: "– not run"}
 
@@ -28,12 +34,13 @@ def csv_columns(assignment: Assignment) -> List[str]:
 def write_csv(path: Path, assignment: Assignment, grades: List[Grade]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(csv_columns(assignment))
+        writer.writerow([safe_text(c) for c in csv_columns(assignment)])
         for g in grades:
-            writer.writerow([g.submission, g.status.value, _num(g.auto_points), _num(g.auto_max), _num(g.manual_max)]
-                            + [_num(g.checks[c].points) for c in assignment.checks]
-                            + ["" for _ in assignment.answers]
-                            + [" | ".join(g.flags), g.reason, " | ".join(g.notes), f"{g.seconds:.1f}", g.source])
+            row = ([g.submission, g.status.value, _num(g.auto_points), _num(g.auto_max), _num(g.manual_max)]
+                   + [_num(g.checks[c].points) if c in g.checks else "0" for c in assignment.checks]
+                   + ["" for _ in assignment.answers]
+                   + [" | ".join(g.flags), g.reason, " | ".join(g.notes), f"{g.seconds:.1f}", g.source])
+            writer.writerow([safe_text(value) for value in row])
 
 
 # --------------------------------------------------------------------------- feedback
@@ -150,8 +157,8 @@ def feedback_html(assignment: Assignment, g: Grade) -> str:
 
 def write_feedback(folder: Path, assignment: Assignment, g: Grade) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{g.submission}.md").write_text(feedback_markdown(assignment, g), encoding="utf-8")
-    (folder / f"{g.submission}.html").write_text(feedback_html(assignment, g), encoding="utf-8")
+    (folder / f"{g.submission}.md").write_text(safe_text(feedback_markdown(assignment, g)), encoding="utf-8")
+    (folder / f"{g.submission}.html").write_text(safe_text(feedback_html(assignment, g)), encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- summary

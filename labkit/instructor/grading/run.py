@@ -1,12 +1,13 @@
-"""Run one prepared notebook with nbval in its own process tree, under time and memory limits (run_notebook).
+"""Run one prepared notebook with nbval in its own sandbox and process tree, under time and memory limits.
 
 Each submission runs as its own ``python -m pytest --nbval-lax`` process (quick mode,
-``LABKIT_GRADING=1``), started through a tiny launcher that sets the memory limit
-(``RLIMIT_DATA``: the kernel, a child, inherits it) before it execs pytest. The caller's
-thread watches it: kernel start-up limit, notebook time limit (counted from when the kernel
-is ready), total memory of the process tree; on any of them it kills the whole tree
-(:func:`kill_process_tree`). The pytest plugin (:mod:`labkit.instructor.grading.plugin`)
-streams per-cell results to a file, so what ran before a kill still counts.
+``LABKIT_GRADING=1``) inside a bubblewrap sandbox of its own (:mod:`~labkit.instructor.grading.sandbox`;
+without one only under ``--unsafe-no-sandbox``), started through a tiny launcher that sets the
+memory limit (``RLIMIT_DATA``: every process of the run inherits it) before it execs the sandbox.
+The caller's thread watches it: kernel start-up limit, notebook time limit (counted from when
+the kernel is ready), total memory and number of processes of the tree; on any of them it kills
+the whole tree (:func:`kill_process_tree`). The pytest plugin (:mod:`labkit.instructor.grading.plugin`)
+streams per-cell results through a pipe only it holds, so what ran before a kill still counts.
 """
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ PLUGIN_MODULE = f"{__package__}.plugin"   # loaded by pytest with -p
 MARKER_VARIABLE = "LABKIT_GRADING_RUN"
 ENV_DROP = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "LABKIT_OUTPUT", "JPY_PARENT_PID", "JPY_SESSION_NAME",
             "IPYTHONDIR", "PYTHONSTARTUP", "PYTHONINSPECT", "KERNEL_ID")
+# What a sandboxed run inherits from the grader's environment (nothing else: no tokens, no keys).
+ENV_KEEP = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "LABKIT_REPO", "LABKIT_CHECKPOINTS", "LABKIT_OFFLINE",
+            "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 LAUNCHER = (
     "import os, resource, sys\n"
@@ -42,7 +46,7 @@ LAUNCHER = (
     "if fsize > 0:\n"
     "    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))\n"
     "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
-    "os.execv(sys.executable, [sys.executable] + sys.argv[3:])\n"
+    "os.execv(sys.argv[3], sys.argv[3:])\n"
 )
 
 
@@ -55,6 +59,7 @@ class Limits:
     file_gb: float = 2.0             # largest file a submission may write
     output_wait: float = 60.0        # nbval's wait for a finished cell's output (its own default: 5 s)
     threads: Optional[int] = None    # OMP/MKL threads per kernel (default: CPUs / jobs)
+    processes: int = 256             # processes of one run at once (a fork bomb is killed)
 
 
 class Killed(str, Enum):
@@ -63,6 +68,7 @@ class Killed(str, Enum):
     STARTUP = "startup"   # the kernel did not start within Limits.startup
     TIMEOUT = "timeout"   # the notebook ran past Limits.timeout
     MEMORY = "memory"     # the process tree used more than Limits.memory_gb
+    PROCESSES = "processes"   # the run had more than Limits.processes processes at once
 
     def __str__(self) -> str:
         return self.value
@@ -77,6 +83,7 @@ class CellRecord:
 
     cell: int
     outcome: Outcome
+    reply: Optional[str] = None     # the status of the kernel's execute reply: "ok", "error" (None: no reply)
     error: Optional[str] = None
     traceback: Optional[str] = None
     stdout: str = ""
@@ -105,6 +112,7 @@ class KernelRun:
     seconds: float = 0.0
     log: str = ""
     peak_rss: int = 0
+    raw: List[str] = field(default_factory=list)   # the plugin's JSON lines, for the log
 
     def has(self, event: str) -> bool:
         return any(e.get("event") == event for e in self.events)
@@ -148,9 +156,11 @@ def _descendants(root: int, table) -> List[int]:
     return found
 
 
-def _tree_rss(root: int) -> int:
+def _tree_usage(root: int):
+    """Resident memory (bytes) and number of processes of ``root`` and its descendants."""
     table = _proc_table()
-    return sum(table[p][1] for p in [root] + _descendants(root, table) if p in table)
+    tree = [p for p in [root] + _descendants(root, table) if p in table]
+    return sum(table[p][1] for p in tree), len(tree)
 
 
 def run_marker_prefix(pid: Optional[int] = None) -> str:
@@ -197,31 +207,44 @@ def kill_process_tree(proc: subprocess.Popen, marker: str) -> None:
 
 
 class ResultsReader:
-    """Reads the plugin's JSON lines into ``run`` as they are written."""
+    """Reads the plugin's JSON lines from the results pipe into ``run`` as they come."""
 
-    def __init__(self, path: Path, run: KernelRun):
-        self.path, self.offset, self.partial = path, 0, b""
+    def __init__(self, fd: int, run: KernelRun):
+        self.fd, self.partial = fd, b""
         self.run = run
+        os.set_blocking(fd, False)
 
     def poll(self) -> None:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read()
-        except FileNotFoundError:
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                break
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        if not chunks:
             return
-        self.offset += len(chunk)
-        lines = (self.partial + chunk).split(b"\n")
+        lines = (self.partial + b"".join(chunks)).split(b"\n")
         self.partial = lines.pop()
         for line in lines:
             try:
                 record = json.loads(line)
             except ValueError:
                 continue
+            if not isinstance(record, dict):
+                continue
             if record.get("event") == "cell":
-                self.run.records.setdefault(int(record["cell"]), CellRecord.from_json(record))
+                try:
+                    self.run.records.setdefault(int(record["cell"]), CellRecord.from_json(record))
+                except (KeyError, TypeError, ValueError):
+                    continue
             else:
                 self.run.events.append(record)
+            self.run.raw.append(line.decode("utf-8", "replace"))
 
 
 def _user_site() -> Optional[str]:
@@ -231,25 +254,61 @@ def _user_site() -> Optional[str]:
         return None
 
 
-def _environment(rundir: Path, workdir: Path, results: Path, marker: str, limits: Limits, jobs: int) -> Dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
+class RunPaths:
+    """Where one run's files are, as the run sees them (inside the sandbox, or on the machine without one)."""
+
+    def __init__(self, prepared, rundir: Path, sandbox):
+        self.rundir = Path(rundir)
+        self.notebook_dir = self.rundir / "notebook"    # graded.ipynb and pytest.ini (read-only in the sandbox)
+        self.private = self.rundir / "private"          # the run's /tmp and /dev/shm
+        self.notebook_dir.mkdir(parents=True, exist_ok=True)
+        profile = self.private / "tmp" / "ipython" / "profile_default"
+        profile.mkdir(parents=True, exist_ok=True)
+        # The kernel starts without its working folder (the notebook's) on sys.path: a file beside the notebook
+        # cannot replace a module imported before the guard's first cell (PYTHONSAFEPATH does the same for -m).
+        (profile / "ipython_kernel_config.py").write_text("c.IPKernelApp.ignore_cwd = True\n", encoding="utf-8")
+        root = Path(prepared.root or prepared.workdir)
+        if sandbox is not None:
+            from .sandbox import RUN_DIR, SUBMISSION_DIR
+
+            self.run = Path(RUN_DIR)
+            self.cwd = Path(SUBMISSION_DIR) / Path(prepared.workdir).relative_to(root)
+            self.tmp = Path("/tmp")
+        else:
+            self.run, self.cwd, self.tmp = self.notebook_dir, Path(prepared.workdir), self.private / "tmp"
+
+
+def _environment(paths: RunPaths, fd: int, marker: str, limits: Limits, jobs: int, sandbox) -> Dict[str, str]:
+    if sandbox is not None:  # only what the run needs: the grader's secrets stay outside
+        env = {k: v for k, v in os.environ.items() if k in ENV_KEEP or k.startswith("LC_")}
+        env["PATH"] = os.pathsep.join([os.path.dirname(os.path.realpath(sys.executable)), "/usr/local/bin",
+                                       "/usr/bin", "/bin"])
+        env["HOME"] = str(paths.tmp / "home")
+        if sandbox.data:
+            env["LABKIT_DATA"] = sandbox.data
+        extra_path = []
+    else:
+        env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
+        extra_path = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     package_parent = str(Path(__file__).resolve().parents[3])
     threads = limits.threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
     env.update({
         "LABKIT_QUICK": "1",
         "LABKIT_GRADING": "1",
-        "LABKIT_GRADING_RESULTS": str(results),
-        "LABKIT_GRADING_CWD": str(workdir),
+        "LABKIT_GRADING_RESULTS_FD": str(fd),
+        "LABKIT_GRADING_CWD": str(paths.cwd),
         "LABKIT_GRADING_OUTPUT_WAIT": str(limits.output_wait),
         MARKER_VARIABLE: marker,
         "LABKIT_DEVICE": "cpu",
         "CUDA_VISIBLE_DEVICES": "",
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONPATH": os.pathsep.join([package_parent] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]),
-        "IPYTHONDIR": str(rundir / "ipython"),
-        "JUPYTER_RUNTIME_DIR": str(rundir / "runtime"),
-        "MPLCONFIGDIR": str(rundir.parent / "matplotlib"),
+        "PYTHONSAFEPATH": "1",
+        "PYTHONPATH": os.pathsep.join([package_parent] + extra_path),
+        "IPYTHONDIR": str(paths.tmp / "ipython"),
+        "JUPYTER_RUNTIME_DIR": str(paths.tmp / "runtime"),
+        "MPLCONFIGDIR": str(paths.tmp / "matplotlib"),
+        "XDG_CACHE_HOME": str(paths.tmp / "cache"),
     })
     env.setdefault("LABKIT_OFFLINE", "1")  # no downloads from a graded run: cached data or labkit's sample
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -260,16 +319,19 @@ def _environment(rundir: Path, workdir: Path, results: Path, marker: str, limits
     return env
 
 
-def _pytest_command(notebook: Path, rundir: Path, limits: Limits) -> List[str]:
-    ini = rundir / "pytest.ini"
-    ini.write_text("[pytest]\n", encoding="utf-8")
-    pytest_args = [
-        "-m", "pytest", "-p", PLUGIN_MODULE, "-p", "nbval.plugin", "--nbval-lax", "--nbval-current-env",
-        "--nbval-cell-timeout", str(limits.cell_timeout), "--nbval-kernel-startup-timeout", str(limits.startup),
-        "-p", "no:cacheprovider", "--noconftest", "-c", str(ini), "--rootdir", str(rundir), "-q", "--tb=line",
-        "-W", "ignore", str(notebook),
+def _pytest_command(paths: RunPaths, limits: Limits) -> List[str]:
+    (paths.notebook_dir / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    return [
+        os.path.realpath(sys.executable), "-m", "pytest", "-p", PLUGIN_MODULE, "-p", "nbval.plugin", "--nbval-lax",
+        "--nbval-current-env", "--nbval-cell-timeout", str(limits.cell_timeout), "--nbval-kernel-startup-timeout",
+        str(limits.startup), "-p", "no:cacheprovider", "--noconftest", "-c", str(paths.run / "pytest.ini"),
+        "--rootdir", str(paths.run), "-q", "--tb=line", "-W", "ignore", str(paths.run / "graded.ipynb"),
     ]
-    return [sys.executable, "-c", LAUNCHER, str(int(limits.memory_gb * GB)), str(int(limits.file_gb * GB))] + pytest_args
+
+
+def _launch(inner: List[str], limits: Limits) -> List[str]:
+    """``inner`` started through the launcher that sets the per-process limits (inherited by all of it)."""
+    return [sys.executable, "-c", LAUNCHER, str(int(limits.memory_gb * GB)), str(int(limits.file_gb * GB))] + inner
 
 
 def _time_limit_broken(limits: Limits, now: float, start: float, ready_at: Optional[float]) -> Optional[Killed]:
@@ -284,7 +346,7 @@ def _time_limit_broken(limits: Limits, now: float, start: float, ready_at: Optio
 def _watch(proc: subprocess.Popen, reader: ResultsReader, limits: Limits, start: float) -> None:
     """Poll the run until it ends or breaks a limit; on a broken limit, set ``killed`` and return."""
     result = reader.run
-    ready_at, last_memory_check = None, 0.0
+    ready_at, last_usage_check = None, 0.0
     while proc.poll() is None:
         time.sleep(0.2)
         reader.poll()
@@ -292,46 +354,58 @@ def _watch(proc: subprocess.Popen, reader: ResultsReader, limits: Limits, start:
         if ready_at is None and result.has("kernel_ready"):
             ready_at = now
         killed = _time_limit_broken(limits, now, start, ready_at)
-        if killed is None and now - last_memory_check >= 1.0:
-            last_memory_check = now
-            rss = _tree_rss(proc.pid)
+        if killed is None and now - last_usage_check >= 1.0:
+            last_usage_check = now
+            rss, count = _tree_usage(proc.pid)
             result.peak_rss = max(result.peak_rss, rss)
             if limits.memory_gb > 0 and rss > limits.memory_gb * GB:
                 killed = Killed.MEMORY
+            elif limits.processes > 0 and count > limits.processes + 2:   # + the launcher's bwrap and its init
+                killed = Killed.PROCESSES
         if killed is not None:
             result.killed, result.killed_after = killed, now - (ready_at or start)
             return
 
 
-def run_notebook(prepared, rundir: Path, limits: Limits, jobs: int = 1, on_start=None) -> KernelRun:
-    """Run ``prepared.graded`` with nbval in ``prepared.workdir``; kill it when it breaks a limit.
+def run_notebook(prepared, rundir: Path, limits: Limits, jobs: int = 1, on_start=None, sandbox=None) -> KernelRun:
+    """Run ``prepared.graded`` with nbval, in ``sandbox`` (a :class:`~.sandbox.Sandbox`; None: none), in a copy
+    of the submission; kill it when it breaks a limit.
 
     ``on_start(proc, marker)`` is called once the process has started (to kill it from elsewhere).
     """
-    rundir = Path(rundir)
-    rundir.mkdir(parents=True, exist_ok=True)
-    notebook = rundir / "graded.ipynb"
-    nbformat.write(prepared.graded, str(notebook))
-    results_path, log_path = rundir / "results.jsonl", rundir / "pytest.log"
+    paths = RunPaths(prepared, rundir, sandbox)
+    nbformat.write(prepared.graded, str(paths.notebook_dir / "graded.ipynb"))
+    log_path = paths.rundir / "pytest.log"
     marker = f"{run_marker_prefix()}{uuid.uuid4().hex}"
-    env = _environment(rundir, prepared.workdir, results_path, marker, limits, jobs)
-    command = _pytest_command(notebook, rundir, limits)
+    read_fd, write_fd = os.pipe()
+    env = _environment(paths, write_fd, marker, limits, jobs, sandbox)
+    command = _pytest_command(paths, limits)
+    if sandbox is not None:
+        command = sandbox.command(command, Path(prepared.root), paths.notebook_dir, paths.private)
     result = KernelRun()
-    reader = ResultsReader(results_path, result)
+    reader = ResultsReader(read_fd, result)
     start = time.monotonic()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(command, cwd=str(rundir), env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        if on_start:
-            on_start(proc, marker)
-        try:
-            _watch(proc, reader, limits, start)
-        finally:
-            kill_process_tree(proc, marker)  # what broke a limit, stray kernels, anything the notebook started
-            proc.wait()
+    try:
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(_launch(command, limits), cwd=str(paths.notebook_dir), env=env,
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True, pass_fds=(write_fd,))
+            os.close(write_fd)
+            write_fd = -1
+            if on_start:
+                on_start(proc, marker)
+            try:
+                _watch(proc, reader, limits, start)
+            finally:
+                kill_process_tree(proc, marker)  # what broke a limit, stray kernels, anything the notebook started
+                proc.wait()
+        reader.poll()
+    finally:
+        for fd in (read_fd, write_fd):
+            if fd >= 0:
+                os.close(fd)
     result.returncode = proc.returncode
     result.seconds = time.monotonic() - start
-    reader.poll()
     try:
         result.log = log_path.read_text(encoding="utf-8", errors="replace")[-20000:]
     except OSError:

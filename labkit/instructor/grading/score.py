@@ -1,7 +1,7 @@
 """Score one run: points per check, a status and a one-sentence reason, from the per-cell results (score → Grade).
 
-A check gets its points if its cell ran and passed, printed its token, and no earlier cell timed
-out or killed the kernel. The first timeout, dead kernel or kill by the grader stops the
+A check gets its points if its cell ran, the kernel's execute reply to it said "ok", it printed
+no error, and no earlier cell timed out or killed the kernel. The first timeout, dead kernel or kill by the grader stops the
 scoring: checks after it are "not graded".
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional
 
-from .build import CHECK_MARK, CellRole, Role
+from .build import CellRole, Role
 from .guard import PREFIX as GUARD_PREFIX
 from .run import CellRecord, KernelRun, Killed, Limits
 
@@ -101,6 +101,9 @@ def _missing_record_stop(run: KernelRun, role: CellRole, limits: Limits) -> Stop
     if run.killed is Killed.MEMORY:
         return Stop(f"the run used more than {limits.memory_gb:g} GB of memory in {role.where()} and was stopped",
                     Status.ERROR)
+    if run.killed is Killed.PROCESSES:
+        return Stop(f"the run started more than {limits.processes} processes at once in {role.where()} and was "
+                    "stopped", Status.ERROR)
     if run.killed is Killed.STARTUP:
         return Stop("the kernel did not start in time", Status.ERROR)
     if not run.has("configured"):
@@ -132,17 +135,22 @@ def _passed_lines(stdout: str) -> str:
     return "; ".join(lines)[:500]
 
 
-def _score_check(grade: Grade, cid: str, record: CellRecord, error: Optional[str], token: str) -> None:
+def _failed_silently(record: CellRecord) -> bool:
+    """The kernel says the cell failed, but nbval saw no error: its error was printed some other way or hidden."""
+    return record.outcome == "passed" and record.reply != "ok"
+
+
+def _score_check(grade: Grade, cid: str, record: CellRecord, error: Optional[str]) -> None:
     check = grade.checks[cid]
-    confirmed = f"{CHECK_MARK} {cid} {token}" in record.stdout
-    if record.outcome == "passed" and confirmed:
+    if record.outcome == "passed" and record.reply == "ok":
         check.points, check.state = check.max, CheckState.PASSED
         check.message = _passed_lines(record.stdout) or "passed"
-    elif record.outcome == "passed":
+    elif _failed_silently(record):
         check.state = CheckState.FAILED
-        check.message = ("the check did not run to its end (its confirmation line is missing: the cell was "
-                         "skipped or its output suppressed)")
-        grade.flags.append(f"check {cid!r} reported success without completing")
+        check.message = (f"the check failed ({error})" if error and record.reply == "error" else
+                         "the check did not run to its end (the kernel did not report it as successful)")
+        grade.flags.append(f"check {cid!r} failed without an error message (its error was hidden or printed "
+                           "some other way)")
     else:
         check.state, check.message = CheckState.FAILED, error or f"the check cell {record.outcome}"
 
@@ -153,14 +161,15 @@ def _guard_flags(record: CellRecord) -> List[str]:
             for line in record.stdout.splitlines() if line.startswith(GUARD_PREFIX)]
 
 
-def _score_cell(grade: Grade, role: CellRole, record: CellRecord, limits: Limits, token: str) -> None:
+def _score_cell(grade: Grade, role: CellRole, record: CellRecord, limits: Limits) -> None:
     error = _cell_error(record, limits)
     if role.role is Role.GUARD:
         grade.flags += _guard_flags(record)
     elif role.role is Role.CHECK:
-        _score_check(grade, role.check, record, error, token)
-    elif record.outcome == "failed":
-        grade.errors.append(CellError(role.where(), error or "failed", record.traceback or ""))
+        _score_check(grade, role.check, record, error)
+    elif record.outcome == "failed" or _failed_silently(record):
+        grade.errors.append(CellError(role.where(), error or "failed (the kernel reported an error)",
+                                      record.traceback or ""))
 
 
 def _not_graded(grade: Grade, role: CellRole, stop: Stop) -> None:
@@ -200,7 +209,7 @@ def score(assignment: "Assignment", prepared: "Prepared", run: KernelRun, limits
         if stop is not None:
             _not_graded(grade, role, stop)
             continue
-        _score_cell(grade, role, record, limits, prepared.token)
+        _score_cell(grade, role, record, limits)
         stop = _stop_after(record, role, limits)
     _conclude(grade, stop)
     return grade

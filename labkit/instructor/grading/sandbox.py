@@ -1,0 +1,207 @@
+"""One bubblewrap sandbox per graded submission: what the run sees, and the ``bwrap`` command that builds it.
+
+Each submission's whole run (pytest, nbval, the kernel and every process they start) executes
+under ``bwrap`` (package ``bubblewrap``), in new user, PID, network, IPC, UTS and cgroup namespaces:
+
+* the system (``/usr``, ``/etc`` without the files only their owner may read), the Python
+  installation and labkit's own package and reference checkpoints are mounted read-only, at the
+  paths they have outside, so imports work unchanged; nothing else of the machine is there (no
+  home folders, no course repository, no other submission, no instructor's notebook);
+* ``/grading/submission`` is a private, writable *copy* of this submission only (the kernel's
+  working folder), ``/grading/run`` holds the notebook being run (read-only), and ``/tmp`` and
+  ``/dev/shm`` are private folders of this run on disk;
+* the run's processes see only each other (``/proc`` of the new PID namespace) and all die with
+  it; there is no network but the sandbox's own loopback; the user inside (uid 1000) has no
+  capabilities and cannot create further namespaces.
+
+:func:`find_sandbox` locates ``bwrap`` and checks that it works here once per grading run
+(:class:`SandboxUnavailable` says how to install it otherwise); :meth:`Sandbox.command` wraps
+one run's command line.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import site
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+__all__ = ["Sandbox", "SandboxUnavailable", "find_sandbox", "SUBMISSION_DIR", "RUN_DIR", "INSTALL_HINT"]
+
+SUBMISSION_DIR = "/grading/submission"   # the copy of the submission, inside the sandbox (writable)
+RUN_DIR = "/grading/run"                 # the notebook being run and pytest.ini (read-only)
+UID = 1000                               # the unprivileged user inside
+SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
+NAMESPACES = ("--unshare-user", "--uid", str(UID), "--gid", str(UID), "--disable-userns", "--unshare-pid",
+              "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "grading",
+              "--die-with-parent", "--new-session")
+
+INSTALL_HINT = (
+    "labkit grade runs every submission in a bubblewrap sandbox, and {why}. Install it: "
+    "`sudo apt-get install bubblewrap` (Debian, Ubuntu), `sudo dnf install bubblewrap` (Fedora), "
+    "`sudo pacman -S bubblewrap` (Arch); in a Docker container, run it with "
+    "`--security-opt seccomp=unconfined --security-opt apparmor=unconfined` so that bwrap may create namespaces. "
+    "Only for notebooks you trust: --unsafe-no-sandbox grades without one (see docs/grading.md).")
+
+
+class SandboxUnavailable(ValueError):
+    """bwrap is missing or cannot create its namespaces on this machine (the message says how to fix it)."""
+
+
+def _covered(path: str, roots: Sequence[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def _top_level(roots: List[str]) -> List[str]:
+    """The folders of ``roots`` that are not inside another one of them (sorted, no duplicates)."""
+    kept: List[str] = []
+    for root in sorted(set(roots), key=len):
+        if not _covered(root, kept):
+            kept.append(root)
+    return sorted(kept)
+
+
+def python_roots() -> List[str]:
+    """The folders of the Python installation the runs import from (prefixes and site-packages)."""
+    roots = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
+                                            os.path.dirname(os.path.realpath(sys.executable)))}
+    try:
+        roots.update(os.path.realpath(p) for p in site.getsitepackages())
+    except AttributeError:  # some virtualenvs have no getsitepackages
+        pass
+    user_site = getattr(site, "ENABLE_USER_SITE", False) and site.getusersitepackages()
+    candidates = [p for p in sys.path if p and ("site-packages" in p or "dist-packages" in p)]
+    if user_site:
+        candidates.append(user_site)
+    roots.update(os.path.realpath(p) for p in candidates)
+    return [r for r in _top_level([r for r in roots if os.path.isdir(r)]) if r != "/"]
+
+
+def labkit_roots() -> List[str]:
+    """labkit's package folder and the reference checkpoints (not the rest of the course repository)."""
+    from ...paths import checkpoints_dir
+
+    package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+    roots = [package]
+    checkpoints = os.path.realpath(checkpoints_dir())
+    if os.path.isdir(checkpoints):
+        roots.append(checkpoints)
+    return roots
+
+
+def data_root() -> Optional[str]:
+    """labkit's data folder (datasets downloaded before grading), if there is one: mounted read-only."""
+    path = os.environ.get("LABKIT_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "labkit", "data")
+    path = os.path.realpath(path)
+    return path if os.path.isdir(path) else None
+
+
+def _private_entries(root: str) -> Tuple[List[str], List[str]]:
+    """Folders and files under ``root`` that others may not read: hidden inside the sandbox.
+
+    The user inside maps to the grader's own user outside, so without this it could read
+    whatever the grader owns there (``/etc/shadow`` when grading as root).
+    """
+    dirs, files = [], []
+    for current, subdirs, names in os.walk(root, followlinks=False):
+        keep = []
+        for name in subdirs:
+            path = os.path.join(current, name)
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISDIR(info.st_mode) and (info.st_mode & 0o005) != 0o005:
+                dirs.append(path)
+            else:
+                keep.append(name)
+        subdirs[:] = keep
+        for name in names:
+            path = os.path.join(current, name)
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode) and not info.st_mode & 0o004:
+                files.append(path)
+    return dirs, files
+
+
+def _system_mounts() -> List[str]:
+    args: List[str] = []
+    for name in SYSTEM_DIRS:
+        path = "/" + name
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    if os.path.isdir("/etc"):
+        dirs, files = _private_entries("/etc")
+        for path in dirs:
+            args += ["--tmpfs", path]
+        for path in files:
+            args += ["--ro-bind", "/dev/null", path]
+    return args
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How to wrap one run in bwrap: the binary and the read-only mounts every run shares."""
+
+    bwrap: str
+    mounts: Tuple[str, ...]       # system, Python, labkit, data: read-only
+    data: Optional[str] = None    # labkit's data folder, if mounted
+
+    def command(self, inner: Sequence[str], submission: Path, notebook_dir: Path, private: Path,
+                cwd: str = RUN_DIR) -> List[str]:
+        """``inner`` wrapped in a fresh sandbox with ``submission`` (writable) and ``notebook_dir`` (read-only).
+
+        ``private`` holds this run's ``tmp`` and ``shm`` folders (created here).
+        """
+        for name in ("tmp", "shm"):
+            (Path(private) / name).mkdir(parents=True, exist_ok=True)
+        return [self.bwrap, *NAMESPACES, *self.mounts,
+                "--proc", "/proc", "--dev", "/dev",
+                "--bind", str(Path(private) / "tmp"), "/tmp",
+                "--bind", str(Path(private) / "shm"), "/dev/shm",
+                "--ro-bind", str(notebook_dir), RUN_DIR,
+                "--bind", str(submission), SUBMISSION_DIR,
+                "--chdir", cwd, "--", *inner]
+
+
+def _mounts() -> Tuple[Tuple[str, ...], Optional[str]]:
+    args = _system_mounts()
+    covered = ["/usr"]
+    for root in python_roots() + labkit_roots():
+        if not _covered(root, covered):
+            args += ["--ro-bind", root, root]
+            covered.append(root)
+    data = data_root()
+    if data and not _covered(data, covered):
+        args += ["--ro-bind", data, data]
+    return tuple(args), data
+
+
+def find_sandbox(bwrap: Optional[str] = None) -> Sandbox:
+    """The sandbox of this machine; :class:`SandboxUnavailable` when bwrap is missing or does not work here."""
+    if not sys.platform.startswith("linux"):
+        raise SandboxUnavailable(INSTALL_HINT.format(why=f"bubblewrap needs Linux (this is {sys.platform})"))
+    path = bwrap or shutil.which("bwrap")
+    if not path:
+        raise SandboxUnavailable(INSTALL_HINT.format(why="bwrap was not found on PATH"))
+    mounts, data = _mounts()
+    sandbox = Sandbox(bwrap=path, mounts=mounts, data=data)
+    probe = [path, *NAMESPACES, *mounts, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--",
+             os.path.realpath(sys.executable), "-c", "import os; assert os.getuid() == %d" % UID]
+    try:
+        done = subprocess.run(probe, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SandboxUnavailable(INSTALL_HINT.format(why=f"{path} could not be run ({exc})")) from None
+    if done.returncode != 0:
+        detail = " ".join((done.stderr or done.stdout).split())[:300] or f"exit status {done.returncode}"
+        raise SandboxUnavailable(INSTALL_HINT.format(why=f"{path} does not work here ({detail})"))
+    return sandbox
