@@ -50,7 +50,7 @@ figure { margin: 1rem 0; text-align: center; break-inside: avoid; page-break-ins
 figure img, figure svg { max-width: 100%; height: auto; }
 figcaption { color: #666; font-size: .8rem; }
 pre { background: #f7f7f7; padding: .5rem .7rem; font-size: .8rem; line-height: 1.3; overflow-x: auto;
-      white-space: pre; break-inside: avoid; }
+      white-space: pre-wrap; break-inside: avoid; }
 table { border-collapse: collapse; margin: .8rem auto; font-size: .85rem; }
 th, td { border: 1px solid #ccc; padding: .2rem .5rem; }
 th { background: #eee; }
@@ -63,7 +63,9 @@ th { background: #eee; }
   .screen-only { display: none; }
   .print-only { display: inline; }
   h1, h2, h3 { break-after: avoid; page-break-after: avoid; }
-  pre { white-space: pre-wrap; }
+  pre { font-size: 7pt; overflow: visible; overflow-wrap: anywhere; }
+  figure img { max-height: 9cm; width: auto; }
+  .answer { break-inside: avoid; page-break-inside: avoid; }
 }
 @page { size: A4; margin: 1.6cm 1.4cm; }
 """
@@ -193,25 +195,25 @@ class _Outputs:
         return ""
 
     def _rich(self, data: Dict) -> str:
+        """The richest form, in Jupyter's order of preference (a GIF first: Jupyter's HTML export skips it)."""
         if "image/gif" in data:
             self.report.gifs += 1
             return _gif(_text(data["image/gif"]))
+        if _WIDGET in data:
+            return _progress(self.widgets, data[_WIDGET].get("model_id", "")) or ""
+        if "text/html" in data:
+            return f'<div class="html-output">{_text(data["text/html"])}</div>'
+        if "text/markdown" in data:
+            return _markdown(_text(data["text/markdown"]))
+        if "image/svg+xml" in data:
+            self.report.figures += 1
+            return f"<figure>{_text(data['image/svg+xml'])}</figure>"
+        if "text/latex" in data:
+            return f"<p>{html.escape(_text(data['text/latex']))}</p>"
         for mime in ("image/png", "image/jpeg"):
             if mime in data:
                 self.report.figures += 1
                 return f'<figure>{_img(mime, _text(data[mime]), "figure")}</figure>'
-        if "image/svg+xml" in data:
-            self.report.figures += 1
-            return f"<figure>{_text(data['image/svg+xml'])}</figure>"
-        if _WIDGET in data:
-            return _progress(self.widgets, data[_WIDGET].get("model_id", "")) or ""
-        if "text/html" in data:
-            body = _text(data["text/html"])
-            return f'<div class="html-output">{body}</div>'
-        if "text/markdown" in data:
-            return _markdown(_text(data["text/markdown"]))
-        if "text/latex" in data:
-            return f"<p>{html.escape(_text(data['text/latex']))}</p>"
         plain = _text(data.get("text/plain")).strip()
         if not plain or _OBJECT_REPR.match(plain):
             return ""  # <IPython.core.display.Image object>, <Figure size ...>: a placeholder, not a result
