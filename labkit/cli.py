@@ -105,6 +105,18 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_check(args) -> int:
+    from .student.check import check_notebook
+
+    print(f"checking {args.notebook} as the grader will (quick mode, the course's check cells) ...", flush=True)
+    result = check_notebook(args.notebook, source=Path(args.source) if args.source else None,
+                            out=Path(args.out) if args.out else None)
+    print(result.text())
+    if args.out:
+        print(f"\ngrades.csv and the feedback page are in {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labkit", description="Support tools for the GAN course notebooks.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--n", type=int, default=5000)
     ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(func=_cmd_evaluate)
+
+    chk = sub.add_parser("check", help="what the grader will give your notebook, and what is still missing")
+    chk.add_argument("notebook", help="your lab notebook, with the models it saved next to it")
+    chk.add_argument("--out", metavar="DIR", help="keep grades.csv and the feedback page there")
+    chk.add_argument("--source", metavar="DIR", help=argparse.SUPPRESS)
+    chk.set_defaults(func=_cmd_check)
 
     pack = sub.add_parser("pack", help="the hand-in zip: the notebook, its saved models, READ_ME.txt filled in")
     pack.add_argument("notebook", help="your lab notebook, e.g. notebooks/01_gan_1d.ipynb")

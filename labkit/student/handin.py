@@ -52,6 +52,11 @@ class HandIn:
     def folder(self) -> Path:
         return self.notebook.parent
 
+    @property
+    def payload(self) -> List[str]:
+        """The files of the hand-in, next to the notebook: the notebook, its model files, its own modules."""
+        return [self.notebook.name] + self.files + self.modules
+
 
 def _lab_name(nb, notebook: Path) -> str:
     names = [m for c in nb.cells if c.cell_type == "code" for m in SETUP_CALL.findall(c.source)]

@@ -114,7 +114,7 @@ def pack_submission(notebook, out=None, members: Sequence[str] = (), source: Opt
         raise PackError(f"--out must name a .zip file, got {out}.")
     out.parent.mkdir(parents=True, exist_ok=True)
     top = out.stem
-    files = [hand_in.notebook.name] + hand_in.files + hand_in.modules
+    files = hand_in.payload
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in files:
             archive.write(hand_in.folder / name, f"{top}/{name}")

@@ -1,0 +1,100 @@
+"""``labkit check``: what the grader will give one notebook: each check's points or message, then what is still
+missing (answers, saved models, TODOs).
+
+    labkit check notebooks/01_gan_1d.ipynb
+
+It grades the hand-in ``labkit pack`` would build (the notebook, the model files it names, its own
+modules, READ_ME.txt) with the grader itself (:func:`labkit.instructor.grading.batch.grade_submissions`),
+in quick mode, with the course's check cells and the grader's limits, so its points are the ones
+``labkit grade`` gives that hand-in. In the students' distribution the check cells come from the release
+copies it ships; in the course's repository from the solutions, as for ``labkit grade``.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+from ..instructor.grading.assignment import load_assignment
+from ..instructor.grading.batch import add_arguments, grade_submissions
+from ..instructor.grading.run import Limits
+from ..instructor.grading.sandbox import SandboxUnavailable, find_sandbox
+from ..instructor.grading.score import CheckState, Grade
+from ..instructor.release import assignment_source
+from .handin import HandIn, read_hand_in
+
+__all__ = ["NotebookCheck", "check_notebook", "grader_limits"]
+
+_MARK = {CheckState.PASSED: "✔", CheckState.FAILED: "✘", CheckState.NOT_RUN: "–"}
+
+
+def grader_limits(name: str) -> Limits:
+    """The limits ``labkit grade`` uses by default for one submission at a time (its own option defaults)."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["submission", "--assignment", name, "--out", "unused", "--jobs", "1"])
+    return Limits(cell_timeout=args.cell_timeout, timeout=args.timeout, startup=args.startup_timeout,
+                  memory_gb=args.memory, threads=args.threads)
+
+
+@dataclass
+class NotebookCheck:
+    """The grader's result for one notebook, and what its hand-in still lacks."""
+
+    grade: Grade
+    hand_in: HandIn
+    sandboxed: bool
+
+    def missing(self) -> List[str]:
+        hand_in, lines = self.hand_in, []
+        if hand_in.unanswered:
+            lines.append("answers not written: " + ", ".join(hand_in.unanswered))
+        for name in hand_in.missing:
+            lines.append(f"model not saved next to the notebook: {name} (read by {', '.join(hand_in.graded_files[name])})")
+        for todo in hand_in.todos:
+            lines.append(f"cell {todo.cell} (`{todo.first_line}`) still raises NotImplementedError: {todo.hint}")
+        return lines
+
+    def text(self) -> str:
+        g = self.grade
+        head = (f"{self.hand_in.name}: {g.auto_points:.6g} / {g.auto_max:.6g} automatic points "
+                f"(status {g.status.value}: {g.reason})")
+        if g.manual_max:
+            head += f"; the written answers ({g.manual_max:.6g} points) are graded by hand"
+        width = max((len(cid) for cid in g.checks), default=0)
+        lines = [head, ""]
+        for cid, check in g.checks.items():
+            lines.append(f"  {_MARK[check.state]} {cid:<{width}}  {check.points:.6g} / {check.max:.6g}  {check.message}")
+        missing = self.missing()
+        lines += ["", "Still missing:" if missing else "Nothing missing: every answer written, every graded model "
+                  "saved, no TODO left."] + [f"  - {line}" for line in missing]
+        if g.flags:
+            lines += ["", "Flagged for the instructor:"] + [f"  - {flag}" for flag in g.flags]
+        if g.errors:
+            lines += ["", "Errors while running:"] + [f"  - {e.where}: {e.error.splitlines()[0][:200]}" for e in g.errors]
+        if not self.sandboxed:
+            lines += ["", "(run without the grader's sandbox: bubblewrap is not available here; the points are the same "
+                          "for a notebook that only does its work)"]
+        return "\n".join(lines)
+
+
+def check_notebook(notebook, source: Optional[Path] = None, out: Optional[Path] = None) -> NotebookCheck:
+    """Grade ``notebook``'s hand-in as ``labkit grade`` would; keep grades.csv and the feedback in ``out`` if given."""
+    hand_in = read_hand_in(notebook, source)
+    assignment = load_assignment(hand_in.name, Path(source) if source else assignment_source())
+    try:
+        sandbox = find_sandbox()
+    except SandboxUnavailable:
+        sandbox = None  # the student's own notebook on the student's own machine
+    with tempfile.TemporaryDirectory(prefix="labkit-check-") as tmp:
+        folder = Path(tmp) / hand_in.notebook.stem
+        folder.mkdir()
+        for name in hand_in.payload + (["READ_ME.txt"] if (hand_in.folder / "READ_ME.txt").is_file() else []):
+            shutil.copy2(hand_in.folder / name, folder / name)
+        grades = grade_submissions(assignment, [folder], Path(out) if out else Path(tmp) / "grades",
+                                   grader_limits(hand_in.name), jobs=1, progress=False, log=lambda *_: None,
+                                   sandbox=sandbox)
+    return NotebookCheck(grades[0], hand_in, sandboxed=sandbox is not None)
