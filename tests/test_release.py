@@ -148,6 +148,10 @@ def test_distribution_holds_what_students_need(dist):
             assert (folder / path.relative_to(REPO)).read_bytes() == path.read_bytes()
     for data in ("data/references/gan1d.npz", "data/samples/mnist/train-images-idx3-ubyte.gz"):
         assert (folder / "labkit" / data).is_file(), data
+    # untouched copies of the releases, for `labkit pack` and `labkit check` (students edit notebooks/ in place)
+    for notebook in (folder / "notebooks").glob("*.ipynb"):
+        copy = folder / "labkit" / release.RELEASE_COPIES.relative_to(release.RELEASE_COPIES.parent.parent) / notebook.name
+        assert copy.read_bytes() == notebook.read_bytes()
     url = release.repository_url(REPO / "README.md")
     readme = (folder / "README.md").read_text()
     assert f"git clone {url} " in readme and "labkit pack" in readme and "## For students" not in readme
