@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 import textwrap
@@ -7,7 +8,7 @@ import torch
 from torch import nn
 
 from labkit.checkpoint import (ArchitectureMismatchError, CheckpointError, Configurable, ExportedGenerator,
-                               loadModel, read_checkpoint, saveModel)
+                               canonical_target, loadModel, random_operators, read_checkpoint, saveModel)
 from labkit.models.mlp import MLPDiscriminator, MLPGenerator
 
 
@@ -116,3 +117,93 @@ def test_interrupted_save_keeps_the_previous_file(tmp_path, monkeypatch):
         saveModel(MLPGenerator(), path, epoch=2)
     monkeypatch.undo()
     assert loadModel(path).checkpoint_metadata["epoch"] == 1
+
+
+# --------------------------------------------------------------------------- loading as data, for grading
+
+
+GENERATOR_MODULE = textwrap.dedent("""
+    import os, torch
+    from torch import nn
+    from labkit.checkpoint import Configurable
+    open(os.environ["IMPORT_MARKER"], "w").close()   # importing this module at load time is what grading must not do
+
+    class Gen(Configurable):
+        def __init__(self, noise=False):
+            super().__init__()
+            self.latent_dim, self.noise = 1, noise
+            self.lin = nn.Linear(1, 1)
+        def forward(self, z):
+            out = self.lin(z)
+            return out + torch.distributions.Laplace(0.0, 0.3).sample(z.shape) if self.noise else out
+""")
+
+
+@pytest.fixture
+def student_models(tmp_path, monkeypatch):
+    """gen_plain.pt and gen_noise.pt, saved from a class in a module of the "submission" (student_gen.py)."""
+    (tmp_path / "student_gen.py").write_text(GENERATOR_MODULE, encoding="utf-8")
+    marker = tmp_path / "imported"
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); import torch; from labkit.checkpoint import saveModel; "
+              "from student_gen import Gen; torch.manual_seed(0); "
+              "saveModel(Gen(False), sys.argv[1] + '/gen_plain.pt', target='laplace'); "
+              "saveModel(Gen(True), sys.argv[1] + '/gen_noise.pt', target='laplace')")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True,
+                   env={**os.environ, "IMPORT_MARKER": str(tmp_path / "saved")})
+    monkeypatch.setenv("IMPORT_MARKER", str(marker))
+    monkeypatch.syspath_prepend(str(tmp_path))   # the class's module could be imported, as from a notebook's folder
+    return tmp_path, marker
+
+
+def test_grading_never_imports_the_class_named_in_the_file(student_models, monkeypatch):
+    folder, marker = student_models
+    monkeypatch.setenv("LABKIT_GRADING", "1")
+    loaded = loadModel(folder / "gen_plain.pt")
+    assert isinstance(loaded, ExportedGenerator) and not marker.exists()
+    z = torch.linspace(-1, 1, 5).reshape(5, 1)
+    torch.testing.assert_close(loaded(z), loaded(z))   # deterministic
+
+
+def test_grading_refuses_a_graph_that_draws_its_own_random_numbers(student_models, monkeypatch):
+    folder, marker = student_models
+    assert any("uniform_" in op for op in random_operators(read_checkpoint(folder / "gen_noise.pt")["exported"]))
+    assert random_operators(read_checkpoint(folder / "gen_plain.pt")["exported"]) == []
+    monkeypatch.setenv("LABKIT_GRADING", "1")
+    with pytest.raises(CheckpointError, match="draws random numbers of its own .*uniform_"):
+        loadModel(folder / "gen_noise.pt")
+    assert not marker.exists()
+
+
+def test_eval_mode_dropout_is_not_random_but_training_dropout_is(tmp_path):
+    class DropGen(nn.Module):
+        latent_dim = 2
+
+        def __init__(self):
+            super().__init__()
+            self.lin, self.drop = nn.Linear(2, 1), nn.Dropout(0.5)
+
+        def forward(self, z):
+            return self.drop(self.lin(z))
+
+    path = saveModel(DropGen(), tmp_path / "drop.pt")   # exported in eval mode: dropout(train=False)
+    assert random_operators(read_checkpoint(path)["exported"]) == []
+
+
+def test_labkit_classes_are_rebuilt_and_targets_made_canonical(tmp_path, monkeypatch):
+    # A hand-set MLP that *is* N(4, 0.5), saved as a "one-component mixture": still the normal target.
+    G = MLPGenerator(latent_dim=1, hidden=(1,), activation="relu", data_mean=4.0, data_std=0.5)
+    path = saveModel(G, tmp_path / "g.pt", target={"normal": 1})
+    monkeypatch.setenv("LABKIT_GRADING", "1")
+    loaded = loadModel(path)
+    assert type(loaded) is MLPGenerator and loaded.checkpoint_metadata["target"] == "normal"
+    assert canonical_target({"mixture": [["normal", 0.5], ["normal", 0.5]]}) == "normal"
+    assert canonical_target({"laplace": 1.0, "halfnormal": 0.0}) == "laplace"
+    assert canonical_target({"normal": 0.99, "laplace": 0.01}) == "normal"     # as good as the normal to the checks
+    assert canonical_target({"normal": 0.5, "laplace": 0.5}) == {"normal": 0.5, "laplace": 0.5}
+    assert canonical_target("petitprince") == "petitprince"
+
+
+def test_students_keep_the_ordinary_loader(student_models):
+    folder, marker = student_models   # not grading: loadModel(path) rebuilds the student's own class
+    loaded = loadModel(folder / "gen_noise.pt")
+    assert type(loaded).__name__ == "Gen" and marker.exists()

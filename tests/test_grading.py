@@ -1,9 +1,14 @@
 """``labkit grade`` on a small fixture assignment (tests/fixtures/grading/).
 
 One graded run of every submission (module-scoped, ``--jobs 2``) is shared by most tests;
-each adversarial case is its own test on that run. The tampering cases start from wrong
-answers that raise no error, so without the grader's defences they would get full marks
-(plain ``pytest --nbval-lax`` passes every one of their cells).
+each adversarial case is its own test on that run, asserting its status, points and flags.
+The tampering cases start from wrong answers that raise no error, so without the grader's
+defences they would get full marks (plain ``pytest --nbval-lax`` passes every one of their
+cells). The cases of issue 12 (a spy, a contaminator, forged passes, tampered check state,
+shadowing files, a generator that draws its own noise, text that cannot be encoded, names that
+collide) run in the same run, in the bubblewrap sandbox; a second run checks that the
+contaminating one changed nothing. Without a working ``bwrap`` the run uses
+``--unsafe-no-sandbox`` and the cases that need the sandbox are skipped.
 """
 from __future__ import annotations
 
@@ -31,7 +36,9 @@ from labkit.instructor.grading.intake import submission_names
 from labkit.instructor.grading.plugin import NBVAL_RANGE, check_nbval_version
 from labkit.instructor.grading.prepare import prepare
 from labkit.instructor.grading.restore import restore_cells
+from labkit.instructor.grading.cells import safe_text
 from labkit.instructor.grading.run import MARKER_VARIABLE, kill_process_tree, run_marker_prefix
+from labkit.instructor.grading.sandbox import SandboxUnavailable, find_sandbox
 from labkit.instructor.grading.scan import scan_code
 from labkit.instructor.grading.score import Status
 from labkit.instructor.release import release_notebook
@@ -49,6 +56,19 @@ CHECKS = {"square": 2.0, "mean": 3.0, "saved_model": 5.0}
 FULL = sum(CHECKS.values())
 
 
+def _sandbox_works() -> bool:
+    try:
+        find_sandbox()
+        return True
+    except SandboxUnavailable:
+        return False
+
+
+SANDBOX = _sandbox_works()
+needs_sandbox = pytest.mark.skipif(not SANDBOX, reason="bubblewrap (bwrap) is missing or cannot run here")
+LABKIT_DIR = Path(cli.__file__).resolve().parent
+
+
 def _hashes(root: Path):
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
@@ -56,7 +76,7 @@ def _hashes(root: Path):
 
 def _grade(paths, out: Path, *options):
     argv = ["grade", "--source", str(SOURCE), "--assignment", "toy", "--out", str(out), "--no-progress",
-            *options, *[str(p) for p in paths]]
+            *options, *([] if SANDBOX else ["--unsafe-no-sandbox"]), *[str(p) for p in paths]]
     stdout = io.StringIO()
     start = time.monotonic()
     with contextlib.redirect_stdout(stdout):
@@ -74,13 +94,24 @@ def assignment():
     return load_assignment("toy", SOURCE)
 
 
+def _site_packages():
+    import site
+
+    return [Path(p) for p in site.getsitepackages()]
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("submissions")
-    paths = fx.make_submissions(root)
+    paths = {**fx.make_submissions(root), **fx.make_adversarial_submissions(root, sandboxed=SANDBOX)}
     before = _hashes(root)
-    run = _grade(paths.values(), tmp_path_factory.mktemp("grades"), "--jobs", "2", "--cell-timeout", "10")
+    os.environ[fx.SECRET_VARIABLE] = "the grader's own secret"
+    try:
+        run = _grade(paths.values(), tmp_path_factory.mktemp("grades"), "--jobs", "2", "--cell-timeout", "10")
+    finally:
+        del os.environ[fx.SECRET_VARIABLE]
     run.paths, run.root, run.before = paths, root, before
+    run.names = dict(zip(paths, submission_names(paths.values())))
     return run
 
 
@@ -445,11 +476,146 @@ def test_invalid_submissions(graded, name, reason):
 # --------------------------------------------------------------------------- the other limits
 
 
-def test_notebook_time_limit_and_memory_of_all_processes(tmp_path):
+def test_notebook_time_limit_and_memory_and_processes_of_all_processes(tmp_path):
     paths = fx.make_limit_submissions(tmp_path / "submissions")
     run = _grade(paths.values(), tmp_path / "grades", "--jobs", "2", "--timeout", "15", "--memory", "1")
-    slow, hog = _row(run, "slow"), _row(run, "memory_hog")
+    slow, hog, many = _row(run, "slow"), _row(run, "memory_hog"), _row(run, "many_processes")
     assert slow["status"] == "timeout" and "time limit (15 s)" in slow["reason"]
     assert hog["status"] == "error" and "more than 1 GB of memory" in hog["reason"]
-    for row in (slow, hog):  # what passed before the kill still counts
-        assert row["points"] == {"square": 2.0, "mean": 0.0, "saved_model": 0.0}
+    assert many["status"] == "error" and "more than 256 processes" in many["reason"]
+    for row in (slow, hog, many):  # what passed before the kill still counts
+        assert row["points"] == {"square": 2.0, "mean": 0.0, "saved_model": 0.0} and row["flags"] == ""
+
+
+# --------------------------------------------------------------------------- issue 12: sandbox and integrity
+
+
+def _case(graded, case):
+    """The row of a case of the fixtures, by the name the grader gave it."""
+    return _row(graded, graded.names[case])
+
+
+def _log(graded, case):
+    return (graded.out / "logs" / f"{graded.names[case]}.log").read_text(encoding="utf-8")
+
+
+@needs_sandbox
+def test_a_spy_finds_nothing_of_the_machine_or_the_others(graded):
+    row = _case(graded, "spy")   # a correct solution that looks around: it keeps its points, the probe is flagged
+    assert (row["status"], row["points"]) == ("ok", CHECKS), row["reason"]
+    assert row["flags"] == ("cell 4 (`# Probe the sandbox: every attempt below must fail or find nothing.`): "
+                            "reads process internals (/proc)")
+    assert 'SPY-REPORT []' in _log(graded, "spy").replace('\\"', '"')
+
+
+@needs_sandbox
+def test_a_process_left_behind_dies_with_its_run(graded):
+    left = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and fx.ESCAPE_SLEEP.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                left.append(int(entry))
+        except OSError:
+            pass
+    assert [pid for pid in left if _alive(pid)] == []
+
+
+@needs_sandbox
+def test_the_spys_victim_is_unaffected(graded):
+    row = _case(graded, "victim")
+    assert (row["status"], row["points"], row["flags"]) == ("ok", CHECKS, "")
+
+
+@needs_sandbox
+def test_a_contaminating_submission_changes_nothing(graded):
+    row = _case(graded, "contaminator")   # a blank release that tries to change labkit, site-packages, other runs
+    assert (row["status"], float(row["auto_points"]), row["flags"]) == ("ok", 0, "")
+    assert _check_results(graded, "contaminator") == ALL_FAILED
+    # (other files of labkit may change meanwhile: the tree is shared with other work; this one is what it appends to)
+    assert "def require(condition, message):\n    pass" not in (LABKIT_DIR / "checks" / "__init__.py").read_text()
+    assert not any((folder / fx.CONTAMINATION_PTH).exists() for folder in _site_packages())
+
+
+@needs_sandbox
+def test_a_second_run_after_a_contaminating_one_is_unaffected(graded, tmp_path):
+    paths = {"release": graded.paths["release"], "solution": graded.paths["solution"]}
+    run = _grade(paths.values(), tmp_path / "grades", "--jobs", "2", "--cell-timeout", "10")
+    release, solution = _row(run, "release"), _row(run, "solution")
+    assert (release["status"], float(release["auto_points"]), release["flags"]) == ("ok", 0, "")
+    assert (solution["status"], solution["points"], solution["flags"]) == ("ok", CHECKS, "")
+
+
+def test_errors_printed_without_an_error_message_fail(graded):
+    # square() prints every cached cell source (the old check token was there) and raises UsageError, which
+    # IPython prints without an error message; mean() raises an exception group. Both checks fail.
+    row = _case(graded, "forged_pass")
+    assert (row["status"], float(row["auto_points"])) == ("ok", 0)
+    assert _check_results(graded, "forged_pass") == ALL_FAILED
+    assert row["flags"].split(" | ") == [
+        "cell 5 (`import linecache`): reads cached cell sources (linecache)",
+        "check 'square' failed without an error message (its error was hidden or printed some other way)"]
+    feedback = (graded.out / "feedback" / "forged_pass.md").read_text(encoding="utf-8")
+    assert "UsageError: nothing to see here" in feedback
+
+
+def test_a_patched_importlib_does_not_reach_the_guard(graded):
+    row = _case(graded, "importlib_patch")
+    assert (row["status"], float(row["auto_points"])) == ("ok", 0)
+    assert _check_results(graded, "importlib_patch") == ALL_FAILED
+    assert row["flags"].split(" | ") == [
+        "cell 4 (`# Make the grader's guard rebind the checks to a module that passes everything.`): "
+        "calls setattr on importlib",
+        "runtime: before check 'square': importlib.import_module was replaced by <lambda> (defined in notebook "
+        "code); restored"]
+
+
+def test_changed_check_data_is_restored(graded):
+    row = _case(graded, "state_tamper")   # mean() hard-coded; "laplace" swapped for a point mass at 0
+    assert (row["status"], row["points"]) == ("ok", {**CHECKS, "mean": 0.0})
+    assert row["flags"] == ("runtime: before check 'square': labkit.distributions._BUILDERS was changed "
+                            "(keys laplace); restored")
+
+
+def test_files_beside_the_notebook_shadow_nothing(graded):
+    row = _case(graded, "shadow")   # ipykernel_launcher.py and pygments.py that exit; its own my_helper.py
+    assert (row["status"], row["points"]) == ("ok", CHECKS), row["reason"]
+    assert row["flags"] == ("the submission contains ipykernel_launcher.py, which would replace the installed "
+                            "module 'ipykernel_launcher'; it was left out")
+    assert "pygments.py, which would replace the installed module 'pygments'" in row["notes"]
+
+
+def test_a_saved_generator_that_draws_its_own_noise_is_flagged(graded):
+    row = _case(graded, "fake_generator")
+    assert (row["status"], row["points"]) == ("ok", CHECKS)
+    assert row["flags"].startswith("gen.pt: the exported generator draws random numbers of its own (")
+    assert "uniform_" in row["flags"] and row["flags"].endswith("the quality checks refuse it")
+
+
+def test_text_that_cannot_be_encoded_and_colliding_names(graded):
+    names = graded.names
+    assert (names["latin1_name"], names["dup_x"], names["dup_y"], names["dup_z"]) == ("caf", "dup", "dup-2", "dup-2-2")
+    row = _case(graded, "surrogate")
+    assert (row["status"], row["points"], row["flags"]) == ("ok", CHECKS, "")
+    assert "A lone surrogate: \\ud800" in (graded.out / "feedback" / "surrogate.md").read_text(encoding="utf-8")
+    for case in ("latin1_name", "dup_x", "dup_y", "dup_z"):
+        row = _case(graded, case)
+        assert (row["status"], float(row["auto_points"]), row["flags"]) == ("ok", 0, ""), case
+    assert "\\udce9" in _case(graded, "latin1_name")["source"]
+
+
+def test_names_are_unique_whatever_the_inputs():
+    assert submission_names(["x/dup.ipynb", "y/dup", "z/dup-2.ipynb", "w/DUP.zip", "v/dup-2"]) == [
+        "dup", "dup-2", "dup-2-2", "DUP-3", "dup-2-3"]
+    assert safe_text("a\ud800b\x00") == "a\\ud800b\\x00"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bubblewrap is Linux only")
+def test_grade_refuses_to_run_without_bwrap(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))   # no bwrap on PATH
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = cli.main(["grade", "--source", str(SOURCE), "--assignment", "toy", "--out", str(tmp_path / "out"),
+                         "--no-progress", str(SOURCE / "toy.ipynb")])
+    assert code == 2 and "bwrap was not found" in err.getvalue()
+    assert "apt-get install bubblewrap" in err.getvalue() and "--unsafe-no-sandbox" in err.getvalue()
+    assert not (tmp_path / "out").exists()

@@ -10,8 +10,8 @@ under ``bwrap`` (package ``bubblewrap``), in new user, PID, network, IPC, UTS an
 * ``/grading/submission`` is a private, writable *copy* of this submission only (the kernel's
   working folder), ``/grading/run`` holds the notebook being run (read-only), and ``/tmp`` and
   ``/dev/shm`` are private folders of this run on disk;
-* the run's processes see only each other (``/proc`` of the new PID namespace) and all die with
-  it; there is no network but the sandbox's own loopback; the user inside (uid 1000) has no
+* the run's processes see only each other (``/proc`` of the new PID namespace; pytest is its
+  process 1) and all die with it; there is no network but the sandbox's own loopback; the user inside (uid 1000) has no
   capabilities and cannot create further namespaces.
 
 :func:`find_sandbox` locates ``bwrap`` and checks that it works here once per grading run
@@ -164,7 +164,9 @@ class Sandbox:
         """
         for name in ("tmp", "shm"):
             (Path(private) / name).mkdir(parents=True, exist_ok=True)
-        return [self.bwrap, *NAMESPACES, *self.mounts,
+        # --as-pid-1: pytest itself is process 1 of the run (no bwrap helper whose command line names the folders
+        # outside); when it ends, the kernel sees every other process of the namespace die with it.
+        return [self.bwrap, *NAMESPACES, "--as-pid-1", *self.mounts,
                 "--proc", "/proc", "--dev", "/dev",
                 "--bind", str(Path(private) / "tmp"), "/tmp",
                 "--bind", str(Path(private) / "shm"), "/dev/shm",

@@ -122,7 +122,7 @@ def _call_findings(node: ast.Call, names: _Names) -> Iterator[str]:
     last = func.split(".")[-1]
     if last in ("setattr", "delattr") and node.args:
         target = dotted(node.args[0]).split(".")[0]
-        if target in names.labkit or target in ("builtins", "__builtins__", "sys"):
+        if target in names.labkit or target in ("builtins", "__builtins__", "sys", "importlib"):
             yield f"calls {last} on {dotted(node.args[0])}"
     if any(part in ("patch", "monkeypatch") for part in func.split(".")) and ("mock" in func or "patch" in func):
         yield f"patches objects with {func}"
