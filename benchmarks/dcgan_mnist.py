@@ -31,7 +31,9 @@ def main():
     torch.set_num_threads(args.threads)
     from labkit import datasets, runtime
     from labkit.instructor.notebook import load_exports
-    from labkit.metrics import evaluate_generator, evaluate_images, metrics_table
+    from labkit import saveModel
+    from labkit.checks.dcgan_mnist import QUALITY_TIERS
+    from labkit.metrics import evaluate_generator, evaluate_images, metrics_table, shipped_reference_images
     from labkit.models.mlp import FCImageDiscriminator, FCImageGenerator
 
     solution = load_exports(ROOT / "notebooks" / "solutions" / "03_dcgan_mnist.ipynb")
@@ -44,7 +46,8 @@ def main():
     scratch = ROOT / "scratch"
     scratch.mkdir(exist_ok=True)
     device = torch.device("cpu")
-    results, seconds = {}, {}
+    results, graded, seconds = {}, {}, {}
+    shipped, _, _ = shipped_reference_images("mnist")  # what the graded quality checks compare with
     budget = None
     for name, build in (("DCGAN", lambda: (solution.Generator(), solution.Discriminator())),
                         ("fully connected", lambda: (FCImageGenerator(), FCImageDiscriminator()))):
@@ -60,11 +63,14 @@ def main():
         budget = budget or seconds[name]
         sampling_start = time.perf_counter()
         results[name] = evaluate_generator(G_ema, "mnist", n=args.samples, seed=0)
+        graded[name] = evaluate_generator(G_ema, "mnist", n=args.samples, seed=0, reference=shipped)
+        saveModel(G_ema.cpu(), scratch / f"benchmark_{name.replace(' ', '_')}_G.pt", dataset="mnist")
         print(f"{name}: {len(history['loss_d'])} epochs, {seconds[name]:.0f} s training "
               f"({time.perf_counter() - start:.0f} s with scoring: {time.perf_counter() - sampling_start:.1f} s to "
               f"sample and score {args.samples:,}), {args.threads} thread(s)", flush=True)
     real = ((images[:args.samples, 0] + 1) / 2).numpy()
     results["real training digits"] = evaluate_images(real, "mnist")
+    graded["real training digits"] = evaluate_images(real, "mnist", reference=shipped)
     print(metrics_table(results))
     dc, fc = results["DCGAN"], results["fully connected"]
     print("ratios (fully connected / DCGAN, same budget): "
@@ -74,6 +80,15 @@ def main():
         print(f"{name}: FCD / real floor = {r['fcd'] / r['fcd_real_floor']:.1f}, shares "
               f"{r['min_class_share']:.1%}-{r['max_class_share']:.1%} (ratio {r['class_share_ratio']:.2f}), "
               f"confidence {r['mean_confidence']:.3f}")
+    print("as graded (FCD against labkit's 1,000 shipped held-out digits; tiers: "
+          + "; ".join(f"{t}: ratio >= {v['share_ratio']}, confidence >= {v['confidence']}, FCD/floor <= "
+                      f"{v['fcd_over_floor']}" for t, v in QUALITY_TIERS.items()) + ")")
+    for name, r in graded.items():
+        ratio = r["fcd"] / r["fcd_real_floor"]
+        tiers = [t for t, v in QUALITY_TIERS.items() if r["class_share_ratio"] >= v["share_ratio"]
+                 and r["mean_confidence"] >= v["confidence"] and ratio <= v["fcd_over_floor"]]
+        print(f"{name}: FCD {r['fcd']:.2f} / floor {r['fcd_real_floor']:.2f} = {ratio:.1f}, tiers passed: "
+              f"{', '.join(tiers) or 'none'}")
     return 0
 
 

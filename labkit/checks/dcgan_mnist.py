@@ -20,7 +20,7 @@ from .steps import (STALE_GRADIENT, OptimizerSpy, flat_params, require_history, 
 
 __all__ = [
     "check_generator", "check_discriminator", "check_criterion", "check_optimizers", "check_train_step",
-    "check_history", "check_generate", "check_quality", "run_train_step", "fixed_case", "flat_params", "QUALITY_TIERS",
+    "check_history", "check_generate", "check_quality", "graded_scores", "tiers_met", "run_train_step", "fixed_case", "flat_params", "QUALITY_TIERS",
 ]
 
 LATENT_DIM = 100
@@ -303,21 +303,44 @@ def check_generate(generate) -> None:
 
 # --------------------------------------------------------------------------- quality of the saved generator
 
-# Thresholds on 5,000 samples scored by the MNIST metric classifier (never shown to a generator); the FCD
-# compares 500 of them with 500 of labkit's shipped held-out digits (the floor: 500 other shipped digits).
-# See docs/benchmarks.md for the numbers they come from: the reference DCGAN, the fully connected
-# baseline at the same time budget, and real digits.
+# Tiers on 5,000 samples scored by the MNIST metric classifier (never shown to a generator); the FCD ratio
+# compares 500 of them with labkit's 1,000 shipped held-out digits, averaged over 5 splits (frechet_ratio).
+# Measured (share ratio / confidence / FCD ratio; docs/benchmarks.md): the reference DCGAN (50 epochs) 0.40 /
+# 0.870 / 7.4 (seeds 0 and 1: 0.36-0.40 / 0.870 / 7.4-7.5); the same recipe after 30 epochs 0.25 / 0.83 / 11.9;
+# the lecture's fully connected GAN at a 15-epoch budget 0.00 (a digit never drawn) / 0.85 / far above 15; real
+# training digits 0.99 / 0.994 / about 1. "good" is the reference's level with a margin, "fair" a DCGAN that
+# draws every digit but trained shorter; the fully connected baseline fails both.
 QUALITY_TIERS = MappingProxyType({
-    "good": MappingProxyType({"share_ratio": 0.7, "confidence": 0.95, "fcd_over_floor": 1.5}),
-    "fair": MappingProxyType({"share_ratio": 0.4, "confidence": 0.85, "fcd_over_floor": 5.0}),
+    "good": MappingProxyType({"share_ratio": 0.3, "confidence": 0.85, "fcd_over_floor": 9.0}),
+    "fair": MappingProxyType({"share_ratio": 0.15, "confidence": 0.75, "fcd_over_floor": 15.0}),
 })
 QUALITY_SAMPLES = 5000
+
+
+def graded_scores(generator, n: int = QUALITY_SAMPLES, seed: int = 0) -> dict:
+    """What the quality checks grade: class shares and confidence on ``n`` samples, the FCD ratio against
+    labkit's shipped held-out digits (the same on every grader's machine)."""
+    from ..metrics import classifier_outputs, evaluate_generator, frechet_ratio, shipped_reference_images
+    from ..sampling import generate
+
+    scores = evaluate_generator(generator, "mnist", n=n, seed=seed, reference=False)
+    images, _ = generate(generator, n, seed=seed)
+    real, _, _ = shipped_reference_images("mnist")
+    _, features = classifier_outputs(images, "mnist")
+    _, real_features = classifier_outputs(real, "mnist")
+    scores.update(frechet_ratio(features, real_features, seed=seed))
+    return scores
+
+
+def tiers_met(scores) -> list:
+    """The names of the tiers whose three thresholds ``scores`` (from :func:`graded_scores`) meet."""
+    return [name for name, t in QUALITY_TIERS.items() if scores["class_share_ratio"] >= t["share_ratio"]
+            and scores["mean_confidence"] >= t["confidence"] and scores["fcd_over_floor"] <= t["fcd_over_floor"]]
 
 
 def check_quality(path, tier: str, n: int = QUALITY_SAMPLES, seed: int = 0) -> None:
     """Score the saved generator at ``path``: class balance, classifier confidence, FCD against real digits."""
     from ..checkpoint import CheckpointError, loadModel
-    from ..metrics import evaluate_generator, shipped_reference_images
 
     if tier not in QUALITY_TIERS:
         raise ValueError(f"Unknown tier {tier!r}; use one of {', '.join(QUALITY_TIERS)}.")
@@ -327,14 +350,12 @@ def check_quality(path, tier: str, n: int = QUALITY_SAMPLES, seed: int = 0) -> N
     except CheckpointError as exc:
         raise CheckFailed(f"{exc} Save your final generator with saveModel(G, {str(path)!r}) first.") from None
     try:
-        real, _, _ = shipped_reference_images("mnist")  # the same reference on every grader's machine
-        scores = evaluate_generator(G, "mnist", n=n, seed=seed, reference=real)
+        scores = graded_scores(G, n=n, seed=seed)
     except ValueError as exc:
         raise CheckFailed(f"Could not score {path}: {exc}") from None
-    ratio = scores["fcd"] / max(scores["fcd_real_floor"], 1e-12)
     summary = (f"shares {scores['min_class_share']:.1%}-{scores['max_class_share']:.1%} (ratio "
-               f"{scores['class_share_ratio']:.2f}), confidence {scores['mean_confidence']:.3f}, FCD {scores['fcd']:.3f} "
-               f"= {ratio:.2f}× the real floor {scores['fcd_real_floor']:.3f}")
+               f"{scores['class_share_ratio']:.2f}), confidence {scores['mean_confidence']:.3f}, FCD "
+               f"{scores['fcd']:.2f} = {scores['fcd_over_floor']:.1f}× the real floor {scores['fcd_real_floor']:.2f}")
     require(scores["class_share_ratio"] >= limits["share_ratio"],
             f"{tier}: some digits come out much more often than others ({summary}); needs a rarest/commonest share "
             f"ratio of at least {limits['share_ratio']}. This is mode collapse: train longer, lower the learning "
@@ -342,7 +363,7 @@ def check_quality(path, tier: str, n: int = QUALITY_SAMPLES, seed: int = 0) -> N
     require(scores["mean_confidence"] >= limits["confidence"],
             f"{tier}: the classifier is unsure what the digits are ({summary}); needs a mean confidence of at least "
             f"{limits['confidence']}. Train longer, or evaluate an EMA of the generator's weights.")
-    require(ratio <= limits["fcd_over_floor"],
+    require(scores["fcd_over_floor"] <= limits["fcd_over_floor"],
             f"{tier}: the digits' features are far from real ones ({summary}); needs FCD at most "
             f"{limits['fcd_over_floor']}× the real floor.")
     passed(f"quality ({tier}): {summary}")

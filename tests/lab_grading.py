@@ -1,0 +1,32 @@
+"""Grade a real lab's reference solution (with its saved models) and its untouched release in one `labkit grade`."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SOLUTIONS = REPO / "notebooks" / "solutions"
+
+
+def grade_reference_and_release(assignment: str, model_files, workdir: Path):
+    """Returns (exit code, {submission: csv row}, grades folder) for 'reference' and 'untouched_release'."""
+    from labkit import cli
+
+    subs = workdir / "submissions"
+    reference = subs / "reference"
+    reference.mkdir(parents=True)
+    for name in (f"{assignment}.ipynb", *model_files):
+        shutil.copy(SOLUTIONS / name, reference / name)
+    shutil.copy(REPO / "READ_ME.txt", reference / "READ_ME.txt")
+    release = subs / "untouched_release.ipynb"
+    shutil.copy(REPO / "notebooks" / f"{assignment}.ipynb", release)
+    out = workdir / "grades"
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = cli.main(["grade", "--assignment", assignment, "--out", str(out), "--no-progress", "--jobs", "2",
+                         str(reference), str(release)])
+    with open(out / "grades.csv", newline="", encoding="utf-8") as f:
+        rows = {row["submission"]: row for row in csv.DictReader(f)}
+    return code, rows, out

@@ -1,0 +1,50 @@
+"""Lab 03 end to end: `labkit grade` gives the reference solution every automatic point and the release none;
+the shipped checkpoint meets the lab's quality tiers through `labkit sample`."""
+import sys
+
+import nbformat
+import numpy as np
+import pytest
+
+from labkit.instructor.release import checks_in
+from lab_grading import REPO, SOLUTIONS, grade_reference_and_release
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="labkit grade needs POSIX process limits")
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    return grade_reference_and_release("03_dcgan_mnist", ["dcgan_final.pt"], tmp_path_factory.mktemp("dcgan"))
+
+
+def test_reference_solution_gets_every_automatic_point(graded):
+    _, rows, _ = graded
+    row = rows["reference"]
+    expected = sum(c["points"] for c in checks_in(nbformat.read(SOLUTIONS / "03_dcgan_mnist.ipynb", as_version=4)).values())
+    assert row["status"] == "ok", row["reason"]
+    assert float(row["auto_points"]) == pytest.approx(expected) == pytest.approx(float(row["auto_max"])), row
+    assert row["flags"] == "", row["flags"]
+
+
+def test_untouched_release_gets_zero_and_is_told_where_it_stopped(graded):
+    _, rows, out = graded
+    row = rows["untouched_release"]
+    assert row["status"] == "error" and float(row["auto_points"]) == 0, row
+    assert "NotImplementedError" in (out / "feedback" / "untouched_release.md").read_text(encoding="utf-8")
+
+
+def test_shipped_checkpoint_meets_the_good_tier_through_labkit_sample(tmp_path):
+    from labkit import cli
+    from labkit.checks import dcgan_mnist as checks
+    from labkit.metrics import evaluate_images, shipped_reference_images
+
+    out = tmp_path / "digits.npy"
+    assert cli.main(["sample", str(REPO / "checkpoints" / "dcgan_mnist.pt"), "--n", "5000", "--out", str(out)]) == 0
+    images = np.load(out)
+    assert images.shape == (5000, 28, 28) and images.dtype == np.float32 and 0 <= images.min() and images.max() <= 1
+    real, _, _ = shipped_reference_images("mnist")
+    scores = evaluate_images(images, "mnist", reference=real)
+    good = checks.QUALITY_TIERS["good"]
+    assert scores["class_share_ratio"] >= good["share_ratio"], scores
+    assert scores["mean_confidence"] >= good["confidence"], scores
+    assert scores["fcd"] / scores["fcd_real_floor"] <= good["fcd_over_floor"], scores
