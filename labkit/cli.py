@@ -44,7 +44,8 @@ def _cmd_release(args) -> int:
         dist = Path(args.dist).resolve()
         folder, *archive = build_student_distribution(repo_root(), dist, zip_path=dist.with_suffix(".zip"))
         files = [p for p in folder.rglob("*") if p.is_file()]
-        print(f"students' distribution: {folder} ({len(files)} files, {sum(p.stat().st_size for p in files) / 1e6:.1f} MB)"
+        size = sum(p.stat().st_size for p in files) / 1e6
+        print(f"students' distribution: {folder} ({len(files)} files, {size:.1f} MB)"
               + "".join(f" and {a} ({a.stat().st_size / 1e6:.1f} MB)" for a in archive)
               + "; publish it as the course repository named in README.md")
     return 0
@@ -83,34 +84,36 @@ def _cmd_grade(args) -> int:
     return grade_main(args)
 
 
+def _source(args):
+    return Path(args.source) if args.source else None
+
+
+def _print_result(result) -> int:
+    """Warnings first, then the one-line summary (``labkit pack`` and ``labkit report``)."""
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    print(result.summary())
+    return 0
+
+
 def _cmd_pack(args) -> int:
     from .student.pack import pack_submission
 
-    packed = pack_submission(args.notebook, out=args.out, members=args.member or (),
-                             source=Path(args.source) if args.source else None)
-    for warning in packed.warnings:
-        print(f"warning: {warning}")
-    print(packed.summary())
-    return 0
+    return _print_result(pack_submission(args.notebook, out=args.out, members=args.member or (), source=_source(args)))
 
 
 def _cmd_report(args) -> int:
     from .student.report import write_report
 
-    report = write_report(args.notebook, out=args.out, instructions=args.instructions,
-                          source=Path(args.source) if args.source else None)
-    for warning in report.warnings:
-        print(f"warning: {warning}")
-    print(report.summary())
-    return 0
+    return _print_result(write_report(args.notebook, out=args.out, instructions=args.instructions,
+                                      source=_source(args)))
 
 
 def _cmd_check(args) -> int:
     from .student.check import check_notebook
 
     print(f"checking {args.notebook} as the grader will (quick mode, the course's check cells) ...", flush=True)
-    result = check_notebook(args.notebook, source=Path(args.source) if args.source else None,
-                            out=Path(args.out) if args.out else None)
+    result = check_notebook(args.notebook, source=_source(args), out=Path(args.out) if args.out else None)
     print(result.text())
     if args.out:
         print(f"\ngrades.csv and the feedback page are in {args.out}")

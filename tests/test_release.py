@@ -15,6 +15,17 @@ from labkit.instructor import release
 
 REPO = Path(__file__).resolve().parent.parent
 
+# a solution block without its answer: the hint, which the student sees
+PUBLIC = re.compile(r"### BEGIN SOLUTION([^\n]*)\n.*?### END SOLUTION|<!-- BEGIN SOLUTION -->.*?<!-- END SOLUTION -->",
+                    re.S)
+
+
+def _secret_lines(solution):
+    """Solution lines of a solution notebook that its own instructions do not show (e.g. `opt_d.step()` in a hint)."""
+    sol = nbformat.read(solution, as_version=4)
+    public = "\n".join(PUBLIC.sub(r"\1", c.source) for c in sol.cells)
+    return [line for line in release.solution_lines(sol) if line not in public]
+
 
 def test_committed_student_notebooks_are_a_fresh_release():
     assert release.release_all(REPO, check=True) == [], "run `labkit release` and commit the result"
@@ -24,13 +35,8 @@ def test_committed_student_notebooks_are_a_fresh_release():
 def test_student_notebook_contains_no_solution_text(solution):
     student_path = REPO / "notebooks" / solution.name
     student_text = student_path.read_text()
-    sol = nbformat.read(solution, as_version=4)
-    secret = release.solution_lines(sol)
-    assert secret, "a solution notebook with no solution blocks?"
-    # Lines the instructions themselves show (e.g. `opt_d.step()` in a hint) are not secrets.
-    public = "\n".join(re.sub(r"### BEGIN SOLUTION([^\n]*)\n.*?### END SOLUTION|<!-- BEGIN SOLUTION -->.*?<!-- END SOLUTION -->",
-                              r"\1", c.source, flags=re.S) for c in sol.cells)
-    leaked = [line for line in secret if line in student_text and line not in public]
+    assert release.solution_lines(nbformat.read(solution, as_version=4)), "a solution notebook with no solution blocks?"
+    leaked = [line for line in _secret_lines(solution) if line in student_text]
     assert not leaked
     assert "BEGIN SOLUTION" not in student_text and "END SOLUTION" not in student_text
     student = nbformat.read(student_path, as_version=4)
@@ -122,14 +128,6 @@ def test_release_round_trip_on_a_copy(tmp_path):
 # --------------------------------------------------------------------------- the students' distribution
 
 
-def _secret_lines(solution):
-    """Solution lines of a solution notebook that its own instructions do not show (as in the test above)."""
-    sol = nbformat.read(solution, as_version=4)
-    public = "\n".join(re.sub(r"### BEGIN SOLUTION([^\n]*)\n.*?### END SOLUTION|<!-- BEGIN SOLUTION -->.*?<!-- END SOLUTION -->",
-                              r"\1", c.source, flags=re.S) for c in sol.cells)
-    return [line for line in release.solution_lines(sol) if line not in public]
-
-
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist") / "student"
@@ -150,8 +148,8 @@ def test_distribution_holds_what_students_need(dist):
         assert (folder / "labkit" / data).is_file(), data
     # untouched copies of the releases, for `labkit pack` and `labkit check` (students edit notebooks/ in place)
     for notebook in (folder / "notebooks").glob("*.ipynb"):
-        copy = folder / "labkit" / release.RELEASE_COPIES.relative_to(release.RELEASE_COPIES.parent.parent) / notebook.name
-        assert copy.read_bytes() == notebook.read_bytes()
+        copies = folder / "labkit" / release.RELEASE_COPIES.relative_to(release.RELEASE_COPIES.parent.parent)
+        assert (copies / notebook.name).read_bytes() == notebook.read_bytes()
     url = release.repository_url(REPO / "README.md")
     readme = (folder / "README.md").read_text()
     assert f"git clone {url} " in readme and "labkit pack" in readme and "## For students" not in readme

@@ -75,8 +75,8 @@ def _notebooks():
     question = new_markdown_cell("### Question 1\n\nWhy?")
     answer = new_markdown_cell(f"**Your answer:**\n\n{MD_ANSWER_PROMPT}", metadata={"labkit": {"answer": "why"}})
     answer2 = new_markdown_cell(f"**Your answer:**\n\n{MD_ANSWER_PROMPT}", metadata={"labkit": {"answer": "how"}})
-    setup = _code("import labkit\nlab = labkit.setup('09_toy')", new_output("stream", name="stdout", text="labkit 0.2 | 09_toy"),
-                  tags=["labkit-setup"])
+    setup = _code("import labkit\nlab = labkit.setup('09_toy')",
+                  new_output("stream", name="stdout", text="labkit 0.2 | 09_toy"), tags=["labkit-setup"])
     train = _code(
         "history = train_the_model_for_real(epochs=3)\nplot_the_losses(history)",
         new_output("stream", name="stderr", text="UserWarning: something noisy\n"),
@@ -93,8 +93,8 @@ def _notebooks():
     table = _code("summary_dataframe_of_every_trial",
                   new_output("execute_result", data={"text/html": "<table><tr><td>tuned</td></tr></table>",
                                                      "image/png": PNG_B}, execution_count=3))
-    check = _code("checks.check_the_training_history(history)", new_output("stream", name="stdout", text="✔ history ok"),
-                  labkit={"check": "history", "points": 1})
+    check = _code("checks.check_the_training_history(history)",
+                  new_output("stream", name="stdout", text="✔ history ok"), labkit={"check": "history", "points": 1})
     broken = _code("this_cell_failed_loudly()", new_output("error", ename="NameError", evalue="name 'x' is not defined",
                                                           traceback=["Traceback ..."]))
     release = new_notebook(cells=[header, setup, handout, train, gif, table, check, question, answer, answer2, broken])
@@ -151,7 +151,8 @@ def test_instructions_flag_keeps_the_handout_text():
 def test_report_command_writes_next_to_the_notebook_and_names_members(tmp_path, capsys):
     _, student = _notebooks()
     nbformat.write(student, tmp_path / "lab.ipynb")
-    (tmp_path / "READ_ME.txt").write_text("Lab: x\nMembers:    Ada Lovelace, 1\n            <name, student id>\nDate: x\n")
+    members = "Members:    Ada Lovelace, 1\n            <name, student id>\n"
+    (tmp_path / "READ_ME.txt").write_text(f"Lab: x\n{members}Date: x\n")
     assert cli.main(["report", str(tmp_path / "lab.ipynb")]) == 0
     out = capsys.readouterr().out
     assert "1 figures, 1 GIFs, 2 tables, 1 answers (1 not answered)" in out

@@ -53,7 +53,8 @@ class NotebookCheck:
         if hand_in.unanswered:
             lines.append("answers not written: " + ", ".join(hand_in.unanswered))
         for name in hand_in.missing:
-            lines.append(f"model not saved next to the notebook: {name} (read by {', '.join(hand_in.graded_files[name])})")
+            readers = ", ".join(hand_in.graded_files[name])
+            lines.append(f"model not saved next to the notebook: {name} (read by {readers})")
         for todo in hand_in.todos:
             lines.append(f"cell {todo.cell} (`{todo.first_line}`) still raises NotImplementedError: {todo.hint}")
         return lines
@@ -67,17 +68,19 @@ class NotebookCheck:
         width = max((len(cid) for cid in g.checks), default=0)
         lines = [head, ""]
         for cid, check in g.checks.items():
-            lines.append(f"  {_MARK[check.state]} {cid:<{width}}  {check.points:.6g} / {check.max:.6g}  {check.message}")
+            points = f"{check.points:.6g} / {check.max:.6g}"
+            lines.append(f"  {_MARK[check.state]} {cid:<{width}}  {points}  {check.message}")
         missing = self.missing()
         lines += ["", "Still missing:" if missing else "Nothing missing: every answer written, every graded model "
                   "saved, no TODO left."] + [f"  - {line}" for line in missing]
         if g.flags:
             lines += ["", "Flagged for the instructor:"] + [f"  - {flag}" for flag in g.flags]
         if g.errors:
-            lines += ["", "Errors while running:"] + [f"  - {e.where}: {e.error.splitlines()[0][:200]}" for e in g.errors]
+            lines += ["", "Errors while running:"]
+            lines += [f"  - {e.where}: {(e.error.splitlines() or [''])[0][:200]}" for e in g.errors]
         if not self.sandboxed:
-            lines += ["", "(run without the grader's sandbox: bubblewrap is not available here; the points are the same "
-                          "for a notebook that only does its work)"]
+            lines += ["", "(run without the grader's sandbox: bubblewrap is not available here; the points are "
+                          "the same for a notebook that only does its work)"]
         return "\n".join(lines)
 
 

@@ -12,11 +12,11 @@ from typing import Dict, List, NamedTuple, Optional
 
 import nbformat
 
-from ..instructor.grading.cells import norm
+from ..instructor.grading.cells import labkit_meta, norm
 from ..instructor.grading.intake import SETUP_CALL
 from ..instructor.release import MD_ANSWER_PROMPT, released_notebook
 
-__all__ = ["HandIn", "OpenTodo", "read_hand_in", "MODEL_SUFFIXES"]
+__all__ = ["HandIn", "OpenTodo", "read_hand_in", "lab_name", "MODEL_SUFFIXES"]
 
 MODEL_SUFFIXES = (".pt", ".pth", ".ckpt", ".npy", ".npz")
 # A file name in quotes or backticks, in code or markdown: "gan1d_final.pt", `dcgan_final_D.pt`.
@@ -58,7 +58,8 @@ class HandIn:
         return [self.notebook.name] + self.files + self.modules
 
 
-def _lab_name(nb, notebook: Path) -> str:
+def lab_name(nb, notebook: Path) -> str:
+    """The assignment a notebook belongs to: the name in its ``labkit.setup("...")`` call, else its file name."""
     names = [m for c in nb.cells if c.cell_type == "code" for m in SETUP_CALL.findall(c.source)]
     return names[0] if names else notebook.stem
 
@@ -70,7 +71,7 @@ def _file_names(cells) -> List[str]:
 def _graded_files(release) -> Dict[str, List[str]]:
     graded: Dict[str, List[str]] = {}
     for cell in release.cells:
-        cid = (cell.get("metadata", {}).get("labkit") or {}).get("check")
+        cid = labkit_meta(cell).get("check")
         for name in _file_names([cell]) if cid else []:
             graded.setdefault(name, []).append(cid)
     return graded
@@ -101,9 +102,9 @@ def _open_todos(nb, release) -> List[OpenTodo]:
 
 
 def _unanswered(nb, release) -> List[str]:
-    prompts = {(c.get("metadata", {}).get("labkit") or {}).get("answer"): norm(c.source) for c in release.cells}
+    prompts = {labkit_meta(c).get("answer"): norm(c.source) for c in release.cells}
     prompts.pop(None, None)
-    answers = {(c.get("metadata", {}).get("labkit") or {}).get("answer"): c.source for c in nb.cells}
+    answers = {labkit_meta(c).get("answer"): c.source for c in nb.cells}
     return [aid for aid, prompt in prompts.items()
             if aid not in answers or norm(answers[aid]) == prompt or MD_ANSWER_PROMPT in answers[aid]]
 
@@ -121,7 +122,7 @@ def read_hand_in(notebook, source: Optional[Path] = None) -> HandIn:
     if notebook.suffix != ".ipynb" or not notebook.is_file():
         raise FileNotFoundError(f"{notebook} is not a notebook file (.ipynb).")
     nb = nbformat.read(notebook, as_version=4)
-    name = _lab_name(nb, notebook)
+    name = lab_name(nb, notebook)
     release = released_notebook(name, source)
     hand_in = HandIn(notebook=notebook, nb=nb, name=name, release=release, graded_files=_graded_files(release))
     named = list(dict.fromkeys(list(hand_in.graded_files) + _file_names(nb.cells) + _file_names(release.cells)))

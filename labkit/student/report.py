@@ -23,7 +23,9 @@ from typing import Dict, List, Optional
 
 import nbformat
 
+from ..instructor.grading.cells import labkit_meta
 from ..instructor.release import MD_ANSWER_PROMPT, released_notebook
+from .handin import lab_name
 
 __all__ = ["Report", "render_report", "write_report"]
 
@@ -189,7 +191,8 @@ class _Outputs:
             text = _final_text(_text(output.get("text"))).strip("\n")
             return f"<pre>{html.escape(text)}</pre>" if output.get("name") == "stdout" and text.strip() else ""
         if kind == "error":
-            return f'<p class="error">{html.escape(output.get("ename", ""))}: {html.escape(output.get("evalue", ""))}</p>'
+            error = f'{output.get("ename", "")}: {output.get("evalue", "")}'
+            return f'<p class="error">{html.escape(error)}</p>'
         if kind in ("display_data", "execute_result"):
             return self._rich(output.get("data", {}))
         return ""
@@ -223,12 +226,8 @@ class _Outputs:
 # --------------------------------------------------------------------------- the page
 
 
-def _labkit_meta(cell) -> Dict:
-    return cell.get("metadata", {}).get("labkit", {}) or {}
-
-
 def _answer(cell, report: Report) -> str:
-    aid = _labkit_meta(cell)["answer"]
+    aid = labkit_meta(cell)["answer"]
     text = cell.source.replace("**Your answer:**", "").strip()
     if not text or MD_ANSWER_PROMPT in text:
         report.unanswered.append(aid)
@@ -260,20 +259,21 @@ def render_report(nb, name: str, release=None, instructions: bool = False, membe
     parts = []
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            if _labkit_meta(cell).get("answer"):
+            if labkit_meta(cell).get("answer"):
                 parts.append(_answer(cell, report))
             elif cell.source.strip() in handout and not instructions:
                 parts.append(_markdown(_headings(cell.source, title)))
             else:
                 parts.append(_markdown(re.sub(r"^\[!\[Open In Colab\].*$", "", cell.source, flags=re.M)))
-        elif cell.cell_type == "code" and not _labkit_meta(cell).get("check") \
+        elif cell.cell_type == "code" and not labkit_meta(cell).get("check") \
                 and not _SKIP_TAGS & set(cell.get("metadata", {}).get("tags", [])):
             parts += [rendered for o in cell.get("outputs", []) if (rendered := outputs.render(o))]
     report.tables = sum(p.count("<table") + len(_TEXT_TABLE.findall(p)) for p in parts)
     if not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"):
         report.warnings.append("the notebook has no outputs: run all cells and save it, then make the report")
     meta = html.escape(name) + (f" &middot; {html.escape(members)}" if members else "")
-    report.html = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+    report.html = ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
+                   f"<title>{html.escape(title)}</title>\n"
                    f"<style>{_CSS}</style>\n{_MATHJAX}\n</head><body>\n<h1>{_markdown(title)[3:-4]}</h1>\n"
                    f'<p class="meta">{meta}</p>\n' + "\n".join(p for p in parts if p.strip()) + "\n</body></html>\n")
     return report
@@ -293,8 +293,7 @@ def write_report(notebook, out=None, instructions: bool = False, source: Optiona
     """Write the report of ``notebook`` to ``out`` (default: ``<notebook name>_report.html`` next to it)."""
     notebook = Path(notebook)
     nb = nbformat.read(notebook, as_version=4)
-    names = re.findall(r"labkit\.setup\(\s*[\"']([\w.-]+)[\"']", "\n".join(c.source for c in nb.cells))
-    name = names[0] if names else notebook.stem
+    name = lab_name(nb, notebook)
     try:
         release = released_notebook(name, source)
     except FileNotFoundError:
