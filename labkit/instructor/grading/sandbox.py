@@ -4,9 +4,10 @@ Each submission's whole run (pytest, nbval, the kernel and every process they st
 under ``bwrap`` (package ``bubblewrap``), in new user, PID, network, IPC, UTS and cgroup namespaces:
 
 * the system (``/usr``, ``/etc`` without the files only their owner may read), the Python
-  installation and labkit's own package and reference checkpoints are mounted read-only, at the
-  paths they have outside, so imports work unchanged; nothing else of the machine is there (no
-  home folders, no course repository, no other submission, no instructor's notebook);
+  installation, labkit's own package and the reference checkpoints students also get (the metric
+  classifiers) are mounted read-only, at the paths they have outside, so imports work unchanged;
+  nothing else of the machine is there (no home folders, no course repository, no reference model
+  of a lab, no other submission, no instructor's notebook);
 * ``/grading/submission`` is a private, writable *copy* of this submission only (the kernel's
   working folder), ``/grading/run`` holds the notebook being run (read-only), and ``/tmp`` and
   ``/dev/shm`` are private folders of this run on disk;
@@ -82,14 +83,16 @@ def python_roots() -> List[str]:
 
 
 def labkit_roots() -> List[str]:
-    """labkit's package folder and the reference checkpoints (not the rest of the course repository)."""
+    """labkit's package folder and the reference checkpoints students get too (the metric classifiers): not the
+    rest of the course repository, and not the reference models of the labs (a run could hand one in as its own)."""
     from ...paths import checkpoints_dir
+    from ..release import STUDENT_CHECKPOINTS
 
     package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
     roots = [package]
     checkpoints = os.path.realpath(checkpoints_dir())
-    if os.path.isdir(checkpoints):
-        roots.append(checkpoints)
+    roots += [os.path.join(checkpoints, name) for name in STUDENT_CHECKPOINTS
+              if os.path.isfile(os.path.join(checkpoints, name))]
     return roots
 
 
