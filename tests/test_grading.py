@@ -38,7 +38,7 @@ from labkit.instructor.grading.prepare import prepare
 from labkit.instructor.grading.restore import restore_cells
 from labkit.instructor.grading.cells import safe_text
 from labkit.instructor.grading.run import MARKER_VARIABLE, kill_process_tree, run_marker_prefix
-from labkit.instructor.grading.sandbox import SandboxUnavailable, find_sandbox
+from labkit.instructor.grading.sandbox import find_sandbox, sandbox_works
 from labkit.instructor.grading.scan import scan_code
 from labkit.instructor.grading.score import Status
 from labkit.instructor.release import release_notebook
@@ -56,15 +56,9 @@ CHECKS = {"square": 2.0, "mean": 3.0, "saved_model": 5.0}
 FULL = sum(CHECKS.values())
 
 
-def _sandbox_works() -> bool:
-    try:
-        find_sandbox()
-        return True
-    except SandboxUnavailable:
-        return False
 
 
-SANDBOX = _sandbox_works()
+SANDBOX = sandbox_works()
 needs_sandbox = pytest.mark.skipif(not SANDBOX, reason="bubblewrap (bwrap) is missing or cannot run here")
 LABKIT_DIR = Path(cli.__file__).resolve().parent
 

@@ -20,7 +20,7 @@ import torch
 from labkit import cli, saveModel
 from labkit.checks import CheckFailed
 from labkit.checks.gan1d import check_final_model
-from labkit.instructor.grading.sandbox import SandboxUnavailable, find_sandbox
+from labkit.instructor.grading.sandbox import sandbox_works
 from labkit.instructor.release import checks_in
 from labkit.models.mlp import MLPGenerator
 
@@ -58,12 +58,6 @@ def _noisy_generator(folder: Path, target="petitprince") -> Path:
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="labkit grade needs POSIX process limits")
 
 
-def _sandbox_works() -> bool:
-    try:
-        find_sandbox()
-        return True
-    except SandboxUnavailable:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +83,7 @@ def graded(tmp_path_factory):
     shutil.copytree(solution, noisy)
     _noisy_generator(noisy)
     out = tmp_path_factory.mktemp("gan1d-grades")
-    sandbox = [] if _sandbox_works() else ["--unsafe-no-sandbox"]
+    sandbox = [] if sandbox_works() else ["--unsafe-no-sandbox"]
     with contextlib.redirect_stdout(io.StringIO()):
         code = cli.main(["grade", "--assignment", "01_gan_1d", "--out", str(out), "--no-progress", "--jobs", "2",
                          *sandbox, str(solution), str(release), str(cheat), str(noisy)])

@@ -79,7 +79,7 @@ Outcome = Literal["passed", "failed", "skipped", "error", "xfail"]   # pytest's 
 
 @dataclass
 class CellRecord:
-    """What the plugin reported for one executed cell (one JSON line of results.jsonl)."""
+    """What the plugin reported for one executed cell (one JSON line of the results pipe)."""
 
     cell: int
     outcome: Outcome

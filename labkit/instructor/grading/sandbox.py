@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-__all__ = ["Sandbox", "SandboxUnavailable", "find_sandbox", "SUBMISSION_DIR", "RUN_DIR", "INSTALL_HINT"]
+__all__ = ["Sandbox", "SandboxUnavailable", "find_sandbox", "sandbox_works", "SUBMISSION_DIR", "RUN_DIR",
+           "INSTALL_HINT"]
 
 SUBMISSION_DIR = "/grading/submission"   # the copy of the submission, inside the sandbox (writable)
 RUN_DIR = "/grading/run"                 # the notebook being run and pytest.ini (read-only)
@@ -44,9 +45,9 @@ NAMESPACES = ("--unshare-user", "--uid", str(UID), "--gid", str(UID), "--disable
 INSTALL_HINT = (
     "labkit grade runs every submission in a bubblewrap sandbox, and {why}. Install it: "
     "`sudo apt-get install bubblewrap` (Debian, Ubuntu), `sudo dnf install bubblewrap` (Fedora), "
-    "`sudo pacman -S bubblewrap` (Arch); in a Docker container, run it with "
-    "`--security-opt seccomp=unconfined --security-opt apparmor=unconfined` so that bwrap may create namespaces. "
-    "Only for notebooks you trust: --unsafe-no-sandbox grades without one (see docs/grading.md).")
+    "`sudo pacman -S bubblewrap` (Arch); in a Docker container, run the container with `--security-opt "
+    "seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined` so that bwrap "
+    "may create its namespaces and its own /proc. Only for notebooks you trust: --unsafe-no-sandbox grades without one (see docs/grading.md).")
 
 
 class SandboxUnavailable(ValueError):
@@ -111,27 +112,22 @@ def _private_entries(root: str) -> Tuple[List[str], List[str]]:
     """
     dirs, files = [], []
     for current, subdirs, names in os.walk(root, followlinks=False):
-        keep = []
-        for name in subdirs:
-            path = os.path.join(current, name)
-            try:
-                info = os.lstat(path)
-            except OSError:
-                continue
-            if stat.S_ISDIR(info.st_mode) and (info.st_mode & 0o005) != 0o005:
-                dirs.append(path)
-            else:
-                keep.append(name)
-        subdirs[:] = keep
-        for name in names:
-            path = os.path.join(current, name)
-            try:
-                info = os.lstat(path)
-            except OSError:
-                continue
-            if stat.S_ISREG(info.st_mode) and not info.st_mode & 0o004:
-                files.append(path)
+        closed = {n for n in subdirs if _mode(os.path.join(current, n), stat.S_ISDIR, 0o005) is False}
+        dirs += [os.path.join(current, n) for n in sorted(closed)]
+        subdirs[:] = [n for n in subdirs if n not in closed]
+        files += [os.path.join(current, n) for n in names if _mode(os.path.join(current, n), stat.S_ISREG, 0o004) is False]
     return dirs, files
+
+
+def _mode(path: str, kind, others: int) -> Optional[bool]:
+    """Whether others have the permission bits ``others`` on ``path`` (None: not of that kind, or gone)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if not kind(info.st_mode):
+        return None
+    return info.st_mode & others == others
 
 
 def _system_mounts() -> List[str]:
@@ -189,6 +185,15 @@ def _mounts() -> Tuple[Tuple[str, ...], Optional[str]]:
     if data and not _covered(data, covered):
         args += ["--ro-bind", data, data]
     return tuple(args), data
+
+
+def sandbox_works() -> bool:
+    """Whether :func:`find_sandbox` finds a working sandbox on this machine."""
+    try:
+        find_sandbox()
+        return True
+    except SandboxUnavailable:
+        return False
 
 
 def find_sandbox(bwrap: Optional[str] = None) -> Sandbox:
