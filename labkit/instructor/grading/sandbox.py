@@ -165,9 +165,10 @@ class Sandbox:
             (Path(private) / name).mkdir(parents=True, exist_ok=True)
         # --as-pid-1: pytest itself is process 1 of the run (no bwrap helper whose command line names the folders
         # outside); when it ends, the kernel sees every other process of the namespace die with it.
-        return [self.bwrap, *NAMESPACES, "--as-pid-1", *self.mounts,
+        # The private /tmp comes first: a Python or a labkit that lives under /tmp (a clone in /tmp, as CI makes)
+        # is then mounted on top of it instead of being hidden by it.
+        return [self.bwrap, *NAMESPACES, "--as-pid-1", "--bind", str(Path(private) / "tmp"), "/tmp", *self.mounts,
                 "--proc", "/proc", "--dev", "/dev",
-                "--bind", str(Path(private) / "tmp"), "/tmp",
                 "--bind", str(Path(private) / "shm"), "/dev/shm",
                 "--ro-bind", str(notebook_dir), RUN_DIR,
                 "--bind", str(submission), SUBMISSION_DIR,
@@ -205,8 +206,8 @@ def find_sandbox(bwrap: Optional[str] = None) -> Sandbox:
         raise SandboxUnavailable(INSTALL_HINT.format(why="bwrap was not found on PATH"))
     mounts, data = _mounts()
     sandbox = Sandbox(bwrap=path, mounts=mounts, data=data)
-    probe = [path, *NAMESPACES, *mounts, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--",
-             os.path.realpath(sys.executable), "-c", "import os; assert os.getuid() == %d" % UID]
+    probe = [path, *NAMESPACES, "--tmpfs", "/tmp", *mounts, "--proc", "/proc", "--dev", "/dev", "--",
+             os.path.realpath(sys.executable), "-c", "import os, labkit; assert os.getuid() == %d" % UID]
     try:
         done = subprocess.run(probe, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
