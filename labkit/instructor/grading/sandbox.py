@@ -97,7 +97,7 @@ def labkit_roots() -> List[str]:
     return roots
 
 
-def data_root() -> Optional[str]:
+def mounted_data_folder() -> Optional[str]:
     """labkit's data folder (datasets downloaded before grading), if there is one: mounted read-only."""
     path = os.environ.get("LABKIT_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "labkit", "data")
     path = os.path.realpath(path)
@@ -182,7 +182,7 @@ def _mounts() -> Tuple[Tuple[str, ...], Optional[str]]:
         if not _covered(root, covered):
             args += ["--ro-bind", root, root]
             covered.append(root)
-    data = data_root()
+    data = mounted_data_folder()
     if data and not _covered(data, covered):
         args += ["--ro-bind", data, data]
     return tuple(args), data
