@@ -60,7 +60,7 @@ def gan1d_runs(quick: bool, seeds: List[int]) -> Iterator[Run]:
         target = distributions.get(name)
 
         def measure(generator, target=target):
-            m = measure_1d(generator, target)   # 20,000 samples, the graded check's noise seed
+            m = measure_1d(generator, target)   # 100,000 samples, the graded check's noise seed
             return {"KS": m["ks"], "W1/std": m["w1_over_std"]}
 
         for seed in seeds:
@@ -139,7 +139,7 @@ def gan1d_tier_row(args) -> Dict:
 
 def gan1d_tiers(quick: bool, seeds: List[int], jobs: int, cases=None) -> List[Dict]:
     """The 1D quality tiers against what earns them: per target, the baseline, the baseline trained ten times
-    longer and the tuned recipe, each measured like the graded check (20,000 samples); prints one row per run,
+    longer and the tuned recipe, each measured like the graded check (100,000 samples); prints one row per run,
     then per target and arm the worst KS and W1/std over the seeds and the tiers reached."""
     from labkit import distributions
     from labkit.checks.gan1d import quality_tiers

@@ -333,7 +333,7 @@ def test_the_limits_in_the_text_are_the_graded_ones():
     for name, gk, gw, fk, fw in rows:
         tiers = checks.quality_tiers(name)
         assert tiers["good"] == (float(gk), float(gw)) and tiers["fair"] == (float(fk), float(fw)), name
-    assert "20,000 samples" in text and "10,000" not in text
+    assert "100,000 samples" in text and "20,000" not in text
 
 
 def test_notebook_text_says_before_the_update_and_that_quality_checks_need_a_full_run():
