@@ -5,6 +5,7 @@ next to a classic baseline trained on the same data with the same budget in the 
     python benchmarks/benchmark.py --quick         # quick-mode budgets, 1 seed (a smoke test)
     python benchmarks/benchmark.py --only gan1d --seeds 0 1 --jobs 2
     python benchmarks/benchmark.py --tiers --seeds 0 1 2     # 1D GAN: baseline, baseline x10, tuned vs the tiers
+    python benchmarks/benchmark.py --threads                 # 1D GAN: 500 steps with 1 and 2 torch threads
 
 Numbers are printed, never asserted. To add a model, write a function that yields one `Run` per
 (case, seed) and register it in BENCHMARKS: each Run trains "ours" and "baseline" and measures both
@@ -50,6 +51,7 @@ def gan1d_runs(quick: bool, seeds: List[int]) -> Iterator[Run]:
     hyperparameters, trained for as many steps), on the four targets. Both are trained by the solution
     notebook's own train_gan (its export cells); the config class comes from labkit.labs.gan1d."""
     from labkit import distributions
+    from labkit.checks.gan1d import quality_tiers
     from labkit.instructor.notebook import load_exports
     from labkit.labs.gan1d import GanConfig
     from labkit.labs.gan1d import measure as measure_1d
@@ -70,7 +72,7 @@ def gan1d_runs(quick: bool, seeds: List[int]) -> Iterator[Run]:
             yield Run("gan1d", name, seed,
                       train_ours=lambda c=tuned: solution.train_gan(c, snapshot_every=c.epochs).generator,
                       train_baseline=lambda c=baseline: solution.train_gan(c, snapshot_every=c.epochs).generator,
-                      measure=measure, targets={"KS": 0.03, "W1/std": 0.06})
+                      measure=measure, targets=dict(zip(("KS", "W1/std"), quality_tiers(name)["good"])))
 
 
 BENCHMARKS = {"gan1d": gan1d_runs}
@@ -167,6 +169,41 @@ def gan1d_tiers(quick: bool, seeds: List[int], jobs: int, cases=None) -> List[Di
     return rows
 
 
+def gan1d_threads(reps: int = 3, epochs: int = 10) -> List[Dict]:
+    """Time ``epochs`` x 50 generator steps of the baseline and the tuned recipe with 1 and 2 torch threads,
+    alternating, ``reps`` times, in this process; say whether every run gave the same generator."""
+    import statistics
+    from dataclasses import replace
+
+    import torch
+
+    from labkit.instructor.notebook import load_exports
+    from labkit.labs.gan1d import GanConfig
+    from labkit.tables import format_table
+
+    solution = load_exports(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb")
+    configs = {"baseline": GanConfig(target="normal", epochs=epochs),
+               "tuned": replace(solution.tuned_config("petitprince"), epochs=epochs)}
+    solution.train_gan(replace(configs["baseline"], epochs=1))   # warm-up: imports and first calls
+    times, weights = {}, {}
+    for _ in range(reps):
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for name, config in configs.items():
+                start = time.perf_counter()
+                result = solution.train_gan(config, snapshot_every=config.epochs)
+                times.setdefault((name, threads), []).append(time.perf_counter() - start)
+                flat = torch.cat([p.detach().flatten() for p in result.generator.parameters()])
+                weights.setdefault(name, set()).add(flat.numpy().tobytes())
+    torch.set_num_threads(1)
+    rows = [{"recipe": name, "steps": config.total_steps,
+             "1 thread s": statistics.median(times[(name, 1)]), "2 threads s": statistics.median(times[(name, 2)]),
+             "2/1": statistics.median(times[(name, 2)]) / statistics.median(times[(name, 1)]),
+             "same generator": "yes" if len(weights[name]) == 1 else "no"} for name, config in configs.items()]
+    print(format_table(rows), flush=True)
+    return rows
+
+
 def _execute_index(args):
     name, quick, seeds, index = args
     return execute(list(BENCHMARKS[name](quick, seeds))[index])
@@ -183,10 +220,14 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes (one thread each)")
     parser.add_argument("--tiers", action="store_true",
                         help="1D GAN: baseline, baseline x10 and tuned per target against the graded quality tiers")
+    parser.add_argument("--threads", action="store_true", help="1D GAN: 500 generator steps with 1 and 2 threads")
     args = parser.parse_args(argv)
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2, 3, 4])
     print(f"benchmark: {'quick' if args.quick else 'full'} budgets, seeds {seeds}, {args.jobs} worker(s), "
           f"{os.cpu_count()} CPUs", flush=True)
+    if args.threads:
+        gan1d_threads()
+        return
     if args.tiers:
         gan1d_tiers(args.quick, seeds, args.jobs, args.cases)
         return

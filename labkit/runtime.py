@@ -16,11 +16,12 @@ __all__ = ["seed_everything", "get_device", "quick_mode", "in_colab", "setup", "
 QUICK_ENV = "LABKIT_QUICK"
 THREADS_ENV = "LABKIT_THREADS"
 
-# Torch CPU threads for a lab, chosen by measurement. Lab 01's networks have a few hundred to a few thousand
-# weights and batches of 512 numbers: each operation is too small to split, so a second thread only adds
-# synchronisation. Measured on the course's 2-core CPU (shared with other jobs), 500 generator steps of the
-# baseline took 3.6-4.8 s with 1 thread and 13-25 s with 2, and of the tuned recipe 5.9-9.0 s against 75-115 s,
-# with bit-identical weights (docs/benchmarks.md). Labs not listed keep torch's default (one thread per core).
+# Torch CPU threads for a lab, chosen by measurement (python benchmarks/benchmark.py --threads; docs/benchmarks.md).
+# Lab 01's networks have a few hundred to a few thousand weights and batches of 512 numbers: an operation is too
+# small to split. On the course's quiet 2-core CPU, 500 generator steps take the same time with 1 or 2 threads
+# (2 threads: 0.89-1.14x the time of 1, three runs); with the other core busy, 2 threads take 4.5x and 13x as long
+# (baseline 3.6-4.8 s against 13-25 s, tuned recipe 5.9-9.0 s against 75-115 s), and grading runs two notebooks
+# at once. The generators are bit-identical either way. Labs not listed keep torch's default (one per core).
 LAB_THREADS = {"01_gan_1d": 1}
 
 
