@@ -135,7 +135,7 @@ def build_gan(config: GanConfig) -> GanNets:
     ``d_steps`` times per generator step); ``ema > 0`` keeps an exponential moving average of G's
     weights (:class:`labkit.train.WeightAverage`) with decay ``ema_decay(total_steps, EMA_HORIZON,
     longest=ema)``: ``ema`` itself in a long run (0.999 for 5,000 steps and more), an average over the
-    last 20 % of a shorter one (0.967 for a 150-step quick run, where 0.999 would leave the averaged
+    last 20 % of a shorter one (0.95 for a 100-step quick run, where 0.999 would leave the averaged
     generator at its initial weights).
     """
     seed_everything(config.seed)
