@@ -110,10 +110,12 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_check(args) -> int:
+    from .instructor.grading.batch import reference_policy
     from .student.check import check_notebook
 
     print(f"checking {args.notebook} as the grader will (quick mode, the course's check cells) ...", flush=True)
-    result = check_notebook(args.notebook, source=_source(args), out=Path(args.out) if args.out else None)
+    result = check_notebook(args.notebook, source=_source(args), out=Path(args.out) if args.out else None,
+                            references=reference_policy(args))
     print(result.text())
     if args.out:
         print(f"\ngrades.csv and the feedback page are in {args.out}")
@@ -158,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("notebook", help="your lab notebook, with the models it saved next to it")
     chk.add_argument("--out", metavar="DIR", help="keep grades.csv and the feedback page there")
     chk.add_argument("--source", metavar="DIR", help=argparse.SUPPRESS)
+    chk.add_argument("--allow-reference-models", action="store_true",
+                     help="instructors: credit saved models that are reference checkpoints, as `labkit grade "
+                          "--allow-reference-models` does for the course's own solution")
     chk.set_defaults(func=_cmd_check)
 
     pack = sub.add_parser("pack", help="the hand-in zip: the notebook, its saved models, READ_ME.txt filled in")

@@ -1,4 +1,5 @@
-"""Grade a real lab's reference solution (with its saved models) and its untouched release in one `labkit grade`."""
+"""Grade a real lab's reference solution (with its saved models) and its untouched release in one `labkit grade`
+(with --allow-reference-models: the solution's models are the reference checkpoints)."""
 from __future__ import annotations
 
 import contextlib
@@ -26,7 +27,7 @@ def grade_reference_and_release(assignment: str, model_files, workdir: Path):
     out = workdir / "grades"
     with contextlib.redirect_stdout(io.StringIO()):
         code = cli.main(["grade", "--assignment", assignment, "--out", str(out), "--no-progress", "--jobs", "2",
-                         str(reference), str(release)])
+                         "--allow-reference-models", str(reference), str(release)])
     with open(out / "grades.csv", newline="", encoding="utf-8") as f:
         rows = {row["submission"]: row for row in csv.DictReader(f)}
     return code, rows, out

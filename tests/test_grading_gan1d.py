@@ -1,6 +1,9 @@
 """`labkit grade` on the real 1D-GAN lab: the reference solution with its saved model gets every automatic
-point, the untouched student release gets none, the grader restores the instructor's checks, and a saved
-"generator" that draws its own noise is refused (issue 12); the quality check loads models as data."""
+point (graded with --allow-reference-models: its model is the reference), the untouched student release gets
+none, the grader restores the instructor's checks, and a saved "generator" that draws its own noise is refused
+(issue 12); the quality check loads models as data. Without that option, a handed-in reference checkpoint
+(the solution's own model, or checkpoints/gan1d_laplace.pt copied to gan1d_final.pt) is flagged and its quality
+checks get no points, in `labkit grade` and `labkit check` alike (issue 14)."""
 from __future__ import annotations
 
 import contextlib
@@ -23,6 +26,7 @@ from labkit.checks.gan1d import check_final_model
 from labkit.instructor.grading.sandbox import sandbox_works
 from labkit.instructor.release import checks_in
 from labkit.models.mlp import MLPGenerator
+from labkit.student.check import check_notebook
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "notebooks" / "solutions"
@@ -86,13 +90,49 @@ def graded(tmp_path_factory):
     sandbox = [] if sandbox_works() else ["--unsafe-no-sandbox"]
     with contextlib.redirect_stdout(io.StringIO()):
         code = cli.main(["grade", "--assignment", "01_gan_1d", "--out", str(out), "--no-progress", "--jobs", "2",
-                         *sandbox, str(solution), str(release), str(cheat), str(noisy)])
+                         "--allow-reference-models", *sandbox, str(solution), str(release), str(cheat), str(noisy)])
     with open(out / "grades.csv", newline="", encoding="utf-8") as f:
         rows = {row["submission"]: row for row in csv.DictReader(f)}
     return code, rows, out
 
 
+def _with_target(nb, target: str):
+    """The notebook with its TARGET cell choosing ``target``."""
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "TARGET = distributions.get(" in cell.source:
+            lines = cell.source.splitlines()
+            cell.source = "\n".join(f'TARGET = distributions.get("{target}")' if line.startswith("TARGET =") else line
+                                    for line in lines)
+            return nb
+    raise AssertionError("no TARGET cell in the solution")
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory):
+    """Graded without --allow-reference-models: the reference solution with its models, and a student who
+    copied checkpoints/gan1d_laplace.pt to gan1d_final.pt with TARGET = laplace (the issue's example)."""
+    subs = tmp_path_factory.mktemp("gan1d-reference-copies")
+    solution = subs / "reference"
+    solution.mkdir()
+    for name in ("01_gan_1d.ipynb", "gan1d_final.pt", "gan1d_final_D.pt"):
+        shutil.copy(SOLUTIONS / name, solution / name)
+    copied = subs / "copied_laplace"
+    copied.mkdir()
+    nbformat.write(_with_target(nbformat.read(SOLUTIONS / "01_gan_1d.ipynb", as_version=4), "laplace"),
+                   copied / "01_gan_1d.ipynb")
+    shutil.copy(REPO / "checkpoints" / "gan1d_laplace.pt", copied / "gan1d_final.pt")
+    out = tmp_path_factory.mktemp("gan1d-refused-grades")
+    sandbox = [] if sandbox_works() else ["--unsafe-no-sandbox"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = cli.main(["grade", "--assignment", "01_gan_1d", "--out", str(out), "--no-progress", "--jobs", "2",
+                         *sandbox, str(solution), str(copied)])
+    with open(out / "grades.csv", newline="", encoding="utf-8") as f:
+        rows = {row["submission"]: row for row in csv.DictReader(f)}
+    return code, rows, out, {"reference": solution, "copied_laplace": copied}
+
+
 CHECK_IDS = list(checks_in(nbformat.read(SOLUTIONS / "01_gan_1d.ipynb", as_version=4)))
+QUALITY = [c for c in CHECK_IDS if "quality" in c]
 
 
 def _results(out, name):
@@ -114,6 +154,55 @@ def test_reference_solution_gets_every_automatic_point(graded):
     assert float(row["auto_max"]) == pytest.approx(expected)
     assert float(row["auto_points"]) == pytest.approx(expected), row
     assert float(row["manual_max"]) == pytest.approx(0.3)
+    assert "gan1d_final.pt is the reference model checkpoints/gan1d_petitprince.pt (same weights); credited" in row["notes"]
+
+
+def test_without_the_option_the_reference_solution_loses_its_quality_points(refused):
+    _, rows, out, _ = refused
+    row = rows["reference"]
+    expected = sum(c["points"] for c in checks_in(nbformat.read(SOLUTIONS / "01_gan_1d.ipynb", as_version=4)).values())
+    quality = sum(c["points"] for cid, c in checks_in(nbformat.read(SOLUTIONS / "01_gan_1d.ipynb",
+                                                                     as_version=4)).items() if cid in QUALITY)
+    assert QUALITY == ["ex2_quality_fair", "ex2_quality_good"] and quality == pytest.approx(0.10)
+    assert row["status"] == "ok", row["reason"]
+    assert float(row["auto_points"]) == pytest.approx(expected - quality), row
+    assert all(float(row[c]) == 0 for c in QUALITY)
+    flags = row["flags"].split(" | ")
+    assert flags == [
+        "gan1d_final.pt is the reference model checkpoints/gan1d_petitprince.pt (same weights): a shipped or "
+        "reference checkpoint handed in as the group's own model earns no quality points (checks "
+        "ex2_quality_fair, ex2_quality_good: 0 points)",
+        "gan1d_final_D.pt is the reference model solutions/gan1d_final_D.pt (same weights): a shipped or reference "
+        "checkpoint handed in as the group's own model earns no quality points"]
+
+
+def test_a_copied_laplace_checkpoint_is_flagged_and_gets_no_quality_points(refused):
+    """The issue's example: on its own it passes both quality tiers (the check's own ✔ is kept in the message)."""
+    _, rows, out, _ = refused
+    row = rows["copied_laplace"]
+    assert row["status"] == "ok", row["reason"]
+    assert _results(out, "copied_laplace") == {c: ("failed" if c in QUALITY else "passed") for c in CHECK_IDS}
+    assert all(float(row[c]) == 0 for c in QUALITY)
+    assert row["flags"].startswith("gan1d_final.pt is the reference model checkpoints/gan1d_laplace.pt "
+                                   "(same weights)") and " | " not in row["flags"]
+    feedback = (out / "feedback" / "copied_laplace.md").read_text(encoding="utf-8")
+    assert "## Models that are reference checkpoints" in feedback and "## Flagged for the instructor" not in feedback
+    for cid in QUALITY:
+        line = next(l for l in feedback.splitlines() if l.startswith(f"| {cid} |"))
+        assert "no points: gan1d_final.pt, the model this check grades, is the reference model " \
+               "checkpoints/gan1d_laplace.pt (same weights)" in line
+        assert "the check itself: ✔" in line  # it passed: only the refusal took its points
+
+
+def test_labkit_check_warns_and_gives_the_graders_points(refused):
+    _, rows, _, folders = refused
+    row = rows["copied_laplace"]
+    result = check_notebook(folders["copied_laplace"] / "01_gan_1d.ipynb")
+    assert result.grade.auto_points == pytest.approx(float(row["auto_points"]))
+    assert {c: result.grade.checks[c].points for c in CHECK_IDS} == {c: float(row[c]) for c in CHECK_IDS}
+    text = result.text()
+    assert text.startswith("warning: gan1d_final.pt is checkpoints/gan1d_laplace.pt (same weights)")
+    assert "Flagged for the instructor" in text
 
 
 def test_untouched_release_gets_zero(graded):

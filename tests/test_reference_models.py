@@ -1,15 +1,20 @@
 """A handed-in model that is a reference checkpoint is recognised by its weights (whatever the file's metadata) or by
-its outputs on fixed noise (weights nudged to change their hash); a model trained by the group is not."""
+its outputs on fixed noise (weights nudged to change their hash); a model trained by the group is not. In the
+grader, the model the checks grade is always compared, and only the checks that name it lose their points."""
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
+import nbformat
 import pytest
 import torch
 
 from labkit.checkpoint import loadModel, read_checkpoint, saveModel
-from labkit.instructor.reference_models import ReferenceIndex, reference_model_files, weights_digest
+from labkit.instructor.grading.references import MAX_MODELS, ReferenceModels, checks_reading, refuse_reference_models
+from labkit.instructor.grading.score import CheckResult, CheckState, Grade, Status
+from labkit.instructor.reference_models import ReferenceIndex, ReferenceMatch, reference_model_files, weights_digest
 from labkit.models.mlp import MLPGenerator
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,3 +68,55 @@ def test_an_own_model_and_other_files_are_not_flagged(index, tmp_path):
     (tmp_path / "notes.pt").write_bytes(b"not a checkpoint")
     (tmp_path / "README.txt").write_text("hello")
     assert index.find(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- in the grader (issue 14)
+
+
+def _check_cell(cid, source):
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["labkit"] = {"check": cid, "points": 1}
+    return cell
+
+
+def _assignment():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [_check_cell("steps", "checks.check_steps(step)"),
+                _check_cell("quality", 'checks.check_final_model("gan1d_final.pt", tier="good")')]
+    return SimpleNamespace(solution=nb)
+
+
+def test_the_grader_knows_which_checks_grade_which_model_file():
+    assert checks_reading(_assignment()) == {"gan1d_final.pt": ["quality"]}
+
+
+def test_the_graded_model_is_compared_first_whatever_else_is_handed_in(tmp_path):
+    references = ReferenceModels(references=[LAPLACE])
+    notebook_dir = tmp_path / "sub"
+    notebook_dir.mkdir()
+    for i in range(MAX_MODELS + 5):  # decoys sorted before it, more than the grader looks at
+        (tmp_path / f"a{i:02d}.pt").write_bytes(b"decoy")
+    shutil.copy(LAPLACE, notebook_dir / "gan1d_final.pt")
+    found = references.find(tmp_path, notebook_dir, graded=["gan1d_final.pt"])
+    assert [(m.file, m.reference, m.how) for m in found] == [
+        ("gan1d_final.pt", "checkpoints/gan1d_laplace.pt", "same weights")]
+
+
+def test_a_submission_without_models_does_not_build_the_index(tmp_path):
+    references = ReferenceModels(references=[LAPLACE])
+    (tmp_path / "notes.txt").write_text("no models")
+    assert references.find(tmp_path) == [] and references._index is None
+
+
+def test_refused_model_takes_the_points_of_the_checks_that_grade_it():
+    assignment = _assignment()
+    grade = Grade("group", "group.zip", Status.OK, "", 2.0, 2.0, 0.0,
+                  checks={"steps": CheckResult(1, 1, CheckState.PASSED, "✔ steps"),
+                          "quality": CheckResult(1, 1, CheckState.PASSED, "✔ good tier")})
+    match = ReferenceMatch("gan1d_final.pt", "checkpoints/gan1d_laplace.pt", "same weights")
+    refuse_reference_models(grade, [match], assignment)
+    assert grade.checks["steps"].points == 1 and grade.checks["quality"].points == 0
+    assert grade.checks["quality"].state is CheckState.FAILED
+    assert grade.checks["quality"].message.startswith("no points: gan1d_final.pt, the model this check grades, is "
+                                                      "the reference model checkpoints/gan1d_laplace.pt")
+    assert grade.flags == [match.flag() + " (checks quality: 0 points)"] and grade.references == [match]

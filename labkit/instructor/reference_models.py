@@ -105,8 +105,10 @@ class ReferenceIndex:
         for path in (reference_model_files() if references is None else [Path(p) for p in references]):
             label = f"{path.parent.name}/{path.name}"
             digest = weights_digest(path)
+            if digest in index.digests:
+                continue  # a copy (notebooks/solutions/x.pt of checkpoints/y.pt): already indexed under y
             if digest:
-                index.digests.setdefault(digest, label)
+                index.digests[digest] = label
             signature = output_signature(path)
             if signature is not None:
                 index.signatures[label] = signature
@@ -126,12 +128,15 @@ class ReferenceIndex:
                 return ReferenceMatch(path.name, label, "same outputs on fixed noise")
         return None
 
-    def find(self, folder) -> List[ReferenceMatch]:
-        """Every model file in ``folder`` (and below) that is a reference model."""
+    def find(self, folder, limit: Optional[int] = None) -> List[ReferenceMatch]:
+        """Every model file in ``folder`` (and below, at most ``limit`` files) that is a reference model; each
+        match names its file by its path relative to ``folder`` (``gan1d_final.pt``, ``models/g.pt``)."""
+        folder = Path(folder)
+        files = [p for p in sorted(folder.rglob("*"))
+                 if p.suffix in MODEL_SUFFIXES and p.is_file() and not p.is_symlink()]
         found = []
-        for path in sorted(Path(folder).rglob("*")):
-            if path.suffix in MODEL_SUFFIXES and path.is_file() and not path.is_symlink():
-                match = self.match(path)
-                if match:
-                    found.append(match)
+        for path in files[:limit]:
+            match = self.match(path)
+            if match:
+                found.append(ReferenceMatch(path.relative_to(folder).as_posix(), match.reference, match.how))
         return found

@@ -6,7 +6,9 @@ missing (answers, saved models, TODOs).
 It grades the hand-in ``labkit pack`` would build (the notebook, the model files it names, its own
 modules, READ_ME.txt) with the grader itself (:func:`labkit.instructor.grading.batch.grade_submissions`),
 in quick mode, with the course's check cells and the grader's limits, so its points are the ones
-``labkit grade`` gives that hand-in. In the students' distribution the check cells come from the release
+``labkit grade`` gives that hand-in; a saved model that is a shipped or reference checkpoint gets the same
+warning and no points from it (``--allow-reference-models``, for the instructor's own solution, as in
+``labkit grade``). In the students' distribution the check cells come from the release
 copies it ships; in the course's repository from the solutions, as for ``labkit grade``.
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import List, Optional
 
 from ..instructor.grading.assignment import load_assignment
 from ..instructor.grading.batch import add_arguments, grade_submissions
+from ..instructor.grading.references import ReferenceModels, ReferencePolicy
 from ..instructor.grading.run import Limits
 from ..instructor.grading.sandbox import SandboxUnavailable, find_sandbox
 from ..instructor.grading.score import CheckState, Grade
@@ -48,6 +51,12 @@ class NotebookCheck:
     hand_in: HandIn
     sandboxed: bool
 
+    def warnings(self) -> List[str]:
+        """What the student must fix before handing in, whatever the points: models that are not their own."""
+        return [f"{m.file} is {m.reference} ({m.how}), a checkpoint the course ships or a reference model: "
+                "the grader gives the checks that grade it no points. Hand in the model your group trained "
+                "(a full run, QUICK = False, saves it)." for m in self.grade.references]
+
     def missing(self) -> List[str]:
         hand_in, lines = self.hand_in, []
         if hand_in.unanswered:
@@ -66,7 +75,7 @@ class NotebookCheck:
         if g.manual_max:
             head += f"; the written answers ({g.manual_max:.6g} points) are graded by hand"
         width = max((len(cid) for cid in g.checks), default=0)
-        lines = [head, ""]
+        lines = [f"warning: {w}" for w in self.warnings()] + [head, ""]
         for cid, check in g.checks.items():
             points = f"{check.points:.6g} / {check.max:.6g}"
             lines.append(f"  {_MARK[check.state]} {cid:<{width}}  {points}  {check.message}")
@@ -84,8 +93,13 @@ class NotebookCheck:
         return "\n".join(lines)
 
 
-def check_notebook(notebook, source: Optional[Path] = None, out: Optional[Path] = None) -> NotebookCheck:
-    """Grade ``notebook``'s hand-in as ``labkit grade`` would; keep grades.csv and the feedback in ``out`` if given."""
+def check_notebook(notebook, source: Optional[Path] = None, out: Optional[Path] = None,
+                   references: ReferencePolicy = ReferencePolicy.REFUSE) -> NotebookCheck:
+    """Grade ``notebook``'s hand-in as ``labkit grade`` would; keep grades.csv and the feedback in ``out`` if given.
+
+    ``references``: what to do with a saved model that is a reference checkpoint, as ``labkit grade``'s
+    ``--allow-reference-models`` (ALLOW) or its default (REFUSE).
+    """
     hand_in = read_hand_in(notebook, source)
     assignment = load_assignment(hand_in.name, Path(source) if source else assignment_source())
     try:
@@ -99,5 +113,5 @@ def check_notebook(notebook, source: Optional[Path] = None, out: Optional[Path] 
             shutil.copy2(hand_in.folder / name, folder / name)
         grades = grade_submissions(assignment, [folder], Path(out) if out else Path(tmp) / "grades",
                                    grader_limits(hand_in.name), jobs=1, progress=False, log=lambda *_: None,
-                                   sandbox=sandbox)
+                                   sandbox=sandbox, references=ReferenceModels(references))
     return NotebookCheck(grades[0], hand_in, sandboxed=sandbox is not None)

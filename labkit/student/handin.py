@@ -12,15 +12,12 @@ from typing import Dict, List, NamedTuple, Optional
 
 import nbformat
 
-from ..instructor.grading.cells import labkit_meta, norm
+from ..instructor.grading.cells import MODEL_SUFFIXES, files_read_by_checks, labkit_meta, model_file_names, norm
 from ..instructor.grading.intake import SETUP_CALL
 from ..instructor.release import MD_ANSWER_PROMPT, released_notebook
 
 __all__ = ["HandIn", "OpenTodo", "read_hand_in", "lab_name", "MODEL_SUFFIXES"]
 
-MODEL_SUFFIXES = (".pt", ".pth", ".ckpt", ".npy", ".npz")
-# A file name in quotes or backticks, in code or markdown: "gan1d_final.pt", `dcgan_final_D.pt`.
-_FILE_NAME = re.compile(r"""["'`]([\w.-]+(?:""" + "|".join(re.escape(s) for s in MODEL_SUFFIXES) + r"""))["'`]""")
 _IMPORT = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", re.M)
 _TODO = re.compile(r"raise NotImplementedError\((?P<hint>.*)\)\s*$")
 
@@ -65,16 +62,7 @@ def lab_name(nb, notebook: Path) -> str:
 
 
 def _file_names(cells) -> List[str]:
-    return list(dict.fromkeys(m for c in cells for m in _FILE_NAME.findall(c.source)))
-
-
-def _graded_files(release) -> Dict[str, List[str]]:
-    graded: Dict[str, List[str]] = {}
-    for cell in release.cells:
-        cid = labkit_meta(cell).get("check")
-        for name in _file_names([cell]) if cid else []:
-            graded.setdefault(name, []).append(cid)
-    return graded
+    return list(dict.fromkeys(m for c in cells for m in model_file_names(c.source)))
 
 
 def _todo_lines(release) -> Dict[str, str]:
@@ -124,7 +112,7 @@ def read_hand_in(notebook, source: Optional[Path] = None) -> HandIn:
     nb = nbformat.read(notebook, as_version=4)
     name = lab_name(nb, notebook)
     release = released_notebook(name, source)
-    hand_in = HandIn(notebook=notebook, nb=nb, name=name, release=release, graded_files=_graded_files(release))
+    hand_in = HandIn(notebook=notebook, nb=nb, name=name, release=release, graded_files=files_read_by_checks(release))
     named = list(dict.fromkeys(list(hand_in.graded_files) + _file_names(nb.cells) + _file_names(release.cells)))
     hand_in.files = [f for f in named if (notebook.parent / f).is_file()]
     hand_in.missing = [f for f in hand_in.graded_files if not (notebook.parent / f).is_file()]

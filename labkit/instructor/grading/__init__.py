@@ -15,8 +15,10 @@ and cannot do. One module per stage:
 * :mod:`~labkit.instructor.grading.restore`: put the instructor's check and standard cells back;
 * :mod:`~labkit.instructor.grading.scan`: flag student code that tampers with the checks, and saved models
   that draw their own noise;
+* :mod:`~labkit.instructor.grading.references`: handed-in models that are reference checkpoints (flagged, their
+  checks get no points unless ``--allow-reference-models``);
 * :mod:`~labkit.instructor.grading.build`: the notebook that runs (init, guard and check cells);
-* :mod:`~labkit.instructor.grading.prepare`: the four stages above on one submission;
+* :mod:`~labkit.instructor.grading.prepare`: the stages above on one submission;
 * :mod:`~labkit.instructor.grading.sandbox`: the bwrap sandbox each run executes in;
 * :mod:`~labkit.instructor.grading.run`: run it with nbval, in its sandbox, under time, memory and process limits;
 * :mod:`~labkit.instructor.grading.score`: per-cell results to points, status and reason;

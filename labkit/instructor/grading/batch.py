@@ -3,9 +3,10 @@
 :func:`grade_submissions` prepares, runs and scores every submission (``--jobs`` at once), each in
 its own sandbox and its own temporary folder (the only one its cleanup touches), kills every
 process tree still running when it is interrupted, and writes grades.csv (one row per
-submission given, whatever happens), one feedback page per submission and the logs. :func:`main`
-is the command behind ``labkit grade``: it refuses to run without a working sandbox unless told
-``--unsafe-no-sandbox``.
+submission given, whatever happens), one feedback page per submission and the logs. Handed-in models
+that are reference checkpoints are compared once per run against one index and earn no quality points
+unless the grader is told ``--allow-reference-models``. :func:`main` is the command behind ``labkit
+grade``: it refuses to run without a working sandbox unless told ``--unsafe-no-sandbox``.
 """
 from __future__ import annotations
 
@@ -24,13 +25,14 @@ from .assignment import Assignment, load_assignment
 from .intake import submission_names
 from .plugin import check_nbval_version
 from .prepare import Prepared, prepare
+from .references import ReferenceModels, ReferencePolicy, record_reference_models
 from .report import summary, write_csv, write_feedback
 from .report import safe_text
 from .run import KernelRun, Limits, kill_process_tree, run_notebook
 from .sandbox import Sandbox, find_sandbox
 from .score import Grade, Status, new_grade, score
 
-__all__ = ["add_arguments", "main", "grade_submissions", "grade_prepared"]
+__all__ = ["add_arguments", "main", "grade_submissions", "grade_prepared", "reference_policy"]
 
 
 def add_arguments(parser) -> None:
@@ -55,20 +57,36 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads per kernel (default: CPUs / jobs)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--keep", action="store_true", help="keep the working copies (printed at the end)")
+    parser.add_argument("--allow-reference-models", action="store_true",
+                        help="credit handed-in models that are reference checkpoints (checkpoints/, the solutions' "
+                             "models): only for grading the course's own solution; by default such a model is "
+                             "flagged and the checks that grade it get no points")
     parser.add_argument("--unsafe-no-sandbox", action="store_true",
                         help="run the notebooks without the bubblewrap sandbox (only for notebooks you trust: "
                              "they can then read and change anything the grading user can)")
 
 
+def reference_policy(args) -> ReferencePolicy:
+    """The policy the ``--allow-reference-models`` option asks for (``labkit grade`` and ``labkit check``)."""
+    return ReferencePolicy.ALLOW if getattr(args, "allow_reference_models", False) else ReferencePolicy.REFUSE
+
+
 def grade_prepared(assignment: Assignment, prepared: Prepared, rundir: Path, limits: Limits, jobs: int = 1,
-                   on_start=None, sandbox: Optional[Sandbox] = None) -> Tuple[Grade, Optional[KernelRun]]:
-    """Run and score one prepared submission; an invalid one gets its row without running."""
+                   on_start=None, sandbox: Optional[Sandbox] = None,
+                   references: Optional[ReferenceModels] = None) -> Tuple[Grade, Optional[KernelRun]]:
+    """Run and score one prepared submission; an invalid one gets its row without running.
+
+    ``references``: compare the model files with the reference models again after the run (as :func:`prepare`
+    did before it), since the notebook may have written them.
+    """
     if prepared.status is Status.INVALID:
         grade = new_grade(assignment, prepared.submission, str(prepared.source), Status.INVALID, prepared.reason,
                           message=f"not graded: {prepared.reason}", flags=list(prepared.flags),
                           notes=list(prepared.notes))
         return grade, None
     run = run_notebook(prepared, rundir, limits, jobs=jobs, on_start=on_start, sandbox=sandbox)
+    if references is not None and prepared.root is not None and prepared.root.is_dir():
+        record_reference_models(prepared, references, assignment)
     return score(assignment, prepared, run, limits), run
 
 
@@ -81,9 +99,9 @@ class _Batch:
     """One ``labkit grade`` run: its folders, and the process trees running now (to kill them all on Ctrl-C)."""
 
     def __init__(self, assignment: Assignment, out: Path, limits: Limits, jobs: int, keep: bool,
-                 sandbox: Optional[Sandbox]):
+                 sandbox: Optional[Sandbox], references: ReferenceModels):
         self.assignment, self.out, self.limits, self.jobs, self.keep = assignment, out, limits, jobs, keep
-        self.sandbox = sandbox
+        self.sandbox, self.references = sandbox, references
         self.tmp = Path(tempfile.mkdtemp(prefix="labkit-grade-"))
         self.running: Dict[int, _Running] = {}
         self.lock = threading.Lock()
@@ -115,9 +133,9 @@ class _Batch:
         own = None
         try:
             own = Path(tempfile.mkdtemp(prefix=f"{name[:40]}-", dir=self.tmp))
-            prepared = prepare(self.assignment, path, name, own / "work")
+            prepared = prepare(self.assignment, path, name, own / "work", references=self.references)
             grade, run = grade_prepared(self.assignment, prepared, own / "run", self.limits, jobs=self.jobs,
-                                        on_start=self.on_start, sandbox=self.sandbox)
+                                        on_start=self.on_start, sandbox=self.sandbox, references=self.references)
             self._write_logs(name, prepared, run)
         except Exception as exc:  # a grader bug on one submission must not stop the others
             grade = _grader_failed(self.assignment, name, path, exc)
@@ -171,17 +189,20 @@ def _grade_all(batch: _Batch, names: List[str], paths: List[Path], progress: boo
 
 
 def grade_submissions(assignment: Assignment, paths, out: Path, limits: Limits, jobs: int = 1, progress: bool = True,
-                      keep: bool = False, log=print, sandbox: Optional[Sandbox] = None) -> List[Grade]:
+                      keep: bool = False, log=print, sandbox: Optional[Sandbox] = None,
+                      references: Optional[ReferenceModels] = None) -> List[Grade]:
     """Grade ``paths``; write grades.csv, feedback/ and logs/ under ``out``; return the grades.
 
     ``sandbox``: run each submission in it (:func:`~.sandbox.find_sandbox`); None runs them without one.
+    ``references``: the reference models and what to do with a submission's copy of one (default: refuse
+    credit for it, comparing against ``checkpoints/`` and ``notebooks/solutions/``).
     """
     out = Path(out)
     (out / "feedback").mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(parents=True, exist_ok=True)
     paths = [Path(p) for p in paths]
     start = time.monotonic()
-    batch = _Batch(assignment, out, limits, jobs, keep, sandbox)
+    batch = _Batch(assignment, out, limits, jobs, keep, sandbox, references or ReferenceModels())
     try:
         grades = _grade_all(batch, submission_names(paths), paths, progress)
     finally:
@@ -216,6 +237,11 @@ def main(args, log=print) -> int:
         log(f"note: {skipped.path} was not read for its check ids ({skipped.reason}); "
             "a submission of that assignment may not be recognised as one")
     limits = _limits(args)
+    policy = reference_policy(args)
+    if policy is ReferencePolicy.ALLOW:
+        log("note: --allow-reference-models: handed-in models that are reference checkpoints are credited "
+            "(for grading the course's own solution)")
     grade_submissions(assignment, args.submissions, Path(args.out), limits, jobs=args.jobs,
-                      progress=not args.no_progress, keep=args.keep, log=log, sandbox=sandbox)
+                      progress=not args.no_progress, keep=args.keep, log=log, sandbox=sandbox,
+                      references=ReferenceModels(policy))
     return 0

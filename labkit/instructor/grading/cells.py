@@ -6,12 +6,16 @@ A *protected* cell is one the grader puts back from the instructor's notebook: a
 """
 from __future__ import annotations
 
-from typing import List, Literal, NamedTuple
+import re
+from typing import Dict, List, Literal, NamedTuple
 
 __all__ = ["PROTECTED_TAGS", "CellKey", "norm", "labkit_meta", "cell_tags", "first_line", "python_source", "safe_text",
-           "safe_strings"]
+           "safe_strings", "MODEL_SUFFIXES", "model_file_names", "files_read_by_checks"]
 
 PROTECTED_TAGS = ("parameters", "labkit-setup")  # standard cells: restored like check cells
+MODEL_SUFFIXES = (".pt", ".pth", ".ckpt", ".npy", ".npz")
+# A file name in quotes or backticks, in code or markdown: "gan1d_final.pt", `dcgan_final_D.pt`.
+_FILE_NAME = re.compile(r"""["'`]([\w.-]+(?:""" + "|".join(re.escape(s) for s in MODEL_SUFFIXES) + r"""))["'`]""")
 
 
 class CellKey(NamedTuple):
@@ -36,6 +40,25 @@ class CellKey(NamedTuple):
     def label(self) -> str:
         """How notes name the cell: ``check 'mean'`` or ``standard cell 'parameters'``."""
         return f"check {self.name!r}" if self.is_check else f"standard cell {self.name!r}"
+
+
+def model_file_names(source: str) -> List[str]:
+    """The model files a cell names in quotes or backticks (``checks.check_quality("dcgan_final.pt")``), in order."""
+    return list(dict.fromkeys(_FILE_NAME.findall(source or "")))
+
+
+def files_read_by_checks(nb) -> Dict[str, List[str]]:
+    """file -> the ids of the check cells that name it: the checks that grade that saved model.
+
+    ``labkit check`` lists a missing file with the checks that read it; ``labkit grade`` gives those checks no
+    points when the file is a reference model.
+    """
+    graded: Dict[str, List[str]] = {}
+    for cell in nb.cells:
+        cid = labkit_meta(cell).get("check")
+        for name in model_file_names(cell.get("source", "")) if cid else []:
+            graded.setdefault(name, []).append(cid)
+    return graded
 
 
 def norm(source: str) -> str:

@@ -1,10 +1,10 @@
-"""Turn one submission into the notebook that runs: intake, restore, scan and build, in that order (prepare).
+"""Turn one submission into the notebook that runs: intake, restore, scan, reference models and build (prepare).
 
 Each stage is its own module (:mod:`~labkit.instructor.grading.intake`,
 :mod:`~labkit.instructor.grading.restore`, :mod:`~labkit.instructor.grading.scan`,
-:mod:`~labkit.instructor.grading.build`); this one runs them on one submission and keeps what
-they found in a :class:`Prepared`. Nothing here touches the submission itself: everything
-happens on copies.
+:mod:`~labkit.instructor.grading.references`, :mod:`~labkit.instructor.grading.build`); this one runs them
+on one submission and keeps what they found in a :class:`Prepared`. Nothing here touches the submission itself:
+everything happens on copies.
 """
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from ..reference_models import ReferenceMatch
 from .assignment import Assignment
 from .build import CellRole, build_notebook
 from .cells import first_line
 from .intake import Invalid, check_same_assignment, copy_submission, find_notebook, read_notebook, remove_shadowing
+from .references import ReferenceModels, record_reference_models
 from .restore import Restored, restore_cells, written_answers
 from .scan import scan_code, scan_models
 from .score import Status
@@ -37,6 +39,7 @@ class Prepared:
     flags: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)    # check cells restored, files left out...
     answers: Dict[str, Optional[str]] = field(default_factory=dict)
+    references: List[ReferenceMatch] = field(default_factory=list)  # models refused as reference models
 
 
 def _intake(assignment: Assignment, path: Path, workdir: Path, notes: List[str]):
@@ -60,8 +63,12 @@ def _student_code_flags(assignment: Assignment, restored: Restored) -> List[str]
     return flags
 
 
-def prepare(assignment: Assignment, path, name: str, workroot: Path) -> Prepared:
-    """Copy, validate and restore one submission; ``status`` is ``Status.INVALID`` when it cannot run."""
+def prepare(assignment: Assignment, path, name: str, workroot: Path,
+            references: Optional[ReferenceModels] = None) -> Prepared:
+    """Copy, validate and restore one submission; ``status`` is ``Status.INVALID`` when it cannot run.
+
+    ``references``: the grading run's reference models (None: handed-in models are not compared with them).
+    """
     path = Path(path)
     prepared = Prepared(submission=name, source=path)
     workdir = Path(workroot) / name
@@ -74,6 +81,8 @@ def prepare(assignment: Assignment, path, name: str, workroot: Path) -> Prepared
     prepared.notebook_name = str(notebook.relative_to(workdir))
     remove_shadowing(notebook.parent, prepared.flags, prepared.notes)
     prepared.flags += scan_models(workdir)
+    if references is not None:
+        record_reference_models(prepared, references, assignment)
     restored = restore_cells(assignment, nb)
     prepared.notes += restored.notes
     prepared.flags += _student_code_flags(assignment, restored)

@@ -56,10 +56,17 @@ def _sections(assignment: Assignment, g: Grade):
     for cid, check in g.checks.items():
         rows.append((cid, f"{_num(check.points)} / {_num(check.max)}", MARKS[check.state], check.message))
     sections.append(("Checks", "table", rows))
-    if g.flags:
-        sections.append(("Flagged for the instructor", "list", [
+    refused = [f for f in g.flags if any(f.startswith(m.flag()) for m in g.references)]
+    if refused:
+        sections.append(("Models that are reference checkpoints", "flags", [
+            "These model files are checkpoints the course ships or its reference solution's models, not models "
+            "your group trained: the checks that grade them got no points. The instructor will look at it:"]
+            + refused))
+    tampering = [f for f in g.flags if f not in refused]
+    if tampering:
+        sections.append(("Flagged for the instructor", "flags", [
             "Your code changes how the checks work (the check cells were run with the course's own helpers "
-            "anyway, so this gained nothing). The instructor will look at it:"] + g.flags))
+            "anyway, so this gained nothing). The instructor will look at it:"] + tampering))
     if g.errors:
         sections.append(("Errors while running your notebook", "errors", g.errors))
     if assignment.answers:
@@ -77,7 +84,8 @@ def _sections(assignment: Assignment, g: Grade):
     sections.append(("How this was graded", "text",
                      "Your notebook ran from top to bottom in quick mode, in a copy of your submission, with time "
                      "and memory limits. The check cells are the course's own: edited or deleted check cells were "
-                     "put back before the run. Quality checks use the model files you handed in (saveModel). "
+                     "put back before the run. Quality checks use the model files you handed in (saveModel); a model "
+                     "file that is a checkpoint the course ships or a reference model earns no points. "
                      "A check counts only if it ran and passed with every cell before it run."))
     return sections
 
@@ -96,8 +104,8 @@ def feedback_markdown(assignment: Assignment, g: Grade) -> str:
         elif kind == "table":
             out += ["| check | points | result | message |", "|---|---|---|---|"]
             out += [f"| {a} | {b} | {c} | {_md_escape_cell(d)} |" for a, b, c, d in content] + [""]
-        elif kind == "list":
-            intro, items = (content[0], content[1:]) if title.startswith("Flagged") else (None, content)
+        elif kind in ("list", "flags"):
+            intro, items = (content[0], content[1:]) if kind == "flags" else (None, content)
             if intro:
                 out += [intro, ""]
             out += [f"- {item}" for item in items] + [""]
@@ -136,8 +144,8 @@ def feedback_html(assignment: Assignment, g: Grade) -> str:
                 css = "passed" if c.startswith("✔") else "failed" if c.startswith("✘") else "notrun"
                 out.append(f"<tr><td>{e(a)}</td><td>{e(b)}</td><td class='{css}'>{e(c)}</td><td>{e(d)}</td></tr>")
             out.append("</table>")
-        elif kind == "list":
-            intro, items = (content[0], content[1:]) if title.startswith("Flagged") else (None, content)
+        elif kind in ("list", "flags"):
+            intro, items = (content[0], content[1:]) if kind == "flags" else (None, content)
             if intro:
                 out.append(f"<p>{e(intro)}</p>")
             out.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in items) + "</ul>")

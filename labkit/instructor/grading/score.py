@@ -2,7 +2,8 @@
 
 A check gets its points if its cell ran, the kernel's execute reply to it said "ok", it printed
 no error, and no earlier cell timed out or killed the kernel. The first timeout, dead kernel or kill by the grader stops the
-scoring: checks after it are "not graded".
+scoring: checks after it are "not graded". A check that grades a handed-in reference model gets no points
+(:mod:`~labkit.instructor.grading.references`).
 """
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional
 
+from ..reference_models import ReferenceMatch
 from .build import CellRole, Role
 from .guard import PREFIX as GUARD_PREFIX
+from .references import refuse_reference_models
 from .run import CellRecord, KernelRun, Killed, Limits
 
 if TYPE_CHECKING:
@@ -75,6 +78,7 @@ class Grade:
     errors: List[CellError] = field(default_factory=list)
     answers: Dict[str, Optional[str]] = field(default_factory=dict)
     seconds: float = 0.0
+    references: List[ReferenceMatch] = field(default_factory=list)  # handed-in models refused as reference models
 
 
 def new_grade(assignment: "Assignment", submission: str, source: str, status: Status, reason: str = "",
@@ -211,5 +215,6 @@ def score(assignment: "Assignment", prepared: "Prepared", run: KernelRun, limits
             continue
         _score_cell(grade, role, record, limits)
         stop = _stop_after(record, role, limits)
+    refuse_reference_models(grade, prepared.references, assignment)
     _conclude(grade, stop)
     return grade
