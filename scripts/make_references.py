@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from labkit.checks import REFERENCES
-from labkit.checks import dcgan_mnist, gan1d
+from labkit.checks import cwgan_gp_fashion, dcgan_mnist, gan1d
 from labkit.instructor.notebook import load_exports
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions"
@@ -39,9 +39,27 @@ def dcgan_mnist_references() -> dict:
     }
 
 
+def cwgan_gp_fashion_references() -> dict:
+    solution = load_exports(SOLUTIONS / "04_cwgan_gp_fashion.ipynb")
+    out, _, C, _ = cwgan_gp_fashion.run_critic_step(solution.critic_step)
+    # eps * fake + (1 - eps) * real is as valid an interpolate (eps is symmetric): its values are accepted too
+    mix = solution.get_interpolates
+    solution.get_interpolates = lambda real, fake: mix(fake, real)
+    swapped, _, C_swapped, _ = cwgan_gp_fashion.run_critic_step(solution.critic_step)
+    solution.get_interpolates = mix
+    g_out, G, _, _ = cwgan_gp_fashion.run_generator_step(solution.generator_step)
+    return {
+        **{f"critic_step.{key}": value for key, value in out.items()},
+        "critic_step.C_after": cwgan_gp_fashion.flat_params(C), "critic_step.gp_swapped": swapped["gp"],
+        "critic_step.C_after_swapped": cwgan_gp_fashion.flat_params(C_swapped),
+        "generator_step.loss_g": g_out["loss_g"], "generator_step.G_after": cwgan_gp_fashion.flat_params(G),
+    }
+
+
 def main():
     REFERENCES.mkdir(parents=True, exist_ok=True)
-    for name, build in (("gan1d", gan1d_references), ("dcgan_mnist", dcgan_mnist_references)):
+    for name, build in (("gan1d", gan1d_references), ("dcgan_mnist", dcgan_mnist_references),
+                        ("cwgan_gp_fashion", cwgan_gp_fashion_references)):
         values = {k: np.asarray(v, dtype=np.float64) for k, v in build().items()}
         np.savez(REFERENCES / f"{name}.npz", **values)
         print(f"wrote {REFERENCES / name}.npz: " + ", ".join(f"{k}{list(v.shape) or ''}" for k, v in values.items()))

@@ -320,16 +320,9 @@ QUALITY_SAMPLES = 5000
 def graded_scores(generator, n: int = QUALITY_SAMPLES, seed: int = 0) -> dict:
     """What the quality checks grade: class shares and confidence on ``n`` samples, the FCD ratio against
     labkit's shipped held-out digits (the same on every grader's machine)."""
-    from ..metrics import classifier_outputs, evaluate_generator, frechet_ratio, shipped_reference_images
-    from ..sampling import generate
+    from ..metrics import graded_generator_scores
 
-    scores = evaluate_generator(generator, "mnist", n=n, seed=seed, reference=False)
-    images, _ = generate(generator, n, seed=seed)
-    real, _, _ = shipped_reference_images("mnist")
-    _, features = classifier_outputs(images, "mnist")
-    _, real_features = classifier_outputs(real, "mnist")
-    scores.update(frechet_ratio(features, real_features, seed=seed))
-    return scores
+    return graded_generator_scores(generator, "mnist", n=n, seed=seed)
 
 
 def tiers_met(scores) -> list:

@@ -16,7 +16,7 @@ published IS / FID numbers: compare models with each other and with the real-vs-
 """
 from .evaluate import evaluate_checkpoint, metrics_table
 from .images import (classifier_outputs, evaluate_generator, evaluate_images, frechet_classifier_distance,
-                     frechet_distance, frechet_ratio, gaussian_frechet_distance, reference_images,
+                     frechet_distance, frechet_ratio, gaussian_frechet_distance, graded_generator_scores, reference_images,
                      shipped_reference_images)
 from .oned import compare_1d, ks_statistic, w1_over_std, wasserstein1
 
@@ -24,5 +24,5 @@ __all__ = [
     "ks_statistic", "wasserstein1", "w1_over_std", "compare_1d",
     "classifier_outputs", "evaluate_images", "reference_images", "shipped_reference_images",
     "frechet_classifier_distance", "frechet_distance", "frechet_ratio", "gaussian_frechet_distance",
-    "evaluate_generator", "evaluate_checkpoint", "metrics_table",
+    "evaluate_generator", "graded_generator_scores", "evaluate_checkpoint", "metrics_table",
 ]

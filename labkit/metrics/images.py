@@ -22,6 +22,7 @@ from ..models.classifier import dataset_key
 __all__ = [
     "classifier_outputs", "evaluate_images", "reference_images", "shipped_reference_images",
     "frechet_classifier_distance", "frechet_distance", "frechet_ratio", "gaussian_frechet_distance", "evaluate_generator",
+    "graded_generator_scores",
 ]
 
 # ---------------------------------------------------------------------------
@@ -349,3 +350,24 @@ def evaluate_generator(generator, dataset: str, n: int = 2000, seed: int = 0, *,
     results = evaluate_images(images, dataset, labels=labels, reference=reference, seed=seed, **kwargs)
     results.update(seed=int(seed), conditional=labels is not None)
     return results
+
+
+def graded_generator_scores(generator, dataset: str, n: int, seed: int = 0) -> Dict[str, Any]:
+    """What the labs' graded quality checks score: :func:`evaluate_images` of ``n`` samples (class shares,
+    confidence, and for a conditional generator the conditional accuracy) plus the FCD ratio against the
+    real images shipped inside labkit (:func:`frechet_ratio`), the same on every grader's machine."""
+    from ..sampling import generate
+
+    images, labels = generate(generator, n, seed=seed)  # eval mode; labels cycle 0..9 for a conditional model
+    if images.ndim != 3:
+        raise ValueError(f"{type(generator).__name__} generates one number per sample, not images.")
+    probabilities, features = classifier_outputs(images, dataset)
+    scores: Dict[str, Any] = {"dataset": dataset_key(dataset), "n": int(len(images)), "seed": int(seed),
+                              "conditional": labels is not None}
+    scores.update(_class_scores(probabilities, coverage_threshold=0.1))
+    if labels is not None:
+        scores.update(_conditional_scores(probabilities, labels))
+    real, _, _ = shipped_reference_images(dataset)
+    _, real_features = classifier_outputs(real, dataset)
+    scores.update(frechet_ratio(features, real_features, seed=seed))
+    return scores

@@ -15,16 +15,18 @@ metadata (``clf.checkpoint_metadata``).
 """
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 from typing import Dict, Tuple
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..checkpoint import Configurable, loadModel
 from ..paths import checkpoints_dir
 
-__all__ = ["ImageClassifier", "load_classifier", "classifier_path", "DATASETS", "CLASS_NAMES", "dataset_key"]
+__all__ = ["ImageClassifier", "load_classifier", "classifier_path", "DATASETS", "CLASS_NAMES", "dataset_key", "class_index"]
 
 DATASETS = ("mnist", "fashion_mnist")
 
@@ -35,6 +37,27 @@ CLASS_NAMES = {
 }
 
 IMAGE_SHAPE = (1, 28, 28)
+
+
+def class_index(dataset: str, c) -> int:
+    """The class number of ``c``: a number 0-9 or a class name of ``dataset`` (any case), e.g. "sneaker" -> 7.
+
+    Anything else raises a ValueError that lists the classes, so ``generate(n, "sneakers")`` says what to write.
+    """
+    names = CLASS_NAMES[dataset_key(dataset)]
+    listing = ", ".join(f"{i} {name}" for i, name in enumerate(names))
+    if isinstance(c, str):
+        matches = [i for i, name in enumerate(names) if name.lower() == c.strip().lower()]
+        if not matches:
+            raise ValueError(f"Unknown class {c!r}. Use a number 0-{len(names) - 1} or a name: {listing}.")
+        return matches[0]
+    if isinstance(c, (np.ndarray, torch.Tensor)) and c.ndim == 0:
+        c = c.item()  # a numpy or torch scalar
+    if isinstance(c, bool) or not isinstance(c, numbers.Integral):
+        raise ValueError(f"A class is one whole number 0-{len(names) - 1} or a name, got {c!r}: {listing}.")
+    if not 0 <= int(c) < len(names):
+        raise ValueError(f"Class {c} does not exist: use a number 0-{len(names) - 1} or a name ({listing}).")
+    return int(c)
 
 
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:

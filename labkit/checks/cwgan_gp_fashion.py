@@ -1,0 +1,537 @@
+"""Checks behind the cells of notebook 04 (conditional WGAN-GP on Fashion-MNIST): conditioning, critic, losses,
+interpolates, gradient penalty, training steps, log, generate(n, c), quality.
+
+Each check raises :class:`~labkit.checks.CheckFailed` naming the likely mistake, or prints one ✔ line. The
+step checks run the student's functions on tiny conditional DCGAN networks from :mod:`labkit.models.conv`
+with fixed seeds and compare with reference values written from the solution by ``scripts/make_references.py``.
+"""
+from __future__ import annotations
+
+import copy
+from types import MappingProxyType
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import CheckFailed, close, passed, reference, require
+from .steps import STALE_GRADIENT, OptimizerSpy, flat_params, require_history, require_value, result_dict, stale_gradients
+
+__all__ = [
+    "check_conditioning", "check_critic", "check_wasserstein_losses", "check_interpolates", "check_gradient_penalty",
+    "check_critic_step", "check_generator_step", "check_history", "check_generate", "check_quality", "graded_scores",
+    "tiers_met", "fixed_case", "run_critic_step", "run_generator_step", "flat_params", "ClassTemplates", "QUALITY_TIERS",
+]
+
+LATENT_DIM = 100
+N_CLASSES = 10
+CASE_SEED = 4321
+CASE_BATCH = 8
+CASE_LATENT = 8
+CASE_LR = 0.05
+CASE_LAMBDA = 2.0   # not the default 10: a step that ignores its lambda_gp argument shows
+CRITIC_KEYS = ("loss_c", "wasserstein", "gp")
+HISTORY_KEYS = ("loss_c", "wasserstein", "gp", "loss_g", "fcd")
+
+
+def _count(module: nn.Module, *types) -> int:
+    return sum(isinstance(m, types) for m in module.modules())
+
+
+def _is_graph_tensor(value) -> bool:
+    return torch.is_tensor(value) and value.numel() == 1 and value.requires_grad
+
+
+# --------------------------------------------------------------------------- TODO 1: conditioning
+
+
+def check_conditioning(noise_with_labels, images_with_labels) -> None:
+    """(B, 100) noise -> (B, 110) with the one-hot label last; (B, 1, 28, 28) -> (B, 11, 28, 28) with label maps."""
+    torch.manual_seed(0)
+    z = torch.randn(5, LATENT_DIM)
+    labels = torch.tensor([3, 0, 9, 3, 7])
+    one_hot = F.one_hot(labels, N_CLASSES).float()
+    out = noise_with_labels(z, labels)
+    require(torch.is_tensor(out), f"noise_with_labels must return a tensor, got {type(out).__name__}.")
+    shape = tuple(out.shape)
+    if shape == (5, LATENT_DIM + 1):
+        raise CheckFailed("noise_with_labels returns (B, 101): the label was appended as one number. Append its "
+                          "one-hot vector instead: F.one_hot(labels, N_CLASSES), 10 numbers per sample.")
+    require(shape == (5, LATENT_DIM + N_CLASSES), f"noise_with_labels(z, labels) with z (5, 100) must return "
+                                                  f"(5, 110), got {shape}: torch.cat([z, one_hot], dim=1).")
+    require(out.is_floating_point(), "noise_with_labels returns integers: make the one-hot vectors float with "
+                                     ".to(z.dtype) before concatenating.")
+    if torch.allclose(out[:, N_CLASSES:], z) and torch.allclose(out[:, :N_CLASSES], one_hot):
+        raise CheckFailed("noise_with_labels puts the one-hot label first: z comes first, then the label "
+                          "(torch.cat([z, one_hot], dim=1)), so the generator's input layout is the one documented.")
+    require(torch.allclose(out[:, :LATENT_DIM], z), "The first 100 numbers of noise_with_labels must be z unchanged.")
+    require(torch.allclose(out[:, LATENT_DIM:], one_hot),
+            "The last 10 numbers must be the one-hot label: a 1 at position labels[i] and 0 elsewhere "
+            "(F.one_hot(labels, N_CLASSES)).")
+
+    x = torch.rand(5, 1, 28, 28) * 2 - 1
+    out = images_with_labels(x, labels)
+    require(torch.is_tensor(out), f"images_with_labels must return a tensor, got {type(out).__name__}.")
+    shape = tuple(out.shape)
+    if shape == (5, 2, 28, 28):
+        raise CheckFailed("images_with_labels returns (B, 2, 28, 28): the label was stored as one channel holding "
+                          "its number. Use ten channels, one per class (one-hot), all ones for the image's class.")
+    require(shape == (5, 1 + N_CLASSES, 28, 28), f"images_with_labels(x, labels) with x (5, 1, 28, 28) must return "
+                                                  f"(5, 11, 28, 28), got {shape}.")
+    if torch.allclose(out[:, N_CLASSES:], x) and not torch.allclose(out[:, :1], x):
+        raise CheckFailed("images_with_labels puts the label channels first: the image is channel 0, then the ten "
+                          "label channels (torch.cat([x, maps], dim=1)).")
+    require(torch.allclose(out[:, :1], x), "Channel 0 of images_with_labels must be the image unchanged.")
+    maps = out[:, 1:]
+    require(bool(torch.all((maps == 0) | (maps == 1))), "The label channels must hold only 0 and 1.")
+    per_channel = maps.flatten(2)
+    if not torch.all(per_channel.min(dim=2).values == per_channel.max(dim=2).values):
+        raise CheckFailed("A label channel is not constant: each of the ten channels must be all ones (the image's "
+                          "class) or all zeros over the whole 28×28 image. Expand the one-hot vector over the pixels "
+                          "(one_hot[:, :, None, None].expand(-1, -1, 28, 28)); do not write it into a few pixels.")
+    require(torch.allclose(per_channel[:, :, 0], one_hot),
+            "The label channels do not match the labels: channel 1 + k must be all ones exactly when the label is k.")
+    passed("conditioning: z (5, 100) -> (5, 110) with the one-hot label last; images (5, 1, 28, 28) -> "
+           "(5, 11, 28, 28) with one all-ones channel per image")
+
+
+# --------------------------------------------------------------------------- TODO 2: the critic
+
+
+def check_critic(Critic) -> None:
+    """Critic(): (B, 1, 28, 28), labels -> (B, 1) unbounded scores; 11 input channels, no batch norm, no sigmoid."""
+    torch.manual_seed(0)
+    try:
+        C = Critic().eval()
+    except NotImplementedError:
+        raise CheckFailed("Critic still raises NotImplementedError: write its layers in the TODO cell and run it.") from None
+    require(_count(C, nn.Sigmoid) == 0, "The critic has a Sigmoid: a WGAN critic outputs a score (any real number), "
+                                        "not a probability. Remove it.")
+    require(_count(C, nn.BatchNorm2d, nn.BatchNorm1d) == 0,
+            "The critic has batch norm: the gradient penalty is computed per sample, and batch norm makes each "
+            "score depend on the rest of the batch. Use layer norm (norm=Norm.LAYER) or none.")
+    convs = [m for m in C.modules() if isinstance(m, nn.Conv2d)]
+    require(3 <= len(convs) <= 4, f"The critic has {len(convs)} Conv2d layers: use 3-4, as in lab 3.")
+    require(_count(C, nn.Linear) == 1, f"The critic has {_count(C, nn.Linear)} Linear layers: use exactly one, last.")
+    require(convs[0].in_channels == 1 + N_CLASSES,
+            f"The critic's first convolution takes {convs[0].in_channels} channels; it sees images_with_labels's "
+            "output: 1 image channel + 10 label channels = 11.")
+    x = torch.rand(6, 1, 28, 28) * 2 - 1
+    labels = torch.arange(6)
+    try:
+        with torch.no_grad():
+            out, other = C(x, labels), C(x, (labels + 5) % N_CLASSES)
+    except RuntimeError as exc:
+        raise CheckFailed(f"C(x, labels) with x (6, 1, 28, 28) failed: {exc}. Check each layer's in_channels and the "
+                          "Linear layer's in_features (channels × 4 × 4 after the last block).") from None
+    shape = tuple(out.shape)
+    require(shape == (6, 1), f"C(x, labels) must return one score per image, shape (B, 1); got {shape}.")
+    # Scale the last linear layer up: an unbounded score grows with it, a squashed one (tanh, sigmoid) cannot.
+    loud = copy.deepcopy(C)
+    head = [m for m in loud.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        head.weight.mul_(1e4), head.bias.mul_(1e4)
+        far = loud(x, labels)
+    require(float(far.abs().max()) > 1, "The critic's scores stay within [-1, 1] however large its last layer's "
+                                        "weights: remove the final squashing (tanh, sigmoid): the score must be "
+                                        "unbounded, the raw output of the Linear layer.")
+    require(float(out.std()) > 0, "C(x, labels) gives the same score for every image: does forward use x?")
+    require(not torch.allclose(out, other), "The critic's score does not change with the label: forward must feed "
+                                            "images_with_labels(x, labels) to the network.")
+    passed(f"Critic: (6, 1, 28, 28) + labels -> {shape}, {len(convs)} convolutions (11 input channels) + 1 linear, "
+           "no batch norm, no sigmoid")
+
+
+# --------------------------------------------------------------------------- TODO 3: losses
+
+
+def check_wasserstein_losses(get_WLoss_generator, get_WLoss_discriminator) -> None:
+    """get_WLoss_generator = -mean(score_fake); get_WLoss_discriminator = mean(score_fake) - mean(score_real)."""
+    score_fake = torch.tensor([[0.5], [-1.0], [2.0], [0.3]], requires_grad=True)
+    score_real = torch.tensor([[1.5], [0.2], [-0.3], [2.6]], requires_grad=True)
+    mean_fake, mean_real = float(score_fake.detach().mean()), float(score_real.detach().mean())
+
+    loss_g = get_WLoss_generator(score_fake)
+    require(_is_graph_tensor(loss_g), "get_WLoss_generator must return a one-number tensor attached to the graph "
+                                      "(no .item(), no detach), so loss_g.backward() reaches the generator.")
+    value = float(loss_g)
+    require_value(value, -mean_fake, [
+        (mean_fake, "get_WLoss_generator has the wrong sign: the generator wants high scores for its fakes, so it "
+                    "minimises MINUS the mean score: -score_fake.mean()."),
+        (-float(score_fake.detach().sum()), "get_WLoss_generator sums the scores: take the mean over the batch."),
+    ], f"get_WLoss_generator gives {value:.4f} on these scores, expected -mean(score_fake) = {-mean_fake:.4f}. "
+       "No log and no sigmoid: WGAN uses the raw scores.")
+
+    loss_c = get_WLoss_discriminator(score_fake, score_real)
+    require(_is_graph_tensor(loss_c), "get_WLoss_discriminator must return a one-number tensor attached to the graph.")
+    value, expected = float(loss_c), mean_fake - mean_real
+    require_value(value, expected, [
+        (-expected, "get_WLoss_discriminator has the wrong sign (real and fake swapped): the critic minimises "
+                    "mean(score_fake) - mean(score_real), so real images end up with the higher scores."),
+        (float(score_fake.detach().sum() - score_real.detach().sum()), "get_WLoss_discriminator sums the scores: use means."),
+        (mean_fake, "get_WLoss_discriminator uses only the fake scores: subtract the mean real score."),
+        (-mean_real, "get_WLoss_discriminator uses only the real scores: add the mean fake score."),
+    ], f"get_WLoss_discriminator gives {value:.4f}, expected mean(score_fake) - mean(score_real) = {expected:.4f}.")
+    passed(f"Wasserstein losses: generator {-mean_fake:.4f}, critic {expected:.4f} on fixed scores")
+
+
+# --------------------------------------------------------------------------- TODO 4: interpolates
+
+
+def check_interpolates(get_interpolates) -> None:
+    """eps * real + (1 - eps) * fake with one eps ~ U[0, 1] per sample, new at every call."""
+    gen = torch.Generator().manual_seed(0)
+    real = torch.rand(6, 1, 28, 28, generator=gen) * 0.8 + 0.2     # in [0.2, 1]
+    fake = -torch.rand(6, 1, 28, 28, generator=gen) * 0.8 - 0.2    # in [-1, -0.2]: never equal to real
+    torch.manual_seed(0)
+    out = get_interpolates(real, fake)
+    require(torch.is_tensor(out) and tuple(out.shape) == (6, 1, 28, 28),
+            f"get_interpolates(real, fake) with (6, 1, 28, 28) batches must return (6, 1, 28, 28), got "
+            f"{tuple(out.shape) if torch.is_tensor(out) else type(out).__name__}: eps of shape (B, 1, 1, 1) "
+            "broadcasts over the image.")
+    eps = ((out - fake) / (real - fake)).detach().flatten(1)       # (6, 784): the eps behind every pixel
+    require(float(eps.min()) >= -1e-5 and float(eps.max()) <= 1 + 1e-5,
+            "Some interpolates do not lie between their real and fake image: eps must be in [0, 1] (torch.rand, "
+            "uniform; not torch.randn), and the mix eps * real + (1 - eps) * fake.")
+    spread_in_sample = float((eps.max(dim=1).values - eps.min(dim=1).values).max())
+    if spread_in_sample > 1e-4:
+        raise CheckFailed("The interpolates do not lie on the straight line from real to fake: either eps differs "
+                          "from pixel to pixel (draw ONE eps per sample, shape (B, 1, 1, 1), not the image's shape) "
+                          "or the mix is not eps * real + (1 - eps) * fake.")
+    per_sample = eps[:, 0]
+    if float(per_sample.max() - per_sample.min()) < 1e-4:
+        raise CheckFailed(f"Every sample got the same eps ({float(per_sample[0]):.3f}): draw one eps per sample, "
+                          "torch.rand(B, 1, 1, 1), not one number for the whole batch.")
+    again = ((get_interpolates(real, fake) - fake) / (real - fake)).detach().flatten(1)[:, 0]
+    require(not torch.allclose(again, per_sample), "Two calls gave the same eps: draw a new random eps at every call.")
+    passed(f"interpolates: one eps per sample in [0, 1] (here {', '.join(f'{e:.2f}' for e in per_sample.tolist())})")
+
+
+# --------------------------------------------------------------------------- TODO 5: gradient penalty
+
+
+def _gradients_with_norms(norms, seed: int = 0) -> torch.Tensor:
+    """A (B, 1, 28, 28) batch of random directions scaled so that sample i has L2 norm ``norms[i]``."""
+    gen = torch.Generator().manual_seed(seed)
+    g = torch.randn(len(norms), 1, 28, 28, generator=gen)
+    g = g / g.flatten(1).norm(dim=1)[:, None, None, None]
+    return g * torch.as_tensor(norms, dtype=torch.float32)[:, None, None, None]
+
+
+def _penalty_mistakes(g: torch.Tensor, lam: float):
+    norms = g.flatten(1).norm(dim=1)
+    return [
+        (lam * float((norms.mean() - 1) ** 2),
+         "The penalty takes the mean of the norms and then squares: square each sample's (norm - 1) first, then "
+         "take the mean, ((norms - 1) ** 2).mean()."),
+        (lam * float((g.norm() - 1) ** 2), "The penalty uses one norm of the whole batch: take one L2 norm per sample "
+                                           "(gradient.flatten(1).norm(2, dim=1), shape (B,))."),
+        (lam * float(((norms ** 2 - 1) ** 2).mean()),
+         "The penalty uses the squared norm: take the L2 norm itself (.norm(2, dim=1)), not the sum of squares."),
+        (float(((norms - 1) ** 2).mean()), "The penalty is missing its weight: multiply by lambda_gp."),
+        (10.0 * float(((norms - 1) ** 2).mean()), "The penalty ignores its lambda_gp argument (the check passes "
+                                                  f"lambda_gp={lam}, and 10 was used): multiply by lambda_gp."),
+        (lam * float(((norms - 1) ** 2).sum()), "The penalty sums over samples: take the mean."),
+        (lam * float((norms - 1).abs().mean()), "The penalty uses |norm - 1|: square it, (norm - 1) ** 2."),
+        (lam * float(((g.norm(2, dim=1) - 1) ** 2).mean()),
+         "The penalty takes the norm over dim=1 of the (B, 1, 28, 28) gradient, i.e. per pixel: flatten each sample "
+         "first, gradient.flatten(1).norm(2, dim=1)."),
+        (lam * float(((g.norm(2, dim=-1) - 1) ** 2).mean()),
+         "The penalty takes the norm of each image row (dim=-1): flatten each sample first, "
+         "gradient.flatten(1).norm(2, dim=1)."),
+    ]
+
+
+def check_gradient_penalty(get_gradient_regularisation) -> None:
+    """lambda * mean((||grad_i||_2 - 1) ** 2): 0 when every norm is 1, analytic on norms 0.5, 1, 2, 3."""
+    unit = _gradients_with_norms([1.0, 1.0, 1.0, 1.0], seed=1).requires_grad_(True)
+    out = get_gradient_regularisation(unit, lambda_gp=10.0)
+    require(_is_graph_tensor(out), "get_gradient_regularisation must return a one-number tensor attached to the "
+                                   "graph (no .item(), no detach): the critic is trained through it.")
+    require(abs(float(out)) < 1e-5, f"Every sample's gradient has norm 1, so the penalty must be 0; got {float(out):.4g}. "
+                                    "Take each sample's L2 norm over all its pixels: gradient.flatten(1).norm(2, dim=1).")
+    lam = 2.0
+    g = _gradients_with_norms([0.5, 1.0, 2.0, 3.0], seed=2)
+    expected = lam * float(((torch.tensor([0.5, 1.0, 2.0, 3.0]) - 1) ** 2).mean())
+    value = float(get_gradient_regularisation(g, lambda_gp=lam))
+    require_value(value, expected, _penalty_mistakes(g, lam),
+                  f"On gradients with per-sample norms 0.5, 1, 2, 3 and lambda_gp={lam} the penalty must be "
+                  f"{lam} * mean((n - 1)^2) = {expected:.4f}; got {value:.4f}.")
+    passed(f"gradient penalty: 0 for unit norms, {expected:.4f} for norms 0.5, 1, 2, 3 with lambda_gp={lam}")
+
+
+# --------------------------------------------------------------------------- TODO 6: one critic step, one G step
+
+
+def fixed_case(seed: int = CASE_SEED):
+    """Tiny conditional DCGAN G and layer-norm critic, SGD optimisers, a batch, its labels and noise, from ``seed``."""
+    from ..models.conv import DCGANDiscriminator, DCGANGenerator
+
+    torch.manual_seed(seed)
+    G = DCGANGenerator(latent_dim=CASE_LATENT, channels=2, n_classes=N_CLASSES)
+    C = DCGANDiscriminator(channels=2, norm="layer", probability=False, n_classes=N_CLASSES)
+    opt_g = torch.optim.SGD(G.parameters(), lr=CASE_LR)
+    opt_c = torch.optim.SGD(C.parameters(), lr=CASE_LR)
+    gen = torch.Generator().manual_seed(seed)
+    real = torch.rand(CASE_BATCH, 1, 28, 28, generator=gen) * 2 - 1
+    labels = torch.randint(0, N_CLASSES, (CASE_BATCH,), generator=gen)
+    z = torch.randn(CASE_BATCH, CASE_LATENT, generator=gen)
+    return G, C, opt_g, opt_c, real, labels, z
+
+
+def run_critic_step(critic_step, seed: int = CASE_SEED):
+    """``critic_step`` on the fixed case, with stale gradients, a spy and torch seeded for eps; returns
+    (result, G, C, spy)."""
+    G, C, _, opt_c, real, labels, z = fixed_case(seed)
+    stale_gradients(G)
+    stale_gradients(C)
+    spy = OptimizerSpy(opt_c, G=G)
+    torch.manual_seed(seed + 1)  # the interpolates' eps
+    out = critic_step(G, C, opt_c, real, labels, z, CASE_LAMBDA)
+    return out, G, C, spy
+
+
+def run_generator_step(generator_step, seed: int = CASE_SEED):
+    """``generator_step`` on the fixed case with stale gradients and a spy; returns (result, G, C, spy)."""
+    G, C, opt_g, _, _, labels, z = fixed_case(seed)
+    stale_gradients(G)
+    stale_gradients(C)
+    spy = OptimizerSpy(opt_g, C=C)
+    out = generator_step(G, C, opt_g, labels, z)
+    return out, G, C, spy
+
+
+def _critic_parts(seed: int = CASE_SEED):
+    """Mean scores and penalties of the untouched fixed case, for naming mistakes: at the interpolates with
+    the reference eps, at the real and at the fake images."""
+    G, C, _, _, real, labels, z = fixed_case(seed)
+    G.train()
+    with torch.no_grad():
+        fake = G(z, labels)
+    torch.manual_seed(seed + 1)
+    eps = torch.rand(len(real), 1, 1, 1)
+
+    def penalty(points):
+        points = points.detach().requires_grad_(True)
+        grad, = torch.autograd.grad(C(points, labels).sum(), points)
+        return CASE_LAMBDA * float(((grad.flatten(1).norm(dim=1) - 1) ** 2).mean())
+
+    with torch.no_grad():
+        w = float(C(real, labels).mean() - C(fake, labels).mean())
+    return {"wasserstein": w, "gp": penalty(eps * real + (1 - eps) * fake), "gp_real": penalty(real),
+            "gp_fake": penalty(fake)}
+
+
+def check_critic_step(critic_step) -> None:
+    """One critic step: fake without a graph into G, Wasserstein loss + penalty at the interpolates, one update."""
+    ref = reference("cwgan_gp_fashion")
+    parts = _critic_parts()
+    out, G, C, spy = run_critic_step(critic_step)
+    values = result_dict(out, CRITIC_KEYS, "critic_step")
+    require(len(spy.calls) == 1, f"opt_c.step() ran {len(spy.calls)} times: once per critic step.")
+    g_grads = spy.calls[0]["G"]
+    require(np.allclose(g_grads, STALE_GRADIENT) or np.allclose(g_grads, 0),
+            "The generator received gradients in the critic step: make the fakes under torch.no_grad() (or "
+            "G(z, labels).detach()), since this step trains only the critic.")
+    w, expected_w = values["wasserstein"], float(ref["critic_step.wasserstein"])
+    require_value(w, expected_w, [
+        (-expected_w, "'wasserstein' has the wrong sign: log the critic's estimate mean C(real) - mean C(fake), the "
+                      "negated Wasserstein loss."),
+    ], f"wasserstein = {w:.5f}, expected mean C(real) - mean C(fake) = {expected_w:.5f} (scored before the update).")
+    gp, expected_gp = values["gp"], float(ref["critic_step.gp"])
+    alternatives = [float(ref["critic_step.gp_swapped"])]  # eps * fake + (1 - eps) * real is as valid
+    if not any(close(gp, a) for a in alternatives):
+        require_value(gp, expected_gp, [
+            (parts["gp_real"], "The penalty is measured at the real images: measure it at get_interpolates(real, fake)."),
+            (parts["gp_fake"], "The penalty is measured at the fake images: measure it at get_interpolates(real, fake)."),
+            (expected_gp * 10.0 / CASE_LAMBDA, "critic_step ignores its lambda_gp argument (the check passes "
+                                               f"lambda_gp={CASE_LAMBDA}): pass lambda_gp to get_gradient_regularisation."),
+            (0.0, "gp is 0: add get_gradient_regularisation(get_grad_function(C, interpolates, labels), lambda_gp)."),
+        ], f"gp = {gp:.5f}, expected {expected_gp:.5f}: the penalty at get_interpolates(real, fake) with the critic "
+           "before its update.")
+    loss_c = values["loss_c"]
+    if close(loss_c, -w) and not close(gp, 0):
+        raise CheckFailed("loss_c is the Wasserstein loss alone: the critic minimises the Wasserstein loss PLUS the "
+                          "gradient penalty (loss_c = loss_w + gp), otherwise nothing keeps it 1-Lipschitz.")
+    require(close(loss_c, -w + gp), f"loss_c = {loss_c:.5f}, expected the Wasserstein loss plus the penalty "
+                                    f"{-w + gp:.5f}.")
+    targets = [ref["critic_step.C_after"], ref["critic_step.C_after_swapped"]]
+    if not any(close(flat_params(C), t, 1e-4) for t in targets):
+        raise CheckFailed("The losses are right but the critic's update is not: call opt_c.zero_grad() before "
+                          "loss_c.backward() (the check leaves old gradients in C to catch this), and backpropagate "
+                          "loss_c (Wasserstein loss + penalty), not only one of them.")
+    passed(f"critic_step: loss_c {loss_c:.5f}, Wasserstein estimate {w:.5f}, penalty {gp:.5f}; fakes detached, "
+           "one update")
+
+
+def check_generator_step(generator_step) -> None:
+    """One generator step: minus the mean critic score of fresh fakes, gradient through C into G, one update."""
+    ref = reference("cwgan_gp_fashion")
+    G0 = fixed_case()[0]
+    out, G, C, spy = run_generator_step(generator_step)
+    values = result_dict(out, ("loss_g",), "generator_step")
+    require(len(spy.calls) == 1, f"opt_g.step() ran {len(spy.calls)} times: once per generator step.")
+    loss_g, expected = values["loss_g"], float(ref["generator_step.loss_g"])
+    require_value(loss_g, expected, [
+        (-expected, "loss_g has the wrong sign: the generator minimises get_WLoss_generator(C(fake, labels)) = "
+                    "-mean score of its fakes."),
+    ], f"loss_g = {loss_g:.5f}, expected {expected:.5f}: get_WLoss_generator(C(G(z, labels), labels)) with the "
+       "batch's labels.")
+    require(not close(flat_params(G), flat_params(G0), 0),
+            "The generator's weights did not change: do not detach the fakes here (the gradient must reach G), then "
+            "call loss_g.backward() and opt_g.step().")
+    require(close(flat_params(G), ref["generator_step.G_after"], 1e-4),
+            "loss_g is right but G's update is not: call opt_g.zero_grad() before loss_g.backward() (the check "
+            "leaves old gradients in G to catch this).")
+    passed(f"generator_step: loss_g {loss_g:.5f}; gradient through the critic into G, one update")
+
+
+def check_history(history, expected_length: int) -> None:
+    """The training log: one epoch mean per epoch of each key; the penalty and the FCD are non-negative."""
+    require_history(history, HISTORY_KEYS, expected_length)
+    require(np.all(np.asarray(history["gp"]) >= 0), "history['gp'] has negative values: the penalty is a mean of "
+                                                    "squares, never negative.")
+    require(np.all(np.asarray(history["fcd"]) >= 0), "history['fcd'] has negative values: a distance is never negative.")
+    passed(f"training log: {len(HISTORY_KEYS)} curves of {expected_length} epoch means")
+
+
+# --------------------------------------------------------------------------- TODO 7: generate(n, c)
+
+
+class ClassTemplates(nn.Module):
+    """A stand-in conditional generator that draws *real* Fashion-MNIST images of the asked class.
+
+    ``G(z, labels)`` returns, for each sample, one of up to 20 shipped real images of class ``labels[i]``
+    (chosen by ``z``) that the metric classifier recognises, in [-1, 1]. ``generate(n, c, G=templates)`` therefore
+    gives images the classifier calls ``c`` exactly when ``generate`` passes the class correctly.
+    """
+
+    def __init__(self, per_class: int = 20):
+        super().__init__()
+        from ..metrics import classifier_outputs, shipped_reference_images
+
+        images, labels, _ = shipped_reference_images("fashion_mnist")
+        predicted = classifier_outputs(images, "fashion_mnist")[0].argmax(axis=1)
+        pool = []
+        for c in range(N_CLASSES):
+            chosen = images[(labels == c) & (predicted == c)][:per_class]
+            pool.append(torch.as_tensor(chosen, dtype=torch.float32) * 2 - 1)
+        self.register_buffer("pool", torch.stack(pool))                # (10, per_class, 28, 28)
+        self.latent_dim, self.n_classes = LATENT_DIM, N_CLASSES
+        self.scale = nn.Parameter(torch.ones(()))                       # a parameter, for next(G.parameters())
+
+    def forward(self, z, labels):
+        pick = (z[:, 0].abs() * 1000).long() % self.pool.shape[1]
+        return (self.pool[labels.long(), pick] * self.scale)[:, None]   # (B, 1, 28, 28)
+
+
+def _class_agreement(images: np.ndarray, c: int) -> float:
+    from ..metrics import classifier_outputs
+
+    return float((classifier_outputs(images, "fashion_mnist")[0].argmax(axis=1) == c).mean())
+
+
+def check_generate(generate) -> None:
+    """generate(n, c) -> numpy float32 (n, 28, 28) in [0, 1] of class c (a number or a name); bad classes raise."""
+    out = generate(6, 3)
+    require(isinstance(out, np.ndarray), f"generate(n, c) must return a numpy array, got {type(out).__name__}: "
+                                         "use .detach().cpu().numpy().")
+    if out.shape == (6, 1, 28, 28):
+        raise CheckFailed("generate(6, 3) returns shape (6, 1, 28, 28): drop the channel axis, e.g. out[:, 0].")
+    require(out.shape == (6, 28, 28), f"generate(6, 3) must return shape (6, 28, 28), got {out.shape}.")
+    require(out.dtype == np.float32, f"generate(n, c) must return float32, got {out.dtype}: use .astype(np.float32).")
+    require(np.all(np.isfinite(out)), "generate(n, c) returned NaN or inf.")
+    low, high = float(out.min()), float(out.max())
+    if low < 0:
+        raise CheckFailed(f"generate(n, c) has values down to {low:.2f}: map the generator's tanh range [-1, 1] to "
+                          "[0, 1] with (x + 1) / 2.")
+    require(high <= 1.0, f"generate(n, c) has values up to {high:.2f}, above 1: map [-1, 1] to [0, 1].")
+    require(float(out.std(axis=0).mean()) > 1e-3, "generate(n, c) returns the same image n times: draw a new z per "
+                                                  "image.")
+    templates = ClassTemplates()
+    for c in (0, 7, 9):
+        agreement = _class_agreement(generate(40, c, G=templates), c)
+        require(agreement >= 0.9, f"Asked for class {c} ({_name(c)}), the images are of that class only "
+                                  f"{agreement:.0%} of the time (checked with a stand-in generator of real images): "
+                                  "pass labels = torch.full((n,), c) to G, the class asked for, not another.")
+    by_name = _class_agreement(generate(20, "sneaker", G=templates), 7)
+    require(by_name >= 0.9, "generate(n, 'sneaker') did not draw sneakers: turn a name into its number with "
+                            "class_index('fashion_mnist', c).")
+    for bad in (10, "sneakers", -1):
+        try:
+            generate(2, bad, G=templates)
+        except ValueError:
+            continue
+        except Exception as exc:  # an IndexError deep in torch is not a clear error for a user
+            raise CheckFailed(f"generate(2, {bad!r}) raised {type(exc).__name__}: {exc}. Call class_index('fashion_mnist', "
+                              "c) first: it raises a ValueError that lists the classes.") from None
+        raise CheckFailed(f"generate(2, {bad!r}) did not raise an error: there is no such class. Call "
+                          "class_index('fashion_mnist', c) first: it raises a ValueError that lists the classes.")
+    passed(f"generate: (6, 28, 28) float32 in [{low:.2f}, {high:.2f}]; the class asked for (by number or name); "
+           "a clear error for 10, 'sneakers' and -1")
+
+
+def _name(c: int) -> str:
+    from ..models.classifier import CLASS_NAMES
+
+    return CLASS_NAMES["fashion_mnist"][c]
+
+
+# --------------------------------------------------------------------------- quality of the saved generator
+
+QUALITY_SAMPLES = 5000
+# Tiers on 5,000 samples (500 per class) scored by the Fashion-MNIST metric classifier (91.7 % on real test
+# images; never shown to a generator). See the notebook's table and docs/benchmarks.md for the measurements.
+QUALITY_TIERS = MappingProxyType({
+    "good": MappingProxyType({"accuracy": 0.85, "weakest_class": 0.60, "fcd_over_floor": 8.0}),
+    "fair": MappingProxyType({"accuracy": 0.70, "weakest_class": 0.40, "fcd_over_floor": 15.0}),
+})
+
+
+def graded_scores(generator, n: int = QUALITY_SAMPLES, seed: int = 0) -> dict:
+    """What the quality checks grade: conditional accuracy (overall and per class) on ``n`` samples with labels
+    cycling through the classes, and the FCD ratio against labkit's shipped real test images."""
+    from ..metrics import graded_generator_scores
+
+    if not getattr(generator, "n_classes", None):
+        raise ValueError("this generator is not conditional (it has no n_classes): save the conditional generator.")
+    return graded_generator_scores(generator, "fashion_mnist", n=n, seed=seed)
+
+
+def tiers_met(scores) -> list:
+    """The names of the tiers whose three thresholds ``scores`` (from :func:`graded_scores`) meet."""
+    return [name for name, t in QUALITY_TIERS.items() if scores["conditional_accuracy"] >= t["accuracy"]
+            and min(scores["per_class_accuracy"]) >= t["weakest_class"] and scores["fcd_over_floor"] <= t["fcd_over_floor"]]
+
+
+def check_quality(path, tier: str, n: int = QUALITY_SAMPLES, seed: int = 0) -> None:
+    """Score the saved generator at ``path``: conditional accuracy, its weakest class, FCD against real images."""
+    from ..checkpoint import CheckpointError, loadModel
+
+    if tier not in QUALITY_TIERS:
+        raise ValueError(f"Unknown tier {tier!r}; use one of {', '.join(QUALITY_TIERS)}.")
+    limits = QUALITY_TIERS[tier]
+    try:
+        G = loadModel(path)
+    except CheckpointError as exc:
+        raise CheckFailed(f"{exc} Save your final generator with saveModel(G_ema, {str(path)!r}) first.") from None
+    try:
+        scores = graded_scores(G, n=n, seed=seed)
+    except ValueError as exc:
+        raise CheckFailed(f"Could not score {path}: {exc}") from None
+    per_class = scores["per_class_accuracy"]
+    weakest = int(np.argmin(per_class))
+    summary = (f"conditional accuracy {scores['conditional_accuracy']:.1%}, weakest class {_name(weakest)} "
+               f"{per_class[weakest]:.1%}, FCD {scores['fcd']:.2f} = {scores['fcd_over_floor']:.1f}× the real floor")
+    require(scores["conditional_accuracy"] >= limits["accuracy"],
+            f"{tier}: too many images are not of the class asked for ({summary}); needs a conditional accuracy of at "
+            f"least {limits['accuracy']:.0%}. Train longer, check that both networks get the labels, or evaluate "
+            "the EMA generator.")
+    require(per_class[weakest] >= limits["weakest_class"],
+            f"{tier}: class {_name(weakest)} is drawn badly ({summary}); every class needs at least "
+            f"{limits['weakest_class']:.0%}. Train longer.")
+    require(scores["fcd_over_floor"] <= limits["fcd_over_floor"],
+            f"{tier}: the images' features are far from real ones ({summary}); needs FCD at most "
+            f"{limits['fcd_over_floor']}× the real floor. Little variety within a class (mode collapse) raises it.")
+    passed(f"quality ({tier}): {summary}")

@@ -1,0 +1,84 @@
+"""Lab 4 (conditional WGAN-GP) support: the BCE baseline it is compared with, and the "WGAN claim" plot.
+
+The lab itself (conditioning, critic, losses, penalty, steps, training loop) is written in the notebook.
+Here: the plain-BCE conditional GAN steps the benchmark trains with the same networks, loop, data and
+budget (the discriminator is the critic's network, its score read as a logit), the history of that
+baseline's reference run, and the plot of a loss against sample quality over the epochs of a run.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["bce_critic_step", "bce_generator_step", "loss_quality_correlation", "plot_loss_against_quality",
+           "bce_baseline_history", "BCE_HISTORY"]
+
+BCE_HISTORY = Path(__file__).resolve().parent.parent / "data" / "references" / "cwgan_bce_baseline.json"
+
+
+def bce_critic_step(G, C, opt_c, real, labels, z, lambda_gp=None) -> Dict[str, float]:
+    """The baseline's discriminator step: BCE on C's scores read as logits, real -> 1 and fake -> 0, no penalty.
+
+    Same signature as the lab's ``critic_step`` so the lab's ``train`` runs it (``lambda_gp`` is ignored).
+    """
+    opt_c.zero_grad()
+    with torch.no_grad():
+        fake = G(z, labels)
+    logit_real, logit_fake = C(real, labels), C(fake, labels)
+    loss_d = (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
+              + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
+    loss_d.backward()
+    opt_c.step()
+    return {"loss_c": loss_d.item(), "d_real": torch.sigmoid(logit_real).mean().item(),
+            "d_fake": torch.sigmoid(logit_fake).mean().item()}
+
+
+def bce_generator_step(G, C, opt_g, labels, z) -> Dict[str, float]:
+    """The baseline's non-saturating generator step: BCE of C's logits on fresh fakes against 1."""
+    opt_g.zero_grad()
+    logits = C(G(z, labels), labels)
+    loss_g = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+    loss_g.backward()
+    opt_g.step()
+    return {"loss_g": loss_g.item()}
+
+
+def loss_quality_correlation(loss: Sequence[float], fcd: Sequence[float]) -> float:
+    """Pearson correlation over epochs between a logged loss and the FCD (nan with fewer than 3 epochs)."""
+    loss, fcd = np.asarray(loss, dtype=np.float64), np.asarray(fcd, dtype=np.float64)
+    if loss.shape != fcd.shape:
+        raise ValueError(f"Need one loss and one FCD per epoch; got {loss.size} and {fcd.size} values.")
+    if loss.size < 3 or loss.std() == 0 or fcd.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(loss, fcd)[0, 1])
+
+
+def plot_loss_against_quality(loss: Sequence[float], fcd: Sequence[float], loss_name: str, ax=None,
+                              title: str = "") -> float:
+    """Plot a loss and the FCD over epochs on twin axes; return their correlation (shown in the title)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    r = loss_quality_correlation(loss, fcd)
+    epochs = np.arange(1, len(loss) + 1)
+    ax.plot(epochs, loss, "o-", color="tab:blue", label=loss_name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(loss_name, color="tab:blue")
+    twin = ax.twinx()
+    twin.plot(epochs, fcd, "s--", color="tab:red", label="FCD (lower is better)")
+    twin.set_ylabel("FCD to real images", color="tab:red")
+    note = "too few epochs for a correlation" if np.isnan(r) else f"correlation {r:+.2f}"
+    ax.set_title(f"{title}: {note}" if title else note)
+    return r
+
+
+def bce_baseline_history() -> Dict[str, List[float]]:
+    """The BCE baseline's per-epoch ``loss_d`` and ``fcd`` from the benchmark's reference run, and its ``source``."""
+    if not BCE_HISTORY.exists():
+        raise FileNotFoundError(f"{BCE_HISTORY} is missing: run benchmarks/cwgan_gp_fashion.py --write-history.")
+    return json.loads(BCE_HISTORY.read_text())
