@@ -18,6 +18,8 @@ from typing import Dict, List, Literal, Optional
 
 import nbformat
 
+from ..student.selfcheck import HEADLESS_ENV
+
 __all__ = ["load_exports", "execute", "RunResult", "current_interpreter_kernel"]
 
 
@@ -117,8 +119,10 @@ def execute(path, out_path=None, quick: bool = True, output_dir=None, cell_timeo
     nb = nbformat.read(path, as_version=4)
     if workdir is not None:
         path = _workdir_copy(path, Path(workdir))
-    env_backup = {k: os.environ.get(k) for k in ("LABKIT_QUICK", "LABKIT_OUTPUT", "MPLBACKEND", "JUPYTER_PATH")}
+    env_backup = {k: os.environ.get(k) for k in ("LABKIT_QUICK", "LABKIT_OUTPUT", "MPLBACKEND", "JUPYTER_PATH",
+                                                 HEADLESS_ENV)}
     os.environ["LABKIT_QUICK"] = "1" if quick else "0"
+    os.environ[HEADLESS_ENV] = "labkit run"  # the notebook's self-check cell says it is skipped
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     spec_root = Path(tempfile.mkdtemp(prefix="labkit-kernel-"))
     if kernel is None:
