@@ -67,8 +67,34 @@ def _cmd_sample(args) -> int:
         label_path = out.with_name(out.name[:-4] + ".labels.npy" if out.name.endswith(".npy") else out.name + ".labels.npy")
         np.save(label_path, labels)
         message += f" and {label_path} (labels cycle 0..{int(labels.max())})"
+    if args.grid:
+        message += f"; grid {_save_sample_grid(samples, labels, args.checkpoint, args.grid)}"
     print(message)
     return 0
+
+
+def _save_sample_grid(samples, labels, checkpoint, path) -> Path:
+    """A PNG of image samples, one class per row for a conditional generator, with class names as captions."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+
+    from .checkpoint import read_checkpoint
+    from .models.classifier import CLASS_NAMES
+    from .viz.plotting import image_grid
+
+    if samples.ndim != 3:
+        raise ValueError("--grid draws images; this generator gives one number per sample.")
+    names = CLASS_NAMES.get(str(read_checkpoint(checkpoint).get("metadata", {}).get("dataset", "")))
+    order = np.argsort(labels, kind="stable") if labels is not None else np.arange(len(samples))
+    n_per_row = int(np.bincount(labels).max()) if labels is not None else int(np.ceil(np.sqrt(len(samples))))
+    fig = image_grid(samples[order], None if labels is None else labels[order], nrow=n_per_row, class_names=names,
+                     value_range=(0, 1))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    return path
 
 
 def _cmd_evaluate(args) -> int:
@@ -146,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--out", required=True, help="output .npy file")
     smp.add_argument("--label", type=int, help="class for a conditional generator (default: cycle 0..9)")
     smp.add_argument("--seed", type=int, default=0)
+    smp.add_argument("--grid", metavar="PNG", help="also draw the samples into this PNG (a conditional generator: one "
+                                                   "class per row)")
     smp.set_defaults(func=_cmd_sample)
 
     ev = sub.add_parser("evaluate", help="quality metrics of a saved generator (offline)")
