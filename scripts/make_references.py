@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from labkit.checks import REFERENCES
-from labkit.checks import cwgan_gp_fashion, dcgan_mnist, gan1d
+from labkit.checks import cgan_mnist, cwgan_gp_fashion, dcgan_mnist, gan1d
 from labkit.instructor.notebook import load_exports
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions"
@@ -56,10 +56,20 @@ def cwgan_gp_fashion_references() -> dict:
     }
 
 
+def cgan_mnist_references() -> dict:
+    solution = load_exports(SOLUTIONS / "02_cgan_mnist.ipynb")
+    out, G, D, _ = cgan_mnist.run_train_step(solution.train_step)
+    return {
+        **{f"train_step.{key}": value for key, value in out.items()},
+        "train_step.D_after": cgan_mnist.flat_params(D), "train_step.G_after": cgan_mnist.flat_params(G),
+    }
+
+
 def main():
     REFERENCES.mkdir(parents=True, exist_ok=True)
     for name, build in (("gan1d", gan1d_references), ("dcgan_mnist", dcgan_mnist_references),
-                        ("cwgan_gp_fashion", cwgan_gp_fashion_references)):
+                        ("cwgan_gp_fashion", cwgan_gp_fashion_references),
+                        ("cgan_mnist", cgan_mnist_references)):
         values = {k: np.asarray(v, dtype=np.float64) for k, v in build().items()}
         np.savez(REFERENCES / f"{name}.npz", **values)
         print(f"wrote {REFERENCES / name}.npz: " + ", ".join(f"{k}{list(v.shape) or ''}" for k, v in values.items()))

@@ -1,0 +1,600 @@
+"""Checks behind the cells of notebook 02 (conditional GAN on MNIST): both networks, the step, the log, the
+per-class report, the 1-NN embedding classifier, interpolation, noise variations, quality.
+
+Each check raises :class:`~labkit.checks.CheckFailed` naming the likely mistake, or prints one ✔ line. The
+training-step check runs the student's ``train_step`` on tiny conditional DCGAN networks from
+:mod:`labkit.models.conv` with fixed seeds and compares with reference values written from the solution by
+``scripts/make_references.py``; the other checks compare with values computed here on fixed inputs.
+"""
+from __future__ import annotations
+
+import copy
+from types import MappingProxyType
+from typing import Dict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import CheckFailed, close, passed, reference, require
+from .steps import (STALE_GRADIENT, OptimizerSpy, flat_params, require_history, require_value, result_dict,
+                    stale_gradients)
+
+__all__ = [
+    "check_generator", "check_discriminator", "check_train_step", "check_history", "check_discriminator_report",
+    "check_nearest_label", "check_interpolate", "check_variations", "check_quality", "graded_scores", "tiers_met",
+    "fixed_case", "run_train_step", "flat_params", "QUALITY_TIERS", "QUALITY_SAMPLES", "REPORT_KEYS",
+]
+
+N_CLASSES = 10
+CASE_SEED = 2027  # every prediction of the tiny D at least 0.006 from the 0.5 threshold
+CASE_BATCH = 8
+CASE_LATENT = 8
+CASE_EMBED = 4
+CASE_LR = 0.1
+STEP_KEYS = ("loss_d", "loss_g", "d_real", "d_fake", "d_acc")
+HISTORY_KEYS = STEP_KEYS + ("d_acc_test", "seconds")
+REPORT_KEYS = ("accuracy", "called_real", "false_positive", "false_negative")
+
+
+def _build(cls, what: str, **kwargs):
+    try:
+        return cls(**kwargs)
+    except NotImplementedError:
+        raise CheckFailed(f"{what} still raises NotImplementedError: write the TODO lines and run the cell.") from None
+    except TypeError as exc:
+        raise CheckFailed(f"{what}({', '.join(f'{k}={v}' for k, v in kwargs.items())}) failed: {exc}. Keep the "
+                          "constructor's arguments as given.") from None
+
+
+def _call(fn, what: str, *args):
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise CheckFailed(f"{what} still raises NotImplementedError: write the TODO lines and run the cell.") from None
+    except (RuntimeError, TypeError, IndexError) as exc:
+        raise CheckFailed(f"{what} failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+
+
+def _require_embedding(module: nn.Module, what: str, embed_dim: int) -> nn.Embedding:
+    emb = getattr(module, "embedding", None)
+    require(isinstance(emb, nn.Embedding), f"The {what} has no nn.Embedding named self.embedding: the label enters "
+                                           "through self.embedding = nn.Embedding(N_CLASSES, embed_dim).")
+    if (emb.num_embeddings, emb.embedding_dim) == (embed_dim, N_CLASSES):
+        raise CheckFailed(f"The {what}'s embedding has the wrong size: nn.Embedding({embed_dim}, {N_CLASSES}) holds "
+                          f"{embed_dim} vectors of {N_CLASSES} numbers. The arguments are (number of classes, vector "
+                          "size): nn.Embedding(N_CLASSES, embed_dim).")
+    require(emb.num_embeddings == N_CLASSES, f"The {what}'s embedding has {emb.num_embeddings} rows: one per class, "
+                                             f"nn.Embedding(N_CLASSES, embed_dim) with N_CLASSES = {N_CLASSES}.")
+    require(emb.embedding_dim == embed_dim,
+            f"Built with embed_dim={embed_dim}, the {what}'s embedding has vectors of {emb.embedding_dim} numbers: "
+            "use the embed_dim argument (a named parameter), not a fixed number.")
+    return emb
+
+
+# --------------------------------------------------------------------------- TODO 1: the generator
+
+
+def check_generator(Generator) -> None:
+    """Generator(latent_dim, embed_dim): an nn.Embedding(10, embed_dim); G(z, labels) = from_embedding(z, e(labels))
+    with z before e; (B, 1, 28, 28) in [-1, 1] that depends on the label."""
+    torch.manual_seed(0)
+    L, E = 16, 6
+    G = _build(Generator, "Generator", latent_dim=L, embed_dim=E).eval()
+    _require_embedding(G, "generator", E)
+    require(getattr(G, "latent_dim", None) == L and getattr(G, "n_classes", None) == N_CLASSES,
+            "Keep the given line that sets self.latent_dim, self.embed_dim and self.n_classes.")
+    convs = [m for m in G.modules() if isinstance(m, nn.ConvTranspose2d)]
+    require(convs, "The generator has no ConvTranspose2d: keep the given self.net.")
+    if convs[0].in_channels == L:
+        raise CheckFailed(f"The first layer takes latent_dim = {L} channels, but it receives cat([z, e]): "
+                          "in_channels = latent_dim + embed_dim.")
+    require(convs[0].in_channels == L + E, f"With latent_dim={L} and embed_dim={E} the first layer takes "
+                                           f"{convs[0].in_channels} channels; it receives cat([z, e]): {L + E}.")
+    require(hasattr(G, "from_embedding"), "The generator has no from_embedding(z, e) method: keep the given one.")
+    z, labels = torch.randn(6, L), torch.arange(6)
+    with torch.no_grad():
+        out = _call(G, "G(z, labels) with z (6, 16) and labels (6,)", z, labels)
+        require(torch.is_tensor(out) and tuple(out.shape) == (6, 1, 28, 28),
+                f"G(z, labels) must return images (6, 1, 28, 28), got "
+                f"{tuple(out.shape) if torch.is_tensor(out) else type(out).__name__}.")
+        require(float(out.abs().max()) <= 1 + 1e-6, "G(z, labels) leaves [-1, 1]: keep the tanh of the last block.")
+        other = G(z, (labels + 5) % N_CLASSES)
+        require(not torch.allclose(out, other), "G(z, labels) does not change with the labels: forward must look "
+                                                "them up, self.embedding(labels), and pass the result on.")
+        e = G.embedding(labels)
+        direct = _call(G.from_embedding, "G.from_embedding(z, e) with e (6, 6)", z, e)
+        require(torch.allclose(out, direct, atol=1e-6), "G(z, labels) is not G.from_embedding(z, self.embedding(labels)): "
+                                                        "forward must look the labels up and call from_embedding.")
+        shifted = G.from_embedding(z, e + 1.0)
+        require(not torch.allclose(direct, shifted), "from_embedding(z, e) does not use e: concatenate it after z.")
+        require(not torch.allclose(direct, G.from_embedding(z + 1.0, e)),
+                "from_embedding(z, e) does not use z: concatenate z and e, torch.cat([z, e], dim=1).")
+        blind = copy.deepcopy(G)
+        first = [m for m in blind.modules() if isinstance(m, nn.ConvTranspose2d)][0]
+        first.weight[L:] = 0                     # the channels after z: e's, if z comes first
+        if not torch.allclose(blind.from_embedding(z, e), blind.from_embedding(z, e + 1.0), atol=1e-6):
+            raise CheckFailed("from_embedding puts e before z: the first latent_dim channels must be z, then e "
+                              "(torch.cat([z, e], dim=1)), the layout the rest of the lab relies on.")
+    passed(f"Generator: nn.Embedding({N_CLASSES}, {E}); (6, {L}) noise + labels -> (6, 1, 28, 28) through "
+           f"from_embedding, z first ({L} + {E} input channels), different images for different labels")
+
+
+# --------------------------------------------------------------------------- TODO 2: the discriminator
+
+
+def check_discriminator(Discriminator) -> None:
+    """Discriminator(embed_dim): D(x, labels) = sigmoid(head(h) + <embedding(labels), project(h)>), h = features(x)."""
+    torch.manual_seed(0)
+    E = 6
+    D = _build(Discriminator, "Discriminator", embed_dim=E).eval()
+    _require_embedding(D, "discriminator", E)
+    project = getattr(D, "project", None)
+    require(isinstance(project, nn.Linear), "The discriminator has no nn.Linear named self.project: it maps the "
+                                            "trunk's features h to the embedding's size, nn.Linear(64 * c, embed_dim, "
+                                            "bias=False).")
+    features_size = D.head.in_features
+    if (project.in_features, project.out_features) == (E, features_size):
+        raise CheckFailed(f"self.project is nn.Linear({E}, {features_size}): the other way round. It maps the features "
+                          f"h ({features_size} numbers) to embed_dim: nn.Linear({features_size}, {E}, bias=False).")
+    require((project.in_features, project.out_features) == (features_size, E),
+            f"self.project maps {project.in_features} -> {project.out_features} numbers; it maps the trunk's "
+            f"features ({features_size}) to embed_dim ({E}): nn.Linear(64 * c, embed_dim, bias=False).")
+    x, labels = torch.rand(6, 1, 28, 28) * 2 - 1, torch.arange(6)
+    with torch.no_grad():
+        out = _call(D, "D(x, labels) with x (6, 1, 28, 28) and labels (6,)", x, labels)
+        require(torch.is_tensor(out) and tuple(out.shape) == (6, 1),
+                f"D(x, labels) must return one probability per image, (6, 1); got "
+                f"{tuple(out.shape) if torch.is_tensor(out) else type(out).__name__}: sum with keepdim=True.")
+        loud = copy.deepcopy(D)       # a large head pushes an unsquashed score out of [0, 1]
+        loud.head.weight.mul_(1e4), loud.head.bias.add_(1e4)
+        far = loud(x, labels)
+        require(min(float(out.min()), float(far.min())) >= 0 and max(float(out.max()), float(far.max())) <= 1,
+                "D(x, labels) returns values outside [0, 1]: end with torch.sigmoid(score), a probability.")
+        require(not torch.allclose(out, D(x, (labels + 5) % N_CLASSES)),
+                "D's output does not change with the label: the projection term must use self.embedding(labels).")
+        amp = copy.deepcopy(D)        # a projection term large enough to tell the forms of the score apart
+        amp.project.weight.mul_(50)
+        out = amp(x, labels)
+        h = amp.features(x)
+        head, proj = amp.head(h), (amp.embedding(labels) * amp.project(h))
+        expected = torch.sigmoid(head + proj.sum(dim=1, keepdim=True))
+        if not torch.allclose(out, expected, atol=1e-5):
+            for wrong, message in (
+                (torch.sigmoid(head), "The projection term is missing: add (self.embedding(labels) * "
+                                      "self.project(h)).sum(dim=1, keepdim=True) to head(h)."),
+                (torch.sigmoid(proj.sum(dim=1, keepdim=True)), "The realism term head(h) is missing: the score is "
+                                                               "head(h) plus the projection term."),
+                (torch.sigmoid(head + proj.mean(dim=1, keepdim=True)), "The projection term takes the mean over the "
+                                                                       "embedding's dimension: it is an inner "
+                                                                       "product, a sum (.sum(dim=1, keepdim=True))."),
+            ):
+                if torch.allclose(out, wrong, atol=1e-5):
+                    raise CheckFailed(message)
+            raise CheckFailed("D(x, labels) is not sigmoid(head(h) + (embedding(labels) * project(h)).sum(dim=1, "
+                              "keepdim=True)) with h = self.features(x).")
+    passed(f"Discriminator: nn.Embedding({N_CLASSES}, {E}), project {features_size} -> {E}; (6, 1, 28, 28) + labels "
+           "-> (6, 1) probabilities that depend on the label through the projection term")
+
+
+# --------------------------------------------------------------------------- TODO 3: one training step
+
+
+def fixed_case(seed: int = CASE_SEED):
+    """Tiny conditional DCGAN G and D, SGD optimisers, a real batch with labels and a noise batch, all from ``seed``."""
+    from ..models.conv import DCGANDiscriminator, DCGANGenerator
+
+    torch.manual_seed(seed)
+    G = DCGANGenerator(latent_dim=CASE_LATENT, channels=2, n_classes=N_CLASSES, embed_dim=CASE_EMBED)
+    D = DCGANDiscriminator(channels=2, n_classes=N_CLASSES)
+    opt_g = torch.optim.SGD(G.parameters(), lr=CASE_LR)
+    opt_d = torch.optim.SGD(D.parameters(), lr=CASE_LR)
+    gen = torch.Generator().manual_seed(seed)
+    real = torch.rand(CASE_BATCH, 1, 28, 28, generator=gen) * 2 - 1
+    labels = torch.randint(0, N_CLASSES, (CASE_BATCH,), generator=gen)
+    z = torch.randn(CASE_BATCH, CASE_LATENT, generator=gen)
+    return G, D, opt_g, opt_d, real, labels, z
+
+
+def run_train_step(train_step, seed: int = CASE_SEED):
+    """Run ``train_step`` on the fixed case with stale gradients and spies; return (result, G, D, spies)."""
+    G, D, opt_g, opt_d, real, labels, z = fixed_case(seed)
+    stale_gradients(G)
+    stale_gradients(D)
+    spy_d, spy_g = OptimizerSpy(opt_d, G=G), OptimizerSpy(opt_g, D=D)
+    try:
+        out = train_step(G, D, opt_g, opt_d, nn.BCELoss(), real, labels, z)
+    except ValueError as exc:
+        if "conditional" in str(exc):
+            who = "D" if "discriminator" in str(exc) else "G"
+            call = "D(real, labels) and D(fake, labels)" if who == "D" else "G(z, labels)"
+            raise CheckFailed(f"{who} was called without the labels: a conditional network needs them, {call}.") from None
+        raise
+    except RuntimeError as exc:
+        if "inplace operation" in str(exc):
+            raise CheckFailed("loss_g was computed with D from before its update (its graph went stale when "
+                              "opt_d.step() changed D's weights): finish the D step first, then score the fakes "
+                              "again with D(fake, labels) for the generator's loss.") from None
+        if "second time" in str(exc):
+            raise CheckFailed("train_step went backward through G(z, labels) a second time: in the D step score "
+                              "D(fake.detach(), labels), so loss_d.backward() stops at the fake images.") from None
+        raise
+    return out, G, D, (spy_d, spy_g)
+
+
+def _wrong_values(ref) -> Dict[str, float]:
+    """Values that typical mistakes give on the fixed case (D-step ones from the untouched networks, G-step ones
+    from D after the reference update)."""
+    G, D, _, _, real, labels, z = fixed_case()
+    G.train(), D.train()
+    with torch.no_grad():
+        fake = G(z, labels)
+        p_real, p_fake = D(real, labels), D(fake, labels)
+        ones, zeros = torch.ones_like(p_real), torch.zeros_like(p_real)
+        real_ok, fake_ok = (p_real > 0.5).float().mean(), (p_fake < 0.5).float().mean()
+        wrong = {
+            "swapped": (F.binary_cross_entropy(p_real, zeros) + F.binary_cross_entropy(p_fake, ones)).item(),
+            "g_before_update": F.binary_cross_entropy(p_fake, ones).item(),
+            "acc_real_only": real_ok.item(), "acc_fake_only": fake_ok.item(),
+            "acc_fake_inverted": ((real_ok + 1 - fake_ok) / 2).item(),
+        }
+        nn.utils.vector_to_parameters(torch.as_tensor(ref["train_step.D_after"], dtype=torch.float32), D.parameters())
+        p_after = D(fake, labels)
+        wrong["g_target_zero"] = F.binary_cross_entropy(p_after, zeros).item()
+        wrong["g_saturating"] = torch.log(1 - p_after).mean().item()
+    return wrong
+
+
+def check_train_step(train_step) -> None:
+    """One conditional step: D on real and detached fake batches with their labels, then the non-saturating G step."""
+    ref = reference("cgan_mnist")
+    wrong = _wrong_values(ref)
+    G0 = fixed_case()[0]
+    out, G, D, (spy_d, spy_g) = run_train_step(train_step)
+    values = result_dict(out, STEP_KEYS, "train_step")
+    require(len(spy_d.calls) == 1 and len(spy_g.calls) == 1,
+            f"opt_d.step() ran {len(spy_d.calls)} times and opt_g.step() {len(spy_g.calls)} times: once each per step.")
+    if close(values["loss_g"], wrong["g_before_update"]):
+        raise CheckFailed("loss_g was computed with D from before its update: finish the D step (backward, "
+                          "opt_d.step()), then score the fakes again with D(fake, labels) for the generator's loss.")
+    g_grads = spy_d.calls[0]["G"]
+    require(np.allclose(g_grads, STALE_GRADIENT) or np.allclose(g_grads, 0),
+            "The generator received gradients during the discriminator's update: score the fakes with "
+            "D(fake.detach(), labels) in the D step.")
+    loss_d, expected_d = values["loss_d"], float(ref["train_step.loss_d"])
+    require_value(loss_d, expected_d, [
+        (wrong["swapped"], "loss_d matches swapped targets: real images get target 1 and fakes target 0."),
+        (expected_d / 2, "loss_d is half the expected value: add the two losses, BCE(D(real), 1) + BCE(D(fake), 0)."),
+    ], f"loss_d = {loss_d:.5f}, expected {expected_d:.5f}: BCE(D(real, labels), 1) + BCE(D(fake.detach(), labels), 0) "
+       "with fake = G(z, labels), the real batch's labels for the fakes too.")
+    require(close([values["d_real"], values["d_fake"]], [ref["train_step.d_real"], ref["train_step.d_fake"]]),
+            f"d_real/d_fake = {values['d_real']:.5f}/{values['d_fake']:.5f}, expected "
+            f"{float(ref['train_step.d_real']):.5f}/{float(ref['train_step.d_fake']):.5f}: the means of D(real, labels) "
+            "and D(fake, labels) in the discriminator step, before its update.")
+    require_value(values["d_acc"], float(ref["train_step.d_acc"]), [
+        (wrong["acc_real_only"], "d_acc counts only the real images: average the share of reals with p_real > 0.5 "
+                                 "and the share of fakes with p_fake < 0.5."),
+        (wrong["acc_fake_only"], "d_acc counts only the fakes: average the share of reals with p_real > 0.5 and the "
+                                 "share of fakes with p_fake < 0.5."),
+        (wrong["acc_fake_inverted"], "d_acc counts fakes with p_fake > 0.5 as right: a fake is classified correctly "
+                                     "when D calls it fake, p_fake < 0.5."),
+    ], f"d_acc = {values['d_acc']:.4f}, expected {float(ref['train_step.d_acc']):.4f}: ((p_real > 0.5).float().mean() "
+       "+ (p_fake < 0.5).float().mean()) / 2, from the D step's predictions.")
+    require(close(flat_params(D), ref["train_step.D_after"], 1e-4),
+            "loss_d is right but D's update is not: call opt_d.zero_grad() before loss_d.backward() (the check leaves "
+            "old gradients in D to catch this), and step D only once.")
+    loss_g, expected_g = values["loss_g"], float(ref["train_step.loss_g"])
+    saturating = ("This is the saturating loss log(1 - D(G(z))). Use the non-saturating one: BCE(D(fake, labels), 1).")
+    require_value(loss_g, expected_g, [
+        (wrong["g_target_zero"], "loss_g uses target 0: the generator wants D to call its images real, BCE(D(fake), 1)."),
+        (wrong["g_saturating"], saturating), (-wrong["g_saturating"], saturating),
+    ], f"loss_g = {loss_g:.5f}, expected {expected_g:.5f}: BCE(D(fake, labels), 1) with D after its update.")
+    require(not close(flat_params(G), flat_params(G0), 0),
+            "The generator's weights did not change: do not detach the fakes in the G step; loss_g.backward(), "
+            "opt_g.step().")
+    require(close(flat_params(G), ref["train_step.G_after"], 1e-4),
+            "The losses are right but G's update is not: call opt_g.zero_grad() before loss_g.backward() (the check "
+            "leaves old gradients in G to catch this).")
+    passed(f"train_step: loss_d {loss_d:.5f}, loss_g {loss_g:.5f}, D(x) {values['d_real']:.3f}, D(G(z)) "
+           f"{values['d_fake']:.3f}, accuracy {values['d_acc']:.3f}; labels, detach and updates correct")
+
+
+def check_history(history, expected_length: int) -> None:
+    """The training log: one value per epoch for each key; probabilities and accuracies in [0, 1]; time grows."""
+    require_history(history, HISTORY_KEYS, expected_length,
+                    probability_keys=("d_real", "d_fake", "d_acc", "d_acc_test"))
+    seconds = np.asarray(history["seconds"], dtype=float)
+    require(np.all(seconds > 0) and np.all(np.diff(seconds) >= 0),
+            "history['seconds'] must be the training time so far at the end of each epoch: positive and growing.")
+    passed(f"training log: {len(HISTORY_KEYS)} curves of {expected_length} epoch values; training time "
+           f"{seconds[-1]:.0f} s")
+
+
+# --------------------------------------------------------------------------- TODO 4: per-class report
+
+
+def _report_case():
+    """Fixed probabilities: 6 real and 6 fake images per class, every class with its own mix of right and wrong."""
+    gen = torch.Generator().manual_seed(7)
+    labels = torch.arange(N_CLASSES).repeat_interleave(6)
+    wrong_real = torch.tensor([(i % 6) < (c % 4) for c in range(N_CLASSES) for i in range(6)])       # 0-3 per class
+    wrong_fake = torch.tensor([(i % 6) < ((c * 2 + 1) % 6) for c in range(N_CLASSES) for i in range(6)])  # 1, 3, 5
+    u = torch.rand(2, len(labels), generator=gen) * 0.45
+    p_real = torch.where(wrong_real, 0.45 - u[0], 0.55 + u[0])
+    p_fake = torch.where(wrong_fake, 0.55 + u[1], 0.45 - u[1])
+    return p_real, p_fake, labels
+
+
+def _report(p_real, p_fake, labels, real_threshold=lambda p: p > 0.5) -> Dict[str, np.ndarray]:
+    real_ok, fooled = real_threshold(p_real).float(), real_threshold(p_fake).float()
+    per = {k: np.zeros(N_CLASSES) for k in REPORT_KEYS}
+    for c in range(N_CLASSES):
+        m = labels == c
+        per["accuracy"][c] = float((real_ok[m].mean() + 1 - fooled[m].mean()) / 2)
+        per["called_real"][c] = float((real_ok[m].mean() + fooled[m].mean()) / 2)
+        per["false_positive"][c] = float(fooled[m].mean())
+        per["false_negative"][c] = float(1 - real_ok[m].mean())
+    return per
+
+
+def check_discriminator_report(discriminator_report) -> None:
+    """Per class: accuracy, share called real, false positives (fakes called real), false negatives (reals called fake)."""
+    p_real, p_fake, labels = _report_case()
+    out = _call(discriminator_report, "discriminator_report(p_real, p_fake, labels)", p_real, p_fake, labels)
+    require(isinstance(out, dict), f"discriminator_report must return a dict, got {type(out).__name__}.")
+    missing = [k for k in REPORT_KEYS if k not in out]
+    require(not missing, f"The report is missing {missing}; return a dict with keys {list(REPORT_KEYS)}.")
+    got = {}
+    for key in REPORT_KEYS:
+        value = out[key]
+        if torch.is_tensor(value):
+            value = value.detach().cpu().numpy()
+        value = np.asarray(value, dtype=float)
+        require(value.shape == (N_CLASSES,), f"report[{key!r}] has shape {value.shape}: one number per class, "
+                                             f"({N_CLASSES},).")
+        if value.max() > 1:
+            raise CheckFailed(f"report[{key!r}] holds counts (up to {value.max():.0f}): divide by the class's number "
+                              "of images, shares in [0, 1].")
+        got[key] = value
+    expected = _report(p_real, p_fake, labels)
+    if all(np.allclose(got[k], np.full(N_CLASSES, expected[k].mean())) for k in REPORT_KEYS):
+        raise CheckFailed("Every class has the same values: the report is over all images. Compute each share over "
+                          "the images with labels == c, class by class.")
+    inverted = _report(p_real, p_fake, labels, real_threshold=lambda p: p < 0.5)
+    if np.allclose(got["accuracy"], inverted["accuracy"]):
+        raise CheckFailed("The accuracy is inverted: an image is called real when its probability of real is above "
+                          "0.5 (p > 0.5): real images right when p_real > 0.5, fakes right when p_fake < 0.5.")
+    require(np.allclose(got["accuracy"], expected["accuracy"]),
+            "report['accuracy'] is wrong: per class, the mean of (share of reals with p_real > 0.5) and (share of "
+            "fakes with p_fake < 0.5).")
+    if np.allclose(got["false_positive"], expected["false_negative"]) and \
+            np.allclose(got["false_negative"], expected["false_positive"]):
+        raise CheckFailed("False positives and false negatives are swapped: with 'real' the positive answer, a false "
+                          "positive is a FAKE called real (p_fake > 0.5), a false negative a REAL image called fake.")
+    require(np.allclose(got["false_positive"], expected["false_positive"]),
+            "report['false_positive'] is wrong: per class, the share of generated images with p_fake > 0.5.")
+    require(np.allclose(got["false_negative"], expected["false_negative"]),
+            "report['false_negative'] is wrong: per class, the share of real images with p_real <= 0.5.")
+    if np.allclose(got["called_real"], 1 - expected["false_negative"]):
+        raise CheckFailed("report['called_real'] counts only the real images: it is the share of ALL the class's "
+                          "images, real and generated, that D calls real.")
+    require(np.allclose(got["called_real"], expected["called_real"]),
+            "report['called_real'] is wrong: per class, the share of the class's real AND generated images with "
+            "p > 0.5.")
+    passed("discriminator_report: accuracy, share called real, false positives and negatives for each of the ten "
+           "classes")
+
+
+# --------------------------------------------------------------------------- TODO 5: 1-NN in embedding space
+
+
+def check_nearest_label(nearest_label) -> None:
+    """The index of the nearest table row in Euclidean distance, (N,) integers."""
+    gen = torch.Generator().manual_seed(3)
+    table = torch.randn(4, 5, generator=gen) * torch.tensor([[0.3], [1.0], [2.5], [0.8]])
+    e = torch.randn(60, 5, generator=gen) * 1.5
+    out = _call(nearest_label, "nearest_label(e, table) with e (60, 5) and table (4, 5)", e, table)
+    require(torch.is_tensor(out) or isinstance(out, np.ndarray),
+            f"nearest_label must return a tensor, got {type(out).__name__}.")
+    out = torch.as_tensor(out)
+    if tuple(out.shape) == (60, 4):
+        raise CheckFailed("nearest_label returns (N, C) distances: take the argmin over the classes (dim=1), one label "
+                          "per vector.")
+    require(tuple(out.shape) == (60,), f"nearest_label must return one label per vector, shape (60,); got "
+                                       f"{tuple(out.shape)}.")
+    require(not out.is_floating_point(), "nearest_label returns floats: labels are integers (argmin gives a long "
+                                         "tensor).")
+    distances = torch.cdist(e, table)
+    expected = distances.argmin(dim=1)
+    if torch.equal(out, expected):
+        passed("nearest_label: the nearest of 4 embeddings in Euclidean distance for 60 vectors")
+        return
+    for wrong, message in (
+        (distances.argmax(dim=1), "nearest_label picks the FARTHEST embedding: argmin of the distances, not argmax."),
+        ((e @ table.T).argmax(dim=1), "nearest_label picks the largest inner product: that is not the Euclidean "
+                                      "nearest neighbour (long vectors win). Use distances: torch.cdist(e, table)."),
+        (F.normalize(e, dim=1).matmul(F.normalize(table, dim=1).T).argmax(dim=1),
+         "nearest_label uses cosine similarity: the task asks for the Euclidean distance, torch.cdist(e, table)."),
+    ):
+        if torch.equal(out, wrong):
+            raise CheckFailed(message)
+    raise CheckFailed(f"nearest_label agrees with the Euclidean nearest neighbour on {float((out == expected).float().mean()):.0%} "
+                      "of the vectors: torch.cdist(e, table).argmin(dim=1).")
+
+
+# --------------------------------------------------------------------------- TODO 6: interpolation
+
+
+def check_interpolate(interpolate) -> None:
+    """(steps, D): (1 - t) a + t b for t = 0 .. 1 evenly, both ends included, a first."""
+    gen = torch.Generator().manual_seed(5)
+    a, b = torch.randn(5, generator=gen), torch.randn(5, generator=gen) + 2
+    out = _call(interpolate, "interpolate(a, b, 7) with a, b of shape (5,)", a, b, 7)
+    require(torch.is_tensor(out), f"interpolate must return a tensor, got {type(out).__name__}.")
+    if tuple(out.shape) == (5, 7):
+        raise CheckFailed("interpolate returns (D, steps): one ROW per step, shape (steps, D); make t a column "
+                          "(t[:, None]).")
+    require(tuple(out.shape) == (7, 5), f"interpolate(a, b, 7) with a, b (5,) must return (7, 5), got "
+                                        f"{tuple(out.shape)}.")
+    out = out.detach().float()
+    if torch.allclose(out[0], b, atol=1e-5) and torch.allclose(out[-1], a, atol=1e-5):
+        raise CheckFailed("The endpoints are swapped: row 0 must be a (t = 0) and the last row b (t = 1): "
+                          "(1 - t) * a + t * b.")
+    require(torch.allclose(out[0], a, atol=1e-5), "Row 0 is not a: the path starts at a, t = 0.")
+    if not torch.allclose(out[-1], b, atol=1e-5):
+        raise CheckFailed("The last row is not b: the end point is not reached. t must run from 0 to 1 INCLUDED, "
+                          "torch.linspace(0, 1, steps), not torch.arange(steps) / steps.")
+    steps = out[1:] - out[:-1]
+    require(torch.allclose(steps, (b - a)[None].expand_as(steps) / 6, atol=1e-5),
+            "The rows are not evenly spaced on the straight line from a to b: t_i = i / (steps - 1).")
+    two = _call(interpolate, "interpolate(a, b, 2)", a, b, 2)
+    require(torch.allclose(two, torch.stack([a, b]), atol=1e-5), "interpolate(a, b, 2) must be [a, b].")
+    passed("interpolate: 7 evenly spaced points from a to b, both ends included")
+
+
+# --------------------------------------------------------------------------- TODO 7: noise variations
+
+
+class _StandIn(nn.Module):
+    """A generator stand-in with the lab's interface: latent_dim, n_classes, embedding; nothing is drawn."""
+
+    def __init__(self, latent_dim: int = 6, embed_dim: int = 4):
+        super().__init__()
+        self.latent_dim, self.n_classes, self.embed_dim = latent_dim, N_CLASSES, embed_dim
+        self.embedding = nn.Embedding(N_CLASSES, embed_dim)
+        with torch.no_grad():
+            self.embedding.weight.copy_(torch.arange(N_CLASSES * embed_dim, dtype=torch.float32).reshape(
+                N_CLASSES, embed_dim) / 3 - 5)
+
+
+def _stats(x: torch.Tensor):
+    return x.mean(dim=0), x.std(dim=0).mean()
+
+
+def check_variations(variations) -> None:
+    """(z, e) around (0, embedding[label]) with N(0, sigma^2) noise on the vector named by ``on``, from ``seed``."""
+    G = _StandIn()
+    table = G.embedding.weight.detach()
+    label, sigma, n = 3, 0.5, 4000
+    with torch.no_grad():
+        out = _call(variations, f"variations(G, {label}, {sigma}, {n}, on='z')", G, label, sigma, n, "z", 0)
+        require(isinstance(out, tuple) and len(out) == 2, "variations must return a pair (z, e).")
+        z, e = (torch.as_tensor(t).detach().float() for t in out)
+        require(tuple(z.shape) == (n, G.latent_dim) and tuple(e.shape) == (n, G.embed_dim),
+                f"variations(G, label, sigma, {n}) must return z ({n}, latent_dim) and e ({n}, embed_dim); got "
+                f"{tuple(z.shape)} and {tuple(e.shape)}.")
+        if not torch.allclose(e, table[label].expand_as(e), atol=1e-6):
+            if torch.allclose(e.mean(dim=0), table[label], atol=0.05) and float(e.std(dim=0).mean()) > 0.1:
+                raise CheckFailed("With on='z' the noise was added to the embedding: add it to z, and keep e at the "
+                                  "label's embedding.")
+            raise CheckFailed(f"With on='z', e must be the label's embedding G.embedding.weight[label] in every row "
+                              f"(here label {label}).")
+        mean, spread = _stats(z)
+        require(float(spread) > 1e-3, "z has no noise (or the same noise in every row): add sigma * torch.randn(n, "
+                                      "latent_dim, generator=gen), a new vector per variation.")
+        if abs(float(spread) - sigma ** 2) < 0.03:
+            raise CheckFailed(f"The noise on z has standard deviation {float(spread):.3f} = sigma²: sigma is the "
+                              "standard deviation, multiply the N(0, 1) noise by sigma itself.")
+        if abs(float(spread) - 1.0) < 0.05:
+            raise CheckFailed("The noise on z has standard deviation 1: multiply it by sigma.")
+        if abs(float(spread) - (1 + sigma ** 2) ** 0.5) < 0.04:
+            raise CheckFailed("z varies more than sigma: the mean input's z is the ZERO vector (the mean latent), "
+                              "not a random one; start from torch.zeros(n, latent_dim).")
+        require(abs(float(spread) - sigma) < 0.03, f"The noise on z has standard deviation {float(spread):.3f}, "
+                                                   f"expected sigma = {sigma}.")
+        require(float(mean.abs().max()) < 0.06, "z is not centred on the zero vector: the mean latent is zeros.")
+        z_again, _ = variations(G, label, sigma, n, "z", 0)
+        require(torch.allclose(torch.as_tensor(z_again).float(), z), "Two calls with the same seed gave different "
+                                                                     "noise: draw it with torch.Generator()"
+                                                                     ".manual_seed(seed).")
+        z_other, _ = variations(G, label, sigma, n, "z", 1)
+        require(not torch.allclose(torch.as_tensor(z_other).float(), z), "seed=1 gave the same noise as seed=0: seed "
+                                                                         "the generator with the seed argument.")
+
+        out = _call(variations, f"variations(G, {label}, {sigma}, {n}, on='embedding')", G, label, sigma, n,
+                    "embedding", 0)
+        z, e = (torch.as_tensor(t).detach().float() for t in out)
+        if float(z.abs().max()) > 0:
+            raise CheckFailed("With on='embedding' z must stay the zero vector (the mean latent): the noise goes on the "
+                              "embedding only." if float(e.std(dim=0).mean()) > 0.1 else
+                              "With on='embedding' the noise was added to z: add it to the embedding, and keep z at "
+                              "zeros.")
+        mean, spread = _stats(e)
+        require(float(spread) > 1e-3, "With on='embedding', e has no noise: add sigma * torch.randn(n, embed_dim, "
+                                      "generator=gen) to the label's embedding.")
+        distances = (table - mean).norm(dim=1)
+        if int(distances.argmin()) != label:
+            raise CheckFailed(f"The embedding is centred on class {int(distances.argmin())}'s vector, not on class "
+                              f"{label}'s: use G.embedding.weight[label].")
+        require(torch.allclose(mean, table[label], atol=0.06), "The noisy embeddings are not centred on the label's "
+                                                               "embedding: e = G.embedding.weight[label] + noise.")
+        if abs(float(spread) - sigma ** 2) < 0.03:
+            raise CheckFailed("The noise on the embedding has standard deviation sigma²: multiply by sigma.")
+        require(abs(float(spread) - sigma) < 0.03, f"The noise on the embedding has standard deviation "
+                                                   f"{float(spread):.3f}, expected sigma = {sigma}.")
+        z0, e0 = variations(G, 7, 0.0, 5, "embedding", 0)
+        require(torch.allclose(torch.as_tensor(e0).float(), table[7].expand(5, -1), atol=1e-6)
+                and float(torch.as_tensor(z0).abs().max()) == 0, "With sigma = 0 the variations must be the mean "
+                                                                 "input itself: z = 0, e = the label's embedding.")
+    passed(f"variations: noise of standard deviation {sigma} on z or on the embedding, around (0, e({label})), "
+           "repeatable with its seed")
+
+
+# --------------------------------------------------------------------------- quality of the saved generator
+
+QUALITY_SAMPLES = 5000
+# Tiers on 5,000 samples (500 per class) scored by the MNIST metric classifier (99.4 % on real held-out digits;
+# never shown to a generator). Measurements behind them: the notebook's table and docs/benchmarks.md.
+QUALITY_TIERS = MappingProxyType({
+    "good": MappingProxyType({"accuracy": 0.97, "weakest_class": 0.90, "fcd_over_floor": 8.0}),
+    "fair": MappingProxyType({"accuracy": 0.90, "weakest_class": 0.70, "fcd_over_floor": 15.0}),
+})
+
+
+def graded_scores(generator, n: int = QUALITY_SAMPLES, seed: int = 0) -> dict:
+    """What the quality checks grade: conditional accuracy (overall and per class) on ``n`` samples with labels
+    cycling through the classes, and the FCD ratio against labkit's shipped real held-out digits."""
+    from ..metrics import graded_generator_scores
+
+    if not getattr(generator, "n_classes", None):
+        raise ValueError("this generator is not conditional (it has no n_classes): save the conditional generator.")
+    return graded_generator_scores(generator, "mnist", n=n, seed=seed)
+
+
+def tiers_met(scores) -> list:
+    """The names of the tiers whose three thresholds ``scores`` (from :func:`graded_scores`) meet."""
+    return [name for name, t in QUALITY_TIERS.items() if scores["conditional_accuracy"] >= t["accuracy"]
+            and min(scores["per_class_accuracy"]) >= t["weakest_class"] and scores["fcd_over_floor"] <= t["fcd_over_floor"]]
+
+
+def check_quality(path, tier: str, n: int = QUALITY_SAMPLES, seed: int = 0) -> None:
+    """Score the saved generator at ``path``: conditional accuracy, its weakest class, FCD against real digits."""
+    from ..checkpoint import CheckpointError, loadModel
+
+    if tier not in QUALITY_TIERS:
+        raise ValueError(f"Unknown tier {tier!r}; use one of {', '.join(QUALITY_TIERS)}.")
+    limits = QUALITY_TIERS[tier]
+    try:
+        G = loadModel(path)
+    except CheckpointError as exc:
+        raise CheckFailed(f"{exc} Save your final generator with saveModel(G_ema, {str(path)!r}) first.") from None
+    try:
+        scores = graded_scores(G, n=n, seed=seed)
+    except ValueError as exc:
+        raise CheckFailed(f"Could not score {path}: {exc}") from None
+    per_class = scores["per_class_accuracy"]
+    weakest = int(np.argmin(per_class))
+    summary = (f"conditional accuracy {scores['conditional_accuracy']:.1%}, weakest digit {weakest} "
+               f"{per_class[weakest]:.1%}, FCD {scores['fcd']:.2f} = {scores['fcd_over_floor']:.1f}× the real floor")
+    require(scores["conditional_accuracy"] >= limits["accuracy"],
+            f"{tier}: too many digits are not of the class asked for ({summary}); needs a conditional accuracy of at "
+            f"least {limits['accuracy']:.0%}. Train longer, check that both networks get the labels, or save the "
+            "EMA generator.")
+    require(per_class[weakest] >= limits["weakest_class"],
+            f"{tier}: digit {weakest} is drawn badly ({summary}); every digit needs at least "
+            f"{limits['weakest_class']:.0%}. Train longer.")
+    require(scores["fcd_over_floor"] <= limits["fcd_over_floor"],
+            f"{tier}: the digits' features are far from real ones ({summary}); needs FCD at most "
+            f"{limits['fcd_over_floor']}× the real floor. Little variety within a class (mode collapse) raises it.")
+    passed(f"quality ({tier}): {summary}")

@@ -1,0 +1,346 @@
+"""Notebook 02's checks: the solution passes each one, and each typical wrong answer fails with a message that
+names the mistake (the wrong answers are the solution's code with one mistake in it)."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from labkit.checks import CheckFailed
+from labkit.checks import cgan_mnist as checks
+from labkit.instructor.notebook import load_exports
+
+from lab_grading import SOLUTIONS
+
+NOTEBOOK = SOLUTIONS / "02_cgan_mnist.ipynb"
+
+
+@pytest.fixture(scope="module")
+def solution():
+    return load_exports(NOTEBOOK)
+
+
+def fails(check, *args, match):
+    with pytest.raises(CheckFailed, match=match):
+        check(*args)
+
+
+# --------------------------------------------------------------------------- TODO 1: the generator
+
+
+def generator_variant(solution, embedding=None, in_channels=None, from_embedding=None, forward=None):
+    """The solution's Generator with one part replaced: embedding(latent, embed) -> module, in_channels(latent, embed),
+    from_embedding(self, z, e), forward(self, z, labels)."""
+    Base = solution.Generator
+
+    class Variant(Base):
+        def __init__(self, latent_dim=100, embed_dim=32, channels=4):
+            super().__init__(latent_dim, embed_dim, channels)
+            if embedding is not None:
+                self.embedding = embedding(latent_dim, embed_dim)
+            if in_channels is not None:
+                self.net[0][0] = nn.ConvTranspose2d(in_channels(latent_dim, embed_dim), 4 * channels, 7, 1, 0, bias=False)
+
+    if from_embedding is not None:
+        Variant.from_embedding = from_embedding
+    if forward is not None:
+        Variant.forward = forward
+    return Variant
+
+
+def test_generator_solution_passes(solution):
+    checks.check_generator(solution.Generator)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"embedding": lambda L, E: nn.Embedding(E, 10)}, r"wrong size.*nn.Embedding\(N_CLASSES, embed_dim\)"),
+    ({"embedding": lambda L, E: nn.Embedding(10, 32)}, "use the embed_dim argument"),
+    ({"in_channels": lambda L, E: L}, "in_channels = latent_dim \\+ embed_dim"),
+    ({"forward": lambda self, z, labels: self.from_embedding(z, torch.zeros(len(z), self.embed_dim))},
+     "does not change with the labels"),
+    ({"from_embedding": lambda self, z, e: self.net(torch.cat([e, z], 1)[:, :, None, None])}, "puts e before z"),
+    ({"forward": lambda self, z, labels: self.net(torch.cat([z, self.embedding((labels + 1) % 10)], 1)[:, :, None, None])},
+     "is not G.from_embedding"),
+])
+def test_generator_names_mistakes(solution, kwargs, match):
+    fails(checks.check_generator, generator_variant(solution, **kwargs), match=match)
+
+
+def test_generator_still_raising_is_named():
+    class Todo(nn.Module):
+        def __init__(self, **kwargs):
+            super().__init__()
+            raise NotImplementedError
+    fails(checks.check_generator, Todo, match="NotImplementedError")
+
+
+# --------------------------------------------------------------------------- TODO 2: the discriminator
+
+
+def discriminator_variant(solution, project=None, embedding=None, forward=None):
+    Base = solution.Discriminator
+
+    class Variant(Base):
+        def __init__(self, embed_dim=32, channels=4):
+            super().__init__(embed_dim, channels)
+            if project is not None:
+                self.project = project(64 * channels, embed_dim)
+            if embedding is not None:
+                self.embedding = embedding(embed_dim)
+
+    if forward is not None:
+        Variant.forward = forward
+    return Variant
+
+
+def test_discriminator_solution_passes(solution):
+    checks.check_discriminator(solution.Discriminator)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"embedding": lambda E: nn.Embedding(E, 10)}, "wrong size"),
+    ({"project": lambda F_, E: nn.Linear(E, F_, bias=False)}, "the other way round"),
+    ({"forward": lambda self, x, labels: torch.sigmoid(self.head(self.features(x)))}, "does not change with the label"),
+    ({"forward": lambda self, x, labels: torch.sigmoid(
+        self.head(self.features(x)) + 0 * self.embedding(labels).sum(1, keepdim=True))}, "does not change with the label"),
+    ({"forward": lambda self, x, labels: torch.sigmoid(
+        (self.embedding(labels) * self.project(self.features(x))).sum(1, keepdim=True))}, "head\\(h\\) is missing"),
+    ({"forward": lambda self, x, labels: torch.sigmoid(self.head(self.features(x)) + (
+        self.embedding(labels) * self.project(self.features(x))).mean(1, keepdim=True))}, "a sum"),
+    ({"forward": lambda self, x, labels: self.head(self.features(x)) + (
+        self.embedding(labels) * self.project(self.features(x))).sum(1, keepdim=True)}, "sigmoid"),
+    ({"forward": lambda self, x, labels: torch.sigmoid(self.head(self.features(x)) + (
+        self.embedding(labels) * self.project(self.features(x))).sum(1))}, "keepdim=True"),
+])
+def test_discriminator_names_mistakes(solution, kwargs, match):
+    fails(checks.check_discriminator, discriminator_variant(solution, **kwargs), match=match)
+
+
+def test_discriminator_without_projection_layer_is_named(solution):
+    class NoProject(solution.Discriminator):
+        def __init__(self, embed_dim=32, channels=4):
+            super().__init__(embed_dim, channels)
+            del self.project
+    fails(checks.check_discriminator, NoProject, match="self.project")
+
+
+# --------------------------------------------------------------------------- TODO 3: the training step
+
+
+def step(detach=True, swap=False, d_labels=True, g_labels=True, zero_d=True, zero_g=True, g_target=1.0,
+         acc="right"):
+    """The solution's train_step with one mistake switched on."""
+    def train_step(G, D, opt_g, opt_d, criterion, real, labels, z):
+        dl = (labels,) if d_labels else ()
+        if zero_d:
+            opt_d.zero_grad()
+        p_real = D(real, *dl)
+        fake = G(z, labels) if g_labels else G(z)
+        p_fake = D(fake.detach() if detach else fake, *dl)
+        t_real, t_fake = (torch.zeros_like(p_real), torch.ones_like(p_fake)) if swap else \
+            (torch.ones_like(p_real), torch.zeros_like(p_fake))
+        loss_d = criterion(p_real, t_real) + criterion(p_fake, t_fake)
+        loss_d.backward(retain_graph=not detach)
+        opt_d.step()
+        if zero_g:
+            opt_g.zero_grad()
+        p_g = D(fake, *dl)
+        loss_g = criterion(p_g, torch.full_like(p_g, g_target))
+        loss_g.backward()
+        opt_g.step()
+        real_ok, fake_ok = (p_real > 0.5).float().mean(), (p_fake < 0.5).float().mean()
+        d_acc = {"right": (real_ok + fake_ok) / 2, "real_only": real_ok, "inverted": (real_ok + 1 - fake_ok) / 2}[acc]
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "d_real": p_real.mean().item(),
+                "d_fake": p_fake.mean().item(), "d_acc": d_acc.item()}
+    return train_step
+
+
+def test_train_step_solution_passes(solution):
+    checks.check_train_step(solution.train_step)
+    checks.check_train_step(step())
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"d_labels": False}, "D was called without the labels"),
+    ({"g_labels": False}, "G was called without the labels"),
+    ({"detach": False}, "received gradients during the discriminator's update"),
+    ({"swap": True}, "swapped targets"),
+    ({"zero_d": False}, "opt_d.zero_grad"),
+    ({"zero_g": False}, "opt_g.zero_grad"),
+    ({"g_target": 0.0}, "target 0"),
+    ({"acc": "real_only"}, "only the real images"),
+    ({"acc": "inverted"}, "p_fake < 0.5"),
+])
+def test_train_step_names_mistakes(kwargs, match):
+    fails(checks.check_train_step, step(**kwargs), match=match)
+
+
+def test_train_step_with_g_loss_from_d_before_its_update_is_named():
+    def early(G, D, opt_g, opt_d, criterion, real, labels, z):
+        opt_d.zero_grad()
+        p_real = D(real, labels)
+        fake = G(z, labels)
+        p_fake_d = D(fake.detach(), labels)
+        p_fake_g = D(fake, labels)                       # scored before D's update
+        loss_d = criterion(p_real, torch.ones_like(p_real)) + criterion(p_fake_d, torch.zeros_like(p_fake_d))
+        loss_d.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        loss_g = criterion(p_fake_g, torch.ones_like(p_fake_g))
+        loss_g.backward()
+        opt_g.step()
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "d_real": p_real.mean().item(),
+                "d_fake": p_fake_d.mean().item(), "d_acc": 0.5}
+    fails(checks.check_train_step, early, match="from before its update")
+
+
+def test_history_check(solution):
+    good = {k: [0.5, 0.6] for k in checks.HISTORY_KEYS}
+    good["seconds"] = [10.0, 20.0]
+    checks.check_history(good, expected_length=2)
+    fails(checks.check_history, {k: v for k, v in good.items() if k != "d_acc_test"}, 2, match="d_acc_test")
+    fails(checks.check_history, {**good, "d_acc": [1.2, 0.5]}, 2, match="probabilities")
+    fails(checks.check_history, {**good, "seconds": [20.0, 10.0]}, 2, match="growing")
+
+
+# --------------------------------------------------------------------------- TODO 4: per-class report
+
+
+def report_variant(solution, change):
+    def report(p_real, p_fake, labels):
+        out = solution.discriminator_report(p_real, p_fake, labels)
+        return change(out, torch.as_tensor(p_real), torch.as_tensor(p_fake), torch.as_tensor(labels))
+    return report
+
+
+def _overall(out, p_real, p_fake, labels):
+    acc = ((p_real > 0.5).float().mean() + (p_fake <= 0.5).float().mean()).item() / 2
+    called = ((p_real > 0.5).float().mean() + (p_fake > 0.5).float().mean()).item() / 2
+    return {"accuracy": np.full(10, acc), "called_real": np.full(10, called),
+            "false_positive": np.full(10, (p_fake > 0.5).float().mean().item()),
+            "false_negative": np.full(10, (p_real <= 0.5).float().mean().item())}
+
+
+def test_discriminator_report_solution_passes(solution):
+    checks.check_discriminator_report(solution.discriminator_report)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda o, r, f, y: {**o, "false_positive": o["false_negative"], "false_negative": o["false_positive"]}, "swapped"),
+    (lambda o, r, f, y: {**o, "accuracy": 1 - o["accuracy"]}, "inverted"),
+    (lambda o, r, f, y: {**o, "called_real": 1 - o["false_negative"]}, "counts only the real images"),
+    (lambda o, r, f, y: {**o, "false_positive": o["false_positive"] * 6}, "counts"),
+    (_overall, "over all images"),
+    (lambda o, r, f, y: {k: v for k, v in o.items() if k != "called_real"}, "missing"),
+    (lambda o, r, f, y: {**o, "accuracy": o["accuracy"][:5]}, "one number per class"),
+])
+def test_discriminator_report_names_mistakes(solution, change, match):
+    fails(checks.check_discriminator_report, report_variant(solution, change), match=match)
+
+
+# --------------------------------------------------------------------------- TODO 5: 1-NN
+
+
+def test_nearest_label_solution_passes(solution):
+    checks.check_nearest_label(solution.nearest_label)
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda e, t: torch.cdist(e, t).argmax(1), "FARTHEST"),
+    (lambda e, t: (e @ t.T).argmax(1), "inner product"),
+    (lambda e, t: (F.normalize(e, dim=1) @ F.normalize(t, dim=1).T).argmax(1), "cosine"),
+    (lambda e, t: torch.cdist(e, t), r"\(N, C\) distances"),
+    (lambda e, t: torch.cdist(e, t).argmin(1).float(), "floats"),
+    (lambda e, t: torch.cdist(e, t, p=1).argmin(1), "agrees with the Euclidean"),
+])
+def test_nearest_label_names_mistakes(wrong, match):
+    fails(checks.check_nearest_label, wrong, match=match)
+
+
+# --------------------------------------------------------------------------- TODO 6: interpolation
+
+
+def _lerp(ts):
+    return lambda a, b, steps: (1 - ts(steps)[:, None]) * a + ts(steps)[:, None] * b
+
+
+def test_interpolate_solution_passes(solution):
+    checks.check_interpolate(solution.interpolate)
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda a, b, steps: _lerp(lambda s: torch.linspace(0, 1, s))(b, a, steps), "swapped"),
+    (_lerp(lambda s: torch.arange(s) / s), "not reached"),
+    (_lerp(lambda s: torch.arange(1, s + 1) / s), "Row 0 is not a"),
+    (lambda a, b, steps: _lerp(lambda s: torch.linspace(0, 1, s))(a, b, steps).T, r"\(D, steps\)"),
+    (_lerp(lambda s: torch.linspace(0, 1, s) ** 2), "evenly spaced"),
+])
+def test_interpolate_names_mistakes(wrong, match):
+    fails(checks.check_interpolate, wrong, match=match)
+
+
+# --------------------------------------------------------------------------- TODO 7: noise variations
+
+
+def noisy(z_scale=lambda s: s, on_swap=False, z_base="zeros", same_noise=False, fixed_seed=False, label_shift=0,
+          both=False):
+    def variations(G, label, sigma, n, on="z", seed=0):
+        gen = torch.Generator().manual_seed(0 if fixed_seed else seed)
+        target = ("embedding" if on == "z" else "z") if on_swap else on
+        z = torch.zeros(n, G.latent_dim) if z_base == "zeros" else torch.randn(n, G.latent_dim, generator=gen)
+        e = G.embedding.weight[(label + label_shift) % 10].detach().repeat(n, 1)
+        rows = 1 if same_noise else n
+        if target == "z" or both:
+            z = z + z_scale(sigma) * torch.randn(rows, G.latent_dim, generator=gen).expand(n, -1)
+        if target == "embedding" or both:
+            e = e + z_scale(sigma) * torch.randn(rows, e.shape[1], generator=gen).expand(n, -1)
+        return z, e
+    return variations
+
+
+def test_variations_solution_passes(solution):
+    checks.check_variations(solution.variations)
+    checks.check_variations(noisy())
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"on_swap": True}, "noise was added to the embedding"),
+    ({"z_scale": lambda s: s ** 2}, "sigma²"),
+    ({"z_scale": lambda s: 1.0}, "standard deviation 1"),
+    ({"z_base": "random"}, "ZERO vector"),
+    ({"same_noise": True}, "same noise in every row"),
+    ({"fixed_seed": True}, "seed=1 gave the same noise"),
+    ({"label_shift": 1}, "label's embedding"),
+    ({"both": True}, "noise was added to the embedding"),
+])
+def test_variations_names_mistakes(kwargs, match):
+    fails(checks.check_variations, noisy(**kwargs), match=match)
+
+
+def test_variations_on_the_embedding_names_noise_on_z(solution):
+    def wrong(G, label, sigma, n, on="z", seed=0):
+        z, e = solution.variations(G, label, sigma, n, on="z", seed=seed)
+        return z, e                                       # always on z, whatever `on` says
+    fails(checks.check_variations, wrong, match="With on='embedding' the noise was added to z")
+
+
+def test_variations_centred_on_another_class_is_named(solution):
+    def wrong(G, label, sigma, n, on="z", seed=0):
+        return solution.variations(G, (label + 2) % 10 if on == "embedding" else label, sigma, n, on=on, seed=seed)
+    fails(checks.check_variations, wrong, match="centred on class 5")
+
+
+# --------------------------------------------------------------------------- quality
+
+
+def test_quality_check_names_a_missing_file_and_an_unknown_tier(tmp_path):
+    fails(checks.check_quality, tmp_path / "cgan_final.pt", "good", match="saveModel")
+    with pytest.raises(ValueError, match="Unknown tier"):
+        checks.check_quality(tmp_path / "x.pt", "excellent")
+
+
+def test_tiers_met_reads_all_three_thresholds():
+    scores = {"conditional_accuracy": 0.99, "per_class_accuracy": [0.98] * 10, "fcd_over_floor": 3.0}
+    assert checks.tiers_met(scores) == ["good", "fair"]
+    assert checks.tiers_met({**scores, "per_class_accuracy": [0.98] * 9 + [0.8]}) == ["fair"]
+    assert checks.tiers_met({**scores, "fcd_over_floor": 20.0}) == []
