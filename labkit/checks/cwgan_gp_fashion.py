@@ -155,7 +155,7 @@ def check_wasserstein_losses(get_WLoss_generator, get_WLoss_discriminator) -> No
     loss_g = get_WLoss_generator(score_fake)
     require(_is_graph_tensor(loss_g), "get_WLoss_generator must return a one-number tensor attached to the graph "
                                       "(no .item(), no detach), so loss_g.backward() reaches the generator.")
-    value = float(loss_g)
+    value = float(loss_g.detach())
     require_value(value, -mean_fake, [
         (mean_fake, "get_WLoss_generator has the wrong sign: the generator wants high scores for its fakes, so it "
                     "minimises MINUS the mean score: -score_fake.mean()."),
@@ -165,7 +165,7 @@ def check_wasserstein_losses(get_WLoss_generator, get_WLoss_discriminator) -> No
 
     loss_c = get_WLoss_discriminator(score_fake, score_real)
     require(_is_graph_tensor(loss_c), "get_WLoss_discriminator must return a one-number tensor attached to the graph.")
-    value, expected = float(loss_c), mean_fake - mean_real
+    value, expected = float(loss_c.detach()), mean_fake - mean_real
     require_value(value, expected, [
         (-expected, "get_WLoss_discriminator has the wrong sign (real and fake swapped): the critic minimises "
                     "mean(score_fake) - mean(score_real), so real images end up with the higher scores."),
@@ -249,7 +249,7 @@ def check_gradient_penalty(get_gradient_regularisation) -> None:
     out = get_gradient_regularisation(unit, lambda_gp=10.0)
     require(_is_graph_tensor(out), "get_gradient_regularisation must return a one-number tensor attached to the "
                                    "graph (no .item(), no detach): the critic is trained through it.")
-    require(abs(float(out)) < 1e-5, f"Every sample's gradient has norm 1, so the penalty must be 0; got {float(out):.4g}. "
+    require(abs(float(out.detach())) < 1e-5, f"Every sample's gradient has norm 1, so the penalty must be 0; got {float(out.detach()):.4g}. "
                                     "Take each sample's L2 norm over all its pixels: gradient.flatten(1).norm(2, dim=1).")
     lam = 2.0
     g = _gradients_with_norms([0.5, 1.0, 2.0, 3.0], seed=2)
@@ -481,11 +481,16 @@ def _name(c: int) -> str:
 # --------------------------------------------------------------------------- quality of the saved generator
 
 QUALITY_SAMPLES = 5000
-# Tiers on 5,000 samples (500 per class) scored by the Fashion-MNIST metric classifier (91.7 % on real test
-# images; never shown to a generator). See the notebook's table and docs/benchmarks.md for the measurements.
+# Tiers on 5,000 samples (500 per class) scored by the Fashion-MNIST metric classifier (91.7 % on real test images;
+# never shown to a generator); the FCD ratio compares them with labkit's 1,000 shipped test images (5 splits).
+# Measured (conditional accuracy / weakest class / FCD ratio; docs/benchmarks.md): the reference recipe after 20
+# epochs 84.4 % / 55 % (Shirt) / 6.4; the same run's EMA generator after 8 epochs 77 % / 35 % / 13 and after 6
+# epochs 71 % / 20 % / 17 (2,000 samples each); the BCE cGAN baseline and the WGAN-GP after 6 minutes on 10,000
+# images 65 % / 3 % / 27 and 54 % / 10 % / 33; real training images 93.8 % / 79 % / 0.9. "good" is the reference's
+# level with a margin, "fair" the recipe stopped at about 8 epochs; six minutes of either loss fail both.
 QUALITY_TIERS = MappingProxyType({
-    "good": MappingProxyType({"accuracy": 0.85, "weakest_class": 0.60, "fcd_over_floor": 8.0}),
-    "fair": MappingProxyType({"accuracy": 0.70, "weakest_class": 0.40, "fcd_over_floor": 15.0}),
+    "good": MappingProxyType({"accuracy": 0.80, "weakest_class": 0.50, "fcd_over_floor": 9.0}),
+    "fair": MappingProxyType({"accuracy": 0.70, "weakest_class": 0.30, "fcd_over_floor": 15.0}),
 })
 
 
