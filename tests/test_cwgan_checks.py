@@ -363,3 +363,12 @@ def test_quality_tiers_are_ordered():
 
 def test_quality_of_a_missing_file_says_to_save(tmp_path):
     fails(checks.check_quality, tmp_path / "cwgan_final.pt", "fair", match="saveModel")
+
+
+def test_quality_of_an_untrained_generator_names_the_class_accuracy(solution, tmp_path):
+    from labkit import saveModel
+
+    torch.manual_seed(0)
+    path = tmp_path / "cwgan_final.pt"
+    saveModel(solution.Generator(), path, dataset="fashion_mnist")
+    fails(checks.check_quality, path, "fair", 1000, match="not of the class asked for")

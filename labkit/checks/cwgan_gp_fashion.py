@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import CheckFailed, close, passed, reference, require
+from .quality import check_conditional_quality, conditional_tiers_met
 from .steps import STALE_GRADIENT, OptimizerSpy, flat_params, require_history, require_value, result_dict, stale_gradients
 
 __all__ = [
@@ -506,37 +507,11 @@ def graded_scores(generator, n: int = QUALITY_SAMPLES, seed: int = 0) -> dict:
 
 def tiers_met(scores) -> list:
     """The names of the tiers whose three thresholds ``scores`` (from :func:`graded_scores`) meet."""
-    return [name for name, t in QUALITY_TIERS.items() if scores["conditional_accuracy"] >= t["accuracy"]
-            and min(scores["per_class_accuracy"]) >= t["weakest_class"] and scores["fcd_over_floor"] <= t["fcd_over_floor"]]
+    return conditional_tiers_met(scores, QUALITY_TIERS)
 
 
 def check_quality(path, tier: str, n: int = QUALITY_SAMPLES, seed: int = 0) -> None:
     """Score the saved generator at ``path``: conditional accuracy, its weakest class, FCD against real images."""
-    from ..checkpoint import CheckpointError, loadModel
+    from ..models.classifier import CLASS_NAMES
 
-    if tier not in QUALITY_TIERS:
-        raise ValueError(f"Unknown tier {tier!r}; use one of {', '.join(QUALITY_TIERS)}.")
-    limits = QUALITY_TIERS[tier]
-    try:
-        G = loadModel(path)
-    except CheckpointError as exc:
-        raise CheckFailed(f"{exc} Save your final generator with saveModel(G_ema, {str(path)!r}) first.") from None
-    try:
-        scores = graded_scores(G, n=n, seed=seed)
-    except ValueError as exc:
-        raise CheckFailed(f"Could not score {path}: {exc}") from None
-    per_class = scores["per_class_accuracy"]
-    weakest = int(np.argmin(per_class))
-    summary = (f"conditional accuracy {scores['conditional_accuracy']:.1%}, weakest class {_name(weakest)} "
-               f"{per_class[weakest]:.1%}, FCD {scores['fcd']:.2f} = {scores['fcd_over_floor']:.1f}× the real floor")
-    require(scores["conditional_accuracy"] >= limits["accuracy"],
-            f"{tier}: too many images are not of the class asked for ({summary}); needs a conditional accuracy of at "
-            f"least {limits['accuracy']:.0%}. Train longer, check that both networks get the labels, or evaluate "
-            "the EMA generator.")
-    require(per_class[weakest] >= limits["weakest_class"],
-            f"{tier}: class {_name(weakest)} is drawn badly ({summary}); every class needs at least "
-            f"{limits['weakest_class']:.0%}. Train longer.")
-    require(scores["fcd_over_floor"] <= limits["fcd_over_floor"],
-            f"{tier}: the images' features are far from real ones ({summary}); needs FCD at most "
-            f"{limits['fcd_over_floor']}× the real floor. Little variety within a class (mode collapse) raises it.")
-    passed(f"quality ({tier}): {summary}")
+    check_conditional_quality(path, tier, QUALITY_TIERS, graded_scores, CLASS_NAMES["fashion_mnist"], n=n, seed=seed)

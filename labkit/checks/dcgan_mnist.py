@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import CheckFailed, close, passed, reference, require
+from .quality import saved_generator_scores
 from .steps import (STALE_GRADIENT, OptimizerSpy, flat_params, require_history, require_value, result_dict,
                     stale_gradients)
 
@@ -333,19 +334,10 @@ def tiers_met(scores) -> list:
 
 def check_quality(path, tier: str, n: int = QUALITY_SAMPLES, seed: int = 0) -> None:
     """Score the saved generator at ``path``: class balance, classifier confidence, FCD against real digits."""
-    from ..checkpoint import CheckpointError, loadModel
-
     if tier not in QUALITY_TIERS:
         raise ValueError(f"Unknown tier {tier!r}; use one of {', '.join(QUALITY_TIERS)}.")
     limits = QUALITY_TIERS[tier]
-    try:
-        G = loadModel(path)
-    except CheckpointError as exc:
-        raise CheckFailed(f"{exc} Save your final generator with saveModel(G, {str(path)!r}) first.") from None
-    try:
-        scores = graded_scores(G, n=n, seed=seed)
-    except ValueError as exc:
-        raise CheckFailed(f"Could not score {path}: {exc}") from None
+    scores = saved_generator_scores(path, graded_scores, n, seed, model_name="G")
     summary = (f"shares {scores['min_class_share']:.1%}-{scores['max_class_share']:.1%} (ratio "
                f"{scores['class_share_ratio']:.2f}), confidence {scores['mean_confidence']:.3f}, FCD "
                f"{scores['fcd']:.2f} = {scores['fcd_over_floor']:.1f}× the real floor {scores['fcd_real_floor']:.2f}")
