@@ -92,3 +92,18 @@ def test_main_job_from_the_root_writes_under_a_relative_out_and_nothing_in_noteb
     assert list((tmp_path / "build" / "01_gan_1d").glob("*.gif")), "the GIFs must be under ./build"
     after = {p: p.stat().st_mtime_ns for p in notebooks.rglob("*") if p.is_file()}
     assert after == before, "labkit run wrote inside notebooks/"
+
+
+def test_summary_counts_saved_models_not_training_states(tmp_path):
+    import torch
+
+    from labkit import saveModel
+    from labkit.instructor.notebook import RunResult
+    from labkit.train import save_training_state
+
+    model = torch.nn.Linear(2, 1)
+    saveModel(model, tmp_path / "final.pt")
+    save_training_state(tmp_path / "training.pt", 0, {"loss": [1.0]}, model=model)
+    (tmp_path / "curve.png").write_bytes(b"png")
+    result = RunResult("lab", "ok", 1.0, outputs=[str(p) for p in sorted(tmp_path.iterdir())])
+    assert result.summary().endswith("1 figures, 0 GIFs, 1 saved models")

@@ -42,6 +42,17 @@ def load_exports(path, tag: str = "export", name: Optional[str] = None) -> types
 NotebookStatus = Literal["ok", "error", "timeout"]
 
 
+def _is_saved_model(path) -> bool:
+    """Whether ``path`` was written by saveModel (a training checkpoint for resuming is not a saved model)."""
+    from ..checkpoint import CheckpointError, read_checkpoint
+
+    try:
+        read_checkpoint(path)
+    except CheckpointError:
+        return False
+    return True
+
+
 @dataclass
 class RunResult:
     notebook: str
@@ -56,7 +67,7 @@ class RunResult:
         total = len(self.passed) + len(self.failed)
         figures = sum(1 for f in self.outputs if f.endswith((".png", ".svg", ".pdf")))
         gifs = sum(1 for f in self.outputs if f.endswith(".gif"))
-        models = sum(1 for f in self.outputs if f.endswith(".pt"))
+        models = sum(1 for f in self.outputs if f.endswith(".pt") and _is_saved_model(f))  # not training states
         text = (f"{self.notebook}: {self.status} in {self.seconds:.0f} s, checks {len(self.passed)}/{total} passed, "
                 f"{figures} figures, {gifs} GIFs, {models} saved models")
         if self.failed:
