@@ -31,3 +31,24 @@ def grade_reference_and_release(assignment: str, model_files, workdir: Path):
     with open(out / "grades.csv", newline="", encoding="utf-8") as f:
         rows = {row["submission"]: row for row in csv.DictReader(f)}
     return code, rows, out
+
+
+def assert_reference_gets_every_point(rows, assignment: str) -> None:
+    """The reference solution's row: status ok, every automatic point of its check cells, no flag."""
+    import nbformat
+    import pytest
+
+    from labkit.instructor.release import checks_in
+
+    row = rows["reference"]
+    expected = sum(c["points"] for c in checks_in(nbformat.read(SOLUTIONS / f"{assignment}.ipynb", as_version=4)).values())
+    assert row["status"] == "ok", row["reason"]
+    assert float(row["auto_points"]) == pytest.approx(expected) == pytest.approx(float(row["auto_max"])), row
+    assert row["flags"] == "", row["flags"]
+
+
+def assert_release_gets_zero(rows, out: Path) -> None:
+    """The untouched release's row: an error with zero points, and feedback that says where it stopped."""
+    row = rows["untouched_release"]
+    assert row["status"] == "error" and float(row["auto_points"]) == 0, row
+    assert "NotImplementedError" in (out / "feedback" / "untouched_release.md").read_text(encoding="utf-8")
