@@ -227,7 +227,9 @@ def release_all(repo: Path, check: bool = False) -> List[str]:
 # Reference checkpoints students get: only what later sections need to run (the metric classifiers behind
 # the image scores). An allow-list, so a new reference model (e.g. checkpoints/gan1d_*.pt, which would pass
 # a graded quality check if handed in as the student's own) stays with the instructor unless listed here.
-STUDENT_CHECKPOINTS = ("classifier_mnist.pt", "classifier_fashion_mnist.pt")
+# The metric classifiers, and the CGAN reference lab 02's Section 2 falls back to when a student's training failed
+# (the grader flags a handed-in copy of it: labkit/instructor/grading/references.py).
+STUDENT_CHECKPOINTS = ("classifier_mnist.pt", "classifier_fashion_mnist.pt", "cgan_mnist.pt", "cgan_mnist_D.pt")
 # Files of the repository root that ship as they are (pip install -e needs pyproject.toml).
 STUDENT_FILES = ("READ_ME.txt", "pyproject.toml", "requirements.txt")
 # Never copied from labkit/: caches, notebooks, model files (the package ships none).
@@ -283,10 +285,14 @@ def released_notebook(name: str, source: Optional[Path] = None) -> nbformat.Note
 
 def _forbidden_digests(repo: Path) -> Dict[str, str]:
     """digest -> name of every model file that must not reach students (reference and solution models)."""
+    # A solution model identical to a checkpoint students get on purpose (lab 02's CGAN) is no secret: the
+    # grader flags it when it is handed in.
+    shipped = {file_digest(repo / "checkpoints" / name) for name in STUDENT_CHECKPOINTS
+               if (repo / "checkpoints" / name).exists()}
     found = {}
     for folder in (repo / "checkpoints", repo / "notebooks" / "solutions"):
         for path in sorted(folder.glob("*.pt")) if folder.exists() else []:
-            if not (folder.name == "checkpoints" and path.name in STUDENT_CHECKPOINTS):
+            if file_digest(path) not in shipped:
                 found[file_digest(path)] = str(path.relative_to(repo))
     return found
 
