@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import CheckFailed, close, passed, reference, require
+from .samples import require_generated_images
 from .quality import check_conditional_quality, conditional_tiers_met
 from .steps import STALE_GRADIENT, OptimizerSpy, flat_params, require_history, require_value, result_dict, stale_gradients
 
@@ -436,20 +437,7 @@ def _class_agreement(images: np.ndarray, c: int) -> float:
 def check_generate(generate) -> None:
     """generate(n, c) -> numpy float32 (n, 28, 28) in [0, 1] of class c (a number or a name); bad classes raise."""
     out = generate(6, 3)
-    require(isinstance(out, np.ndarray), f"generate(n, c) must return a numpy array, got {type(out).__name__}: "
-                                         "use .detach().cpu().numpy().")
-    if out.shape == (6, 1, 28, 28):
-        raise CheckFailed("generate(6, 3) returns shape (6, 1, 28, 28): drop the channel axis, e.g. out[:, 0].")
-    require(out.shape == (6, 28, 28), f"generate(6, 3) must return shape (6, 28, 28), got {out.shape}.")
-    require(out.dtype == np.float32, f"generate(n, c) must return float32, got {out.dtype}: use .astype(np.float32).")
-    require(np.all(np.isfinite(out)), "generate(n, c) returned NaN or inf.")
-    low, high = float(out.min()), float(out.max())
-    if low < 0:
-        raise CheckFailed(f"generate(n, c) has values down to {low:.2f}: map the generator's tanh range [-1, 1] to "
-                          "[0, 1] with (x + 1) / 2.")
-    require(high <= 1.0, f"generate(n, c) has values up to {high:.2f}, above 1: map [-1, 1] to [0, 1].")
-    require(float(out.std(axis=0).mean()) > 1e-3, "generate(n, c) returns the same image n times: draw a new z per "
-                                                  "image.")
+    low, high = require_generated_images(out, "generate(6, 3)", "generate(n, c)")
     templates = ClassTemplates()
     for c in (0, 7, 9):
         agreement = _class_agreement(generate(40, c, G=templates), c)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import CheckFailed, close, passed, reference, require
+from .samples import require_generated_images
 from .quality import saved_generator_scores
 from .steps import (STALE_GRADIENT, OptimizerSpy, flat_params, require_history, require_value, result_dict,
                     stale_gradients)
@@ -285,19 +286,7 @@ def check_history(history, expected_length: int) -> None:
 def check_generate(generate) -> None:
     """generate(n) -> numpy float32 array (n, 28, 28) in [0, 1], different images, deterministic per call size."""
     out = generate(6)
-    require(isinstance(out, np.ndarray), f"generate(n) must return a numpy array, got {type(out).__name__}: "
-                                         "use .detach().cpu().numpy().")
-    if out.shape == (6, 1, 28, 28):
-        raise CheckFailed("generate(6) returns shape (6, 1, 28, 28): drop the channel axis, e.g. out[:, 0].")
-    require(out.shape == (6, 28, 28), f"generate(6) must return shape (6, 28, 28), got {out.shape}.")
-    require(out.dtype == np.float32, f"generate(n) must return float32, got {out.dtype}: use .astype(np.float32).")
-    require(np.all(np.isfinite(out)), "generate(n) returned NaN or inf.")
-    low, high = float(out.min()), float(out.max())
-    if low < 0:
-        raise CheckFailed(f"generate(n) has values down to {low:.2f}: map the generator's tanh range [-1, 1] to "
-                          "[0, 1] with (x + 1) / 2.")
-    require(high <= 1.0, f"generate(n) has values up to {high:.2f}, above 1: map [-1, 1] to [0, 1] with (x + 1) / 2.")
-    require(float(out.std(axis=0).mean()) > 1e-3, "generate(n) returns the same image n times: draw a new z per image.")
+    low, high = require_generated_images(out, "generate(6)", "generate(n)")
     require(generate(1).shape == (1, 28, 28), "generate(1) must return shape (1, 28, 28).")
     passed(f"generate: (6, 28, 28) float32 in [{low:.2f}, {high:.2f}], six different images")
 
