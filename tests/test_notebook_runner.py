@@ -37,6 +37,17 @@ def test_execute_reports_checks_outputs_and_writes_the_executed_copy(tmp_path):
     assert executed.cells[2].execution_count is not None
 
 
+def test_a_second_run_into_the_same_folder_counts_the_files_it_rewrote(tmp_path):
+    """Re-running `labkit run --out build` rewrites the same names: they are this run's outputs, not "0 figures"."""
+    path = _notebook(tmp_path)
+    (tmp_path / "figs").mkdir()
+    (tmp_path / "figs" / "old.png").write_text("from an earlier run, not rewritten")
+    for _ in range(2):
+        result = execute(path, None, quick=True, output_dir=tmp_path / "figs")
+        assert [p.split("/")[-1] for p in result.outputs] == ["f.png"]
+        assert "1 figures" in result.summary()
+
+
 def test_load_exports_runs_only_tagged_cells(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_QUICK", "1")
     module = load_exports(_notebook(tmp_path))

@@ -14,7 +14,7 @@ import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Literal, Optional
+from typing import Dict, List, Literal, Optional, Tuple
 
 import nbformat
 
@@ -75,6 +75,16 @@ class RunResult:
         if self.errors:
             text += " | first error: " + self.errors[0].splitlines()[-1][:160]
         return text
+
+
+def _file_stamps(folder: Path) -> Dict[Path, Tuple[int, int]]:
+    """Every file under ``folder`` with its (modification time in ns, size)."""
+    stamps = {}
+    for path in folder.rglob("*"):
+        if path.is_file():
+            stat = path.stat()
+            stamps[path] = (stat.st_mtime_ns, stat.st_size)
+    return stamps
 
 
 def _error_text(outputs) -> Optional[str]:
@@ -143,7 +153,9 @@ def execute(path, out_path=None, quick: bool = True, output_dir=None, cell_timeo
         output_dir = Path(output_dir).resolve()  # the kernel's working folder is the notebook's, not ours
         output_dir.mkdir(parents=True, exist_ok=True)
         os.environ["LABKIT_OUTPUT"] = str(output_dir)
-    before = set(output_dir.rglob("*")) if output_dir else set()
+    # Files and their modification times before the run: a second run into the same folder rewrites the same
+    # names, and those count as written by this run too.
+    before = _file_stamps(output_dir) if output_dir else {}
     status: NotebookStatus = "ok"
     start = time.perf_counter()
     try:
@@ -182,5 +194,6 @@ def execute(path, out_path=None, quick: bool = True, output_dir=None, cell_timeo
         Path(out_path).parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, str(out_path))
     if output_dir:
-        result.outputs = sorted(str(p) for p in set(output_dir.rglob("*")) - before if p.is_file())
+        result.outputs = sorted(str(path) for path, stamp in _file_stamps(output_dir).items()
+                                if before.get(path) != stamp)
     return result
