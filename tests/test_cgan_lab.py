@@ -190,3 +190,81 @@ def test_explorer_builds_its_sliders_and_redraws_when_one_moves(small_G):
     before = plt.get_fignums()
     sliders["class"].value, sliders["t"].value = 5, 0.9        # each change redraws the frame (and closes it)
     assert plt.get_fignums() == before
+
+
+def _drain(client, parent_id, timeout=60.0):
+    """The iopub messages a request caused, up to the kernel's idle status for it."""
+    import queue
+
+    messages = []
+    while True:
+        try:
+            msg = client.get_iopub_msg(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"the kernel went quiet before finishing; got {[m['msg_type'] for m in messages]}")
+        if msg["parent_header"].get("msg_id") != parent_id:
+            continue
+        messages.append(msg)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return messages
+
+
+def test_explorer_redraws_live_in_a_kernel_when_the_frontend_moves_a_slider(tmp_path, monkeypatch):
+    """What Jupyter and Colab do, spoken over the kernel protocol: open the widgets, move the class slider as a
+    browser does (a comm "update" message), and the kernel answers with a new PNG routed into the explorer's
+    Output widget (the Output's msg_id names the slider's message, and the figure comes with that parent)."""
+    pytest.importorskip("ipywidgets")
+    from jupyter_client import KernelManager
+
+    from labkit.instructor.notebook import current_interpreter_kernel
+
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    monkeypatch.delenv("LABKIT_HEADLESS", raising=False)
+    manager = KernelManager(kernel_name=current_interpreter_kernel(tmp_path))
+    manager.start_kernel(cwd=str(tmp_path))
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        code = (f"import torch\nfrom labkit.instructor.notebook import load_exports\n"
+                f"from labkit.labs import cgan_mnist as lab2\n%matplotlib inline\n"
+                f"solution = load_exports({str(NOTEBOOK)!r})\ntorch.manual_seed(0)\n"
+                f"ui = lab2.explore(solution.Generator(channels=4).eval(), interactive=True)")
+        opened = _drain(client, client.execute(code))
+        errors = [m["content"] for m in opened if m["msg_type"] == "error"]
+        assert not errors, errors
+        widgets = {m["content"]["comm_id"]: m["content"]["data"]["state"] for m in opened if m["msg_type"] == "comm_open"}
+        by_description = {state.get("description"): comm for comm, state in widgets.items()}
+        shown = {m["content"]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] for m in opened
+                 if m["msg_type"] == "display_data" and "application/vnd.jupyter.widget-view+json" in m["content"]["data"]}
+        outputs = [comm for comm in shown if widgets.get(comm, {}).get("_model_name") == "OutputModel"]
+        assert outputs, "the explorer showed no Output widget to draw into"
+        assert {"class", "σ on z", "σ on e", "mix", "t"} <= set(by_description), sorted(map(str, by_description))
+        first_pngs = [m for m in opened if m["msg_type"] == "display_data" and "image/png" in m["content"]["data"]]
+        assert first_pngs, "the explorer drew nothing when it opened"
+
+        move = client.session.msg("comm_msg", {"comm_id": by_description["class"],
+                                               "data": {"method": "update", "state": {"value": 7}, "buffer_paths": []}})
+        client.shell_channel.send(move)
+        answer = _drain(client, move["header"]["msg_id"])
+        errors = [m["content"] for m in answer if m["msg_type"] == "error"]
+        assert not errors, errors
+        # Route the new figures as the browser does: an Output widget whose msg_id is set captures the outputs of
+        # that message; the one set last (the innermost `with out:`) gets them.
+        capturing, pngs_shown, pngs_elsewhere = [], [], []
+        for m in answer:
+            if m["msg_type"] == "comm_msg" and "msg_id" in m["content"]["data"].get("state", {}):
+                comm = m["content"]["comm_id"]
+                capturing = [c for c in capturing if c != comm]
+                if m["content"]["data"]["state"]["msg_id"] == move["header"]["msg_id"]:
+                    capturing.append(comm)
+            elif m["msg_type"] == "display_data" and "image/png" in m["content"]["data"]:
+                into = pngs_shown if capturing and capturing[-1] in outputs else pngs_elsewhere
+                into.append(m["content"]["data"]["image/png"])
+        assert not pngs_elsewhere, "the redraw went to an Output widget that is not on screen, or to none"
+        assert len(pngs_shown) == 1, f"moving a slider should draw one new frame on screen, got {len(pngs_shown)}"
+        pngs = pngs_shown
+        assert pngs[0] != first_pngs[-1]["content"]["data"]["image/png"], "the frame did not change with the class"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
