@@ -66,6 +66,16 @@ def test_generator_names_mistakes(solution, kwargs, match):
     fails(checks.check_generator, generator_variant(solution, **kwargs), match=match)
 
 
+@pytest.mark.parametrize("kwargs, match", [
+    ({"in_channels": lambda L, E: L + 10}, "not a one-hot vector"),
+    ({"forward": lambda self, z, labels: self.from_embedding(self.embedding(labels), z)}, r"from_embedding\(e, z\)"),
+    ({"from_embedding": lambda self, z, e: self.net(torch.cat([z, 0 * e], 1)[:, :, None, None])}, "does not use e"),
+    ({"from_embedding": lambda self, z, e: self.net(torch.cat([z, e], 1))}, r"\[:, :, None, None\]"),
+])
+def test_generator_names_more_mistakes(solution, kwargs, match):
+    fails(checks.check_generator, generator_variant(solution, **kwargs), match=match)
+
+
 def test_generator_still_raising_is_named():
     class Todo(nn.Module):
         def __init__(self, **kwargs):
@@ -116,6 +126,29 @@ def test_discriminator_names_mistakes(solution, kwargs, match):
     fails(checks.check_discriminator, discriminator_variant(solution, **kwargs), match=match)
 
 
+def _scored(score):
+    """A forward computing ``score(head(h), embedding(labels), project(h))``."""
+    return lambda self, x, labels: score(self.head(self.features(x)), self.embedding(labels),
+                                         self.project(self.features(x)))
+
+
+@pytest.mark.parametrize("score, match", [
+    (lambda head, e, p: torch.sigmoid(head + e @ p.T), "matrix product"),
+    (lambda head, e, p: torch.sigmoid(head + (e * p).sum()), "whole batch"),
+    (lambda head, e, p: torch.sigmoid(head * (e * p).sum(1, keepdim=True)), "multiplies head"),
+    (lambda head, e, p: torch.sigmoid(torch.sigmoid(head + (e * p).sum(1, keepdim=True))), "twice"),
+    (lambda head, e, p: torch.softmax(head + (e * p).sum(1, keepdim=True), dim=0), "softmax"),
+])
+def test_discriminator_names_score_mistakes(solution, score, match):
+    fails(checks.check_discriminator, discriminator_variant(solution, forward=_scored(score)), match=match)
+
+
+def test_discriminator_accepts_other_inner_products(solution):
+    for score in (lambda head, e, p: torch.sigmoid(head + torch.einsum("be,be->b", e, p)[:, None]),
+                  lambda head, e, p: torch.sigmoid(head + torch.bmm(e[:, None], p[:, :, None])[:, 0])):
+        checks.check_discriminator(discriminator_variant(solution, forward=_scored(score)))
+
+
 def test_discriminator_without_projection_layer_is_named(solution):
     class NoProject(solution.Discriminator):
         def __init__(self, embed_dim=32, channels=4):
@@ -128,9 +161,12 @@ def test_discriminator_without_projection_layer_is_named(solution):
 
 
 def step(detach=True, swap=False, d_labels=True, g_labels=True, zero_d=True, zero_g=True, g_target=1.0,
-         acc="right"):
-    """The solution's train_step with one mistake switched on."""
+         acc="right", zero_late=(), acc_scale=1.0, target_first=False):
+    """The solution's train_step with one mistake switched on; zero_late names the optimisers ("d", "g") whose
+    zero_grad() comes between backward() and step()."""
     def train_step(G, D, opt_g, opt_d, criterion, real, labels, z):
+        if target_first:
+            criterion = (lambda bce: lambda p, target: bce(target, p))(criterion)
         dl = (labels,) if d_labels else ()
         if zero_d:
             opt_d.zero_grad()
@@ -141,17 +177,21 @@ def step(detach=True, swap=False, d_labels=True, g_labels=True, zero_d=True, zer
             (torch.ones_like(p_real), torch.zeros_like(p_fake))
         loss_d = criterion(p_real, t_real) + criterion(p_fake, t_fake)
         loss_d.backward(retain_graph=not detach)
+        if "d" in zero_late:
+            opt_d.zero_grad()
         opt_d.step()
         if zero_g:
             opt_g.zero_grad()
         p_g = D(fake, *dl)
         loss_g = criterion(p_g, torch.full_like(p_g, g_target))
         loss_g.backward()
+        if "g" in zero_late:
+            opt_g.zero_grad()
         opt_g.step()
         real_ok, fake_ok = (p_real > 0.5).float().mean(), (p_fake < 0.5).float().mean()
         d_acc = {"right": (real_ok + fake_ok) / 2, "real_only": real_ok, "inverted": (real_ok + 1 - fake_ok) / 2}[acc]
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "d_real": p_real.mean().item(),
-                "d_fake": p_fake.mean().item(), "d_acc": d_acc.item()}
+                "d_fake": p_fake.mean().item(), "d_acc": acc_scale * d_acc.item()}
     return train_step
 
 
@@ -170,6 +210,10 @@ def test_train_step_solution_passes(solution):
     ({"g_target": 0.0}, "target 0"),
     ({"acc": "real_only"}, "only the real images"),
     ({"acc": "inverted"}, "p_fake < 0.5"),
+    ({"zero_late": ("d",)}, r"opt_d.zero_grad\(\) comes after loss_d.backward\(\)"),
+    ({"zero_late": ("g",)}, r"opt_g.zero_grad\(\) comes after loss_g.backward\(\)"),
+    ({"acc_scale": 100.0}, "percentage"),
+    ({"target_first": True}, "arguments swapped"),
 ])
 def test_train_step_names_mistakes(kwargs, match):
     fails(checks.check_train_step, step(**kwargs), match=match)
@@ -201,6 +245,12 @@ def test_history_check(solution):
     fails(checks.check_history, {k: v for k, v in good.items() if k != "d_acc_test"}, 2, match="d_acc_test")
     fails(checks.check_history, {**good, "d_acc": [1.2, 0.5]}, 2, match="probabilities")
     fails(checks.check_history, {**good, "seconds": [20.0, 10.0]}, 2, match="growing")
+    fails(checks.check_history, {**good, "d_acc": [55.0, 60.0]}, 2, match="percentage")
+    fails(checks.check_history, {**good, "loss_d": [torch.tensor(0.5, requires_grad=True) * 1] * 2}, 2,
+          match=r"loss.item\(\)")
+    fails(checks.check_history, {**good, "loss_d": [0.5] * 20}, 2, match="10 per epoch")
+    fails(checks.check_history, {**good, "loss_d": [[0.5, 0.4]] * 2}, 2, match="a list per epoch")
+    fails(checks.check_history, {k: [v[0]] + v for k, v in good.items()}, 2, match="One too many")
 
 
 # --------------------------------------------------------------------------- TODO 4: per-class report
@@ -238,6 +288,26 @@ def test_discriminator_report_names_mistakes(solution, change, match):
     fails(checks.check_discriminator_report, report_variant(solution, change), match=match)
 
 
+def _by_position(p_real, p_fake, labels):
+    real, fake = ((torch.as_tensor(p) > 0.5).float().reshape(10, -1).mean(1).numpy() for p in (p_real, p_fake))
+    return {"accuracy": (real + 1 - fake) / 2, "called_real": (real + fake) / 2, "false_positive": fake,
+            "false_negative": 1 - real}
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda o, r, f, y: {k: 100 * v for k, v in o.items()}, "percentages"),
+    (lambda o, r, f, y: {**o, "called_real": 2 * o["called_real"]}, "adds the share"),
+    (lambda o, r, f, y: {**o, "called_real": o["false_positive"]}, "only the generated images"),
+    (lambda o, r, f, y: {**o, "accuracy": 1 - o["false_negative"]}, "accuracy'\\] counts only the real"),
+])
+def test_discriminator_report_names_more_mistakes(solution, change, match):
+    fails(checks.check_discriminator_report, report_variant(solution, change), match=match)
+
+
+def test_discriminator_report_grouped_by_position_is_named():
+    fails(checks.check_discriminator_report, _by_position, match="by position")
+
+
 # --------------------------------------------------------------------------- TODO 5: 1-NN
 
 
@@ -252,6 +322,11 @@ def test_nearest_label_solution_passes(solution):
     (lambda e, t: torch.cdist(e, t), r"\(N, C\) distances"),
     (lambda e, t: torch.cdist(e, t).argmin(1).float(), "floats"),
     (lambda e, t: torch.cdist(e, t, p=1).argmin(1), "agrees with the Euclidean"),
+    (lambda e, t: torch.cdist(e, t).argmin(0), "wrong axis"),
+    (lambda e, t: torch.cdist(e, t).argmin(), "without dim"),
+    (lambda e, t: t[torch.cdist(e, t).argmin(1)], "nearest table rows"),
+    (lambda e, t: torch.cdist(e, t).min(1).values, "smallest distances"),
+    (lambda e, t: torch.cdist(e, t).min(1), r"\(values, indices\)"),
 ])
 def test_nearest_label_names_mistakes(wrong, match):
     fails(checks.check_nearest_label, wrong, match=match)
@@ -274,6 +349,12 @@ def test_interpolate_solution_passes(solution):
     (_lerp(lambda s: torch.arange(1, s + 1) / s), "Row 0 is not a"),
     (lambda a, b, steps: _lerp(lambda s: torch.linspace(0, 1, s))(a, b, steps).T, r"\(D, steps\)"),
     (_lerp(lambda s: torch.linspace(0, 1, s) ** 2), "evenly spaced"),
+    (lambda a, b, steps: (1 - torch.linspace(0, 1, steps)) * a + torch.linspace(0, 1, steps) * b, "t a column"),
+    (_lerp(lambda s: torch.linspace(0, 1, s - 1)), "one short"),
+    (_lerp(lambda s: torch.linspace(0, 1, s + 1)), "one too many"),
+    (lambda a, b, steps: torch.cat([(1 - t) * a + t * b for t in torch.linspace(0, 1, steps)]), "not torch.cat"),
+    (lambda a, b, steps: [(1 - t) * a + t * b for t in torch.linspace(0, 1, steps)], "torch.stack"),
+    (lambda a, b, steps: (1 - (t := torch.linspace(0, 1, steps)[:, None])) * a + t * (b - a), "give b exactly"),
 ])
 def test_interpolate_names_mistakes(wrong, match):
     fails(checks.check_interpolate, wrong, match=match)
@@ -283,7 +364,7 @@ def test_interpolate_names_mistakes(wrong, match):
 
 
 def noisy(z_scale=lambda s: s, on_swap=False, z_base="zeros", same_noise=False, fixed_seed=False, label_shift=0,
-          both=False):
+          both=False, draw=torch.randn, multiply=False, repeat=True, swap_out=False):
     def variations(G, label, sigma, n, on="z", seed=0):
         gen = torch.Generator().manual_seed(0 if fixed_seed else seed)
         target = ("embedding" if on == "z" else "z") if on_swap else on
@@ -291,10 +372,13 @@ def noisy(z_scale=lambda s: s, on_swap=False, z_base="zeros", same_noise=False, 
         e = G.embedding.weight[(label + label_shift) % 10].detach().repeat(n, 1)
         rows = 1 if same_noise else n
         if target == "z" or both:
-            z = z + z_scale(sigma) * torch.randn(rows, G.latent_dim, generator=gen).expand(n, -1)
+            z = z + z_scale(sigma) * draw(rows, G.latent_dim, generator=gen).expand(n, -1)
         if target == "embedding" or both:
-            e = e + z_scale(sigma) * torch.randn(rows, e.shape[1], generator=gen).expand(n, -1)
-        return z, e
+            noise = z_scale(sigma) * draw(rows, e.shape[1], generator=gen).expand(n, -1)
+            e = e * (1 + noise) if multiply else e + noise
+        if not repeat and target == "z":
+            e = e[0]
+        return (e, z) if swap_out else (z, e)
     return variations
 
 
@@ -312,6 +396,11 @@ def test_variations_solution_passes(solution):
     ({"fixed_seed": True}, "seed=1 gave the same noise"),
     ({"label_shift": 1}, "label's embedding"),
     ({"both": True}, "noise was added to the embedding"),
+    ({"draw": torch.rand}, "uniform"),
+    ({"z_scale": lambda s: s ** 0.5}, r"sqrt\(sigma\)"),
+    ({"multiply": True}, "multiplies the embedding"),
+    ({"repeat": False}, "repeat it once per variation"),
+    ({"swap_out": True}, r"returns \(e, z\)"),
 ])
 def test_variations_names_mistakes(kwargs, match):
     fails(checks.check_variations, noisy(**kwargs), match=match)

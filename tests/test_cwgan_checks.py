@@ -46,6 +46,8 @@ def test_conditioning_solution_passes(solution):
     (lambda z, y: torch.cat([F.one_hot(y, 10).float(), z], 1), "z comes first"),
     (lambda z, y: torch.cat([z, F.one_hot((y + 1) % 10, 10).float()], 1), "one-hot label"),
     (lambda z, y: z, r"\(5, 110\)"),
+    (lambda z, y: torch.cat([z, F.one_hot(y).float()], 1), "without num_classes"),
+    (lambda z, y: torch.cat([z, F.one_hot(y, 10).float()], 0), "along dim 1"),
 ])
 def test_conditioning_names_noise_mistakes(solution, wrong, match):
     fails(checks.check_conditioning, wrong, solution.images_with_labels, match=match)
@@ -66,6 +68,9 @@ def _one_pixel(x, y):
     (lambda x, y: torch.cat([_maps(y), x], 1), "image is channel 0"),
     (_one_pixel, "not constant"),
     (lambda x, y: torch.cat([x, _maps((y + 1) % 10)], 1), "do not match the labels"),
+    (lambda x, y: torch.cat([x, F.one_hot(y).float()[:, :, None, None].expand(-1, -1, 28, 28)], 1),
+     "without num_classes"),
+    (lambda x, y: torch.cat([x, F.one_hot(y, 10).float()[:, :, None, None]], 1), r"expand\(-1, -1, 28, 28\)"),
 ])
 def test_conditioning_names_image_mistakes(solution, wrong, match):
     fails(checks.check_conditioning, solution.noise_with_labels, wrong, match=match)
@@ -101,6 +106,7 @@ def _stack(c, first_in=11, norm=Norm.LAYER, tail=()):
     (lambda c: _stack(c, norm=Norm.BATCH), "batch norm"),
     (lambda c: _stack(c, first_in=1), "11"),
     (lambda c: _stack(c, tail=(nn.Tanh(),)), "squashing"),
+    (lambda c: _stack(c, tail=(nn.ReLU(),)), "never negative"),
 ])
 def test_critic_names_mistakes(solution, layers, match):
     fails(checks.check_critic, critic_class(solution, layers), match=match)
@@ -129,6 +135,8 @@ def test_losses_solution_passes(solution):
     (lambda f: -f.sum(), "sums"),
     (lambda f: -f.mean().item(), "graph"),
     (lambda f: F.binary_cross_entropy_with_logits(f, torch.ones_like(f)), "No log"),
+    (lambda f: -f, r"shape \(4, 1\), one value per sample"),
+    (lambda f: -f.mean().detach(), "detached"),
 ])
 def test_generator_loss_mistakes_are_named(solution, wrong_g, match):
     fails(checks.check_wasserstein_losses, wrong_g, solution.get_WLoss_discriminator, match=match)
@@ -140,6 +148,8 @@ def test_generator_loss_mistakes_are_named(solution, wrong_g, match):
     (lambda f, r: f.mean(), "only the fake"),
     (lambda f, r: -r.mean(), "only the real"),
     (lambda f, r: -f.mean(), "expected mean"),   # the generator's loss returned for the critic's
+    (lambda f, r: f - r, "one value per sample"),
+    (lambda f, r: (f.mean() - r.mean()).abs(), "never negative"),
 ])
 def test_critic_loss_mistakes_are_named(solution, wrong_d, match):
     fails(checks.check_wasserstein_losses, solution.get_WLoss_generator, wrong_d, match=match)
@@ -170,6 +180,9 @@ def test_interpolates_with_real_and_fake_swapped_pass():
     (lambda r, f: (e := torch.randn(len(r), 1, 1, 1)) * r + (1 - e) * f, "torch.randn"),
     (lambda r, f: (e := torch.rand(len(r), 1, 1, 1)) * r + e * f, r"not eps \* real"),
     (lambda r, f: (e := torch.rand(len(r), 1)) * r.flatten(1) + (1 - e) * f.flatten(1), r"\(B, 1, 1, 1\)"),
+    (lambda r, f: (e := torch.rand(len(r))) * r + (1 - e) * f, r"broadcast over each image"),
+    (lambda r, f: r * 1.0, "the real images themselves"),
+    (lambda r, f: f * 1.0, "the fake images themselves"),
 ])
 def test_interpolate_mistakes_are_named(wrong, match):
     fails(checks.check_interpolates, wrong, match=match)
@@ -202,6 +215,10 @@ def test_gradient_penalty_solution_passes(solution):
     (lambda g, lambda_gp=10.0: lambda_gp * ((g.norm(2, dim=1) - 1) ** 2).mean(), "must be 0|per pixel"),
     (lambda g, lambda_gp=10.0: lambda_gp * ((g.norm(2, dim=-1) - 1) ** 2).mean(), "must be 0|image row"),
     (lambda g, lambda_gp=10.0: (lambda_gp * ((g.flatten(1).norm(2, dim=1) - 1) ** 2).mean()).item(), "graph"),
+    (lambda g, lambda_gp=10.0: lambda_gp * (F.relu(g.flatten(1).norm(2, dim=1) - 1) ** 2).mean(), "one-sided"),
+    (lambda g, lambda_gp=10.0: lambda_gp * (g.flatten(1).norm(2, dim=1) - 1).mean(), "does not square"),
+    (lambda g, lambda_gp=10.0: ((lambda_gp * (g.flatten(1).norm(2, dim=1) - 1)) ** 2).mean(), "inside the square"),
+    (lambda g, lambda_gp=10.0: lambda_gp * (g.flatten(1).norm(2, dim=1) - 1) ** 2, "one value per sample"),
 ])
 def test_gradient_penalty_mistakes_are_named(wrong, match):
     fails(checks.check_gradient_penalty, wrong, match=match)
@@ -216,7 +233,7 @@ def test_steps_solution_passes(solution):
 
 
 def critic_step_variant(solution, *, detach=True, zero_grad=True, sign=1.0, penalty_at="mix", use_lambda=True,
-                        penalty=True, log_sign=1.0):
+                        penalty=True, log_sign=1.0, zero_late=False, gp_sign=1.0, log="w"):
     s = solution
 
     def critic_step(G, C, opt_c, real, labels, z, lambda_gp=10.0):
@@ -228,10 +245,13 @@ def critic_step_variant(solution, *, detach=True, zero_grad=True, sign=1.0, pena
         loss_w = sign * s.get_WLoss_discriminator(C(fake, labels), C(real, labels))
         points = {"mix": lambda: s.get_interpolates(real, fake), "real": lambda: real, "fake": lambda: fake}[penalty_at]()
         gp = s.get_gradient_regularisation(s.get_grad_function(C, points, labels), lambda_gp if use_lambda else 10.0)
-        loss = loss_w + gp if penalty else loss_w
+        loss = loss_w + gp_sign * gp if penalty else loss_w
         loss.backward()
+        if zero_late:
+            opt_c.zero_grad()
         opt_c.step()
-        return {"loss_c": loss.item(), "wasserstein": log_sign * -loss_w.item(), "gp": gp.item()}
+        logged = {"w": log_sign * -loss_w.item(), "loss_c": loss.item()}[log]
+        return {"loss_c": loss.item(), "wasserstein": logged, "gp": gp.item()}
     return critic_step
 
 
@@ -244,6 +264,11 @@ def critic_step_variant(solution, *, detach=True, zero_grad=True, sign=1.0, pena
     (dict(penalty_at="fake"), "at the fake images"),
     (dict(use_lambda=False), "ignores its lambda_gp"),
     (dict(penalty=False), "Wasserstein loss alone"),
+    (dict(sign=-1.0), "get_WLoss_discriminator takes the fake scores first"),
+    (dict(sign=-1.0, log_sign=-1.0), "get_WLoss_discriminator takes the fake scores first"),
+    (dict(zero_late=True), r"opt_c.zero_grad\(\) comes after loss_c.backward\(\)"),
+    (dict(gp_sign=-1.0), "subtracts the penalty"),
+    (dict(log="loss_c"), "penalty included"),
 ])
 def test_critic_step_mistakes_are_named(solution, kwargs, match):
     fails(checks.check_critic_step, critic_step_variant(solution, **kwargs), match=match)
@@ -263,17 +288,20 @@ def test_critic_step_with_swapped_interpolation_passes(solution):
     checks.check_critic_step(critic_step)
 
 
-def generator_step_variant(solution, *, detach=False, zero_grad=True, sign=1.0):
+def generator_step_variant(solution, *, detach=False, zero_grad=True, sign=1.0, zero_late=False, no_grad=False):
     s = solution
 
     def generator_step(G, C, opt_g, labels, z):
         if zero_grad:
             opt_g.zero_grad()
-        fake = G(z, labels)
+        with torch.set_grad_enabled(not no_grad):
+            fake = G(z, labels)
         if detach:
             fake = fake.detach().requires_grad_(True)
-        loss = sign * s.get_WLoss_generator(C(fake, labels))
+        loss = sign * s.get_WLoss_generator(C(fake, labels) if not no_grad else C(fake, labels).detach())
         loss.backward()
+        if zero_late:
+            opt_g.zero_grad()
         opt_g.step()
         return {"loss_g": loss.item()}
     return generator_step
@@ -283,6 +311,8 @@ def generator_step_variant(solution, *, detach=False, zero_grad=True, sign=1.0):
     (dict(detach=True), "did not change"),
     (dict(zero_grad=False), "zero_grad"),
     (dict(sign=-1.0), "wrong sign"),
+    (dict(zero_late=True), r"opt_g.zero_grad\(\) comes after loss_g.backward\(\)"),
+    (dict(no_grad=True), "no graph"),
 ])
 def test_generator_step_mistakes_are_named(solution, kwargs, match):
     fails(checks.check_generator_step, generator_step_variant(solution, **kwargs), match=match)
@@ -302,6 +332,7 @@ def test_history_check():
     checks.check_history(_history(), expected_length=3)
     fails(checks.check_history, _history(fcd=[1.0]), 3, match="one per epoch")
     fails(checks.check_history, _history(gp=[0.1, -0.2, 0.1]), 3, match="negative")
+    fails(checks.check_history, _history(wasserstein=[-2.0, -1.0, -0.5]), 3, match="negative at every epoch")
     h = _history()
     del h["wasserstein"]
     fails(checks.check_history, h, 3, match="wasserstein")
@@ -309,17 +340,21 @@ def test_history_check():
 
 def test_generate_solution_passes(solution):
     checks.check_generate(solution.generate)
+    checks.check_generate(_generate_variant(solution, to_unit=lambda x: x * 0.5 + 0.5))
 
 
-def _generate_variant(solution, *, offset=0, names=True, clamp=True, squeeze=True, dtype=np.float32):
+def _generate_variant(solution, *, offset=0, names=True, clamp=True, squeeze=True, dtype=np.float32, to_unit=None,
+                      eval_mode=True):
     from labkit.models.classifier import class_index
 
     def generate(n, c, G=None):
         G = solution.G_ema if G is None else G
         c = class_index("fashion_mnist", c) if names else int(c)
+        if eval_mode:
+            G.eval()
         with torch.no_grad():
             x = G(torch.randn(n, 100), torch.full((n,), (c + offset) % 10, dtype=torch.long))
-        x = (x + 1) / 2 if clamp else x
+        x = to_unit(x) if to_unit is not None else (x + 1) / 2 if clamp else x
         x = x[:, 0] if squeeze else x
         return x.numpy().astype(dtype)
     return generate
@@ -330,6 +365,9 @@ def _generate_variant(solution, *, offset=0, names=True, clamp=True, squeeze=Tru
     (dict(clamp=False), r"map the generator's tanh range"),
     (dict(squeeze=False), r"drop the channel axis"),
     (dict(dtype=np.float64), "float32"),
+    (dict(eval_mode=False), r"G.eval\(\)"),
+    (dict(to_unit=lambda x: x.clamp(0, 1)), "clamps"),
+    (dict(to_unit=lambda x: (x - x.min()) / (x.max() - x.min())), "min-max"),
 ])
 def test_generate_mistakes_are_named(solution, kwargs, match):
     fails(checks.check_generate, _generate_variant(solution, **kwargs), match=match)
@@ -339,6 +377,7 @@ def test_generate_without_class_names_or_bad_class_errors_is_named(solution):
     def no_validation(n, c, G=None):
         G = solution.G_ema if G is None else G
         labels = torch.full((n,), 7 if c == "sneaker" else c, dtype=torch.long)
+        G.eval()
         with torch.no_grad():
             return ((G(torch.randn(n, 100), labels % 10)[:, 0] + 1) / 2).numpy().astype(np.float32)
     fails(checks.check_generate, no_validation, match="did not raise an error")

@@ -20,8 +20,8 @@ from torch import nn
 from ..models.classifier import CLASS_NAMES
 from . import CheckFailed, close, passed, reference, require
 from .quality import check_conditional_quality, conditional_tiers_met
-from .steps import (STALE_GRADIENT, OptimizerSpy, flat_params, require_history, require_value, result_dict,
-                    stale_gradients)
+from .steps import (STALE_GRADIENT, OptimizerSpy, call_student, flat_params, require_history, require_value,
+                    result_dict, stale_gradients)
 
 __all__ = [
     "check_generator", "check_discriminator", "check_train_step", "check_history", "check_discriminator_report",
@@ -48,15 +48,6 @@ def _build(cls, what: str, **kwargs):
     except TypeError as exc:
         raise CheckFailed(f"{what}({', '.join(f'{k}={v}' for k, v in kwargs.items())}) failed: {exc}. Keep the "
                           "constructor's arguments as given.") from None
-
-
-def _call(fn, what: str, *args):
-    try:
-        return fn(*args)
-    except NotImplementedError:
-        raise CheckFailed(f"{what} still raises NotImplementedError: write the TODO lines and run the cell.") from None
-    except (RuntimeError, TypeError, IndexError) as exc:
-        raise CheckFailed(f"{what} failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
 
 
 def _require_embedding(module: nn.Module, what: str, embed_dim: int) -> nn.Embedding:
@@ -92,25 +83,37 @@ def check_generator(Generator) -> None:
     if convs[0].in_channels == L:
         raise CheckFailed(f"The first layer takes latent_dim = {L} channels, but it receives cat([z, e]): "
                           "in_channels = latent_dim + embed_dim.")
+    if convs[0].in_channels == L + N_CLASSES:
+        raise CheckFailed(f"The first layer takes latent_dim + N_CLASSES = {L + N_CLASSES} channels: e is the label's "
+                          "embedding, embed_dim numbers (not a one-hot vector), so in_channels = latent_dim + embed_dim.")
     require(convs[0].in_channels == L + E, f"With latent_dim={L} and embed_dim={E} the first layer takes "
                                            f"{convs[0].in_channels} channels; it receives cat([z, e]): {L + E}.")
     require(hasattr(G, "from_embedding"), "The generator has no from_embedding(z, e) method: keep the given one.")
     z, labels = torch.randn(6, L), torch.arange(6)
     with torch.no_grad():
-        out = _call(G, "G(z, labels) with z (6, 16) and labels (6,)", z, labels)
+        out = call_student(G, "G(z, labels) with z (6, 16) and labels (6,)", z, labels,
+                           hint="The first layer takes torch.cat([z, e], dim=1)[:, :, None, None], (B, latent_dim + "
+                                "embed_dim, 1, 1), with e = self.embedding(labels).")
         require(torch.is_tensor(out) and tuple(out.shape) == (6, 1, 28, 28),
                 f"G(z, labels) must return images (6, 1, 28, 28), got "
                 f"{tuple(out.shape) if torch.is_tensor(out) else type(out).__name__}.")
         require(float(out.abs().max()) <= 1 + 1e-6, "G(z, labels) leaves [-1, 1]: keep the tanh of the last block.")
+        e = G.embedding(labels)
+        direct = call_student(G.from_embedding, "G.from_embedding(z, e) with e (6, 6)", z, e)
+        shifted = G.from_embedding(z, e + 1.0)
+        require(not torch.allclose(direct, shifted), "from_embedding(z, e) does not use e: concatenate it after z.")
         other = G(z, (labels + 5) % N_CLASSES)
         require(not torch.allclose(out, other), "G(z, labels) does not change with the labels: forward must look "
                                                 "them up, self.embedding(labels), and pass the result on.")
-        e = G.embedding(labels)
-        direct = _call(G.from_embedding, "G.from_embedding(z, e) with e (6, 6)", z, e)
-        require(torch.allclose(out, direct, atol=1e-6), "G(z, labels) is not G.from_embedding(z, self.embedding(labels)): "
-                                                        "forward must look the labels up and call from_embedding.")
-        shifted = G.from_embedding(z, e + 1.0)
-        require(not torch.allclose(direct, shifted), "from_embedding(z, e) does not use e: concatenate it after z.")
+        if not torch.allclose(out, direct, atol=1e-6):
+            try:
+                swapped = torch.allclose(out, G.from_embedding(e, z), atol=1e-6)
+            except (RuntimeError, TypeError, IndexError):
+                swapped = False
+            require(not swapped, "forward calls from_embedding(e, z): the arguments are (z, e), "
+                                 "self.from_embedding(z, self.embedding(labels)).")
+            raise CheckFailed("G(z, labels) is not G.from_embedding(z, self.embedding(labels)): forward must look the "
+                              "labels up and call from_embedding.")
         require(not torch.allclose(direct, G.from_embedding(z + 1.0, e)),
                 "from_embedding(z, e) does not use z: concatenate z and e, torch.cat([z, e], dim=1).")
         blind = copy.deepcopy(G)
@@ -145,7 +148,11 @@ def check_discriminator(Discriminator) -> None:
             f"features ({features_size}) to embed_dim ({E}): nn.Linear(64 * c, embed_dim, bias=False).")
     x, labels = torch.rand(6, 1, 28, 28) * 2 - 1, torch.arange(6)
     with torch.no_grad():
-        out = _call(D, "D(x, labels) with x (6, 1, 28, 28) and labels (6,)", x, labels)
+        out = call_student(D, "D(x, labels) with x (6, 1, 28, 28) and labels (6,)", x, labels)
+        if torch.is_tensor(out) and tuple(out.shape) == (6, 6):
+            raise CheckFailed("D(x, labels) returns (6, 6): a matrix product pairs every image with every label. Take "
+                              "each image's own inner product, (self.embedding(labels) * self.project(h)).sum(dim=1, "
+                              "keepdim=True).")
         require(torch.is_tensor(out) and tuple(out.shape) == (6, 1),
                 f"D(x, labels) must return one probability per image, (6, 1); got "
                 f"{tuple(out.shape) if torch.is_tensor(out) else type(out).__name__}: sum with keepdim=True.")
@@ -153,12 +160,13 @@ def check_discriminator(Discriminator) -> None:
         loud.head.weight.mul_(1e4), loud.head.bias.add_(1e4)
         far = loud(x, labels)
         require(min(float(out.min()), float(far.min())) >= 0 and max(float(out.max()), float(far.max())) <= 1,
-                "D(x, labels) returns values outside [0, 1]: end with torch.sigmoid(score), a probability.")
-        require(not torch.allclose(out, D(x, (labels + 5) % N_CLASSES)),
-                "D's output does not change with the label: the projection term must use self.embedding(labels).")
+                "D(x, labels) returns values outside [0, 1]: end with torch.sigmoid of the whole score, "
+                "head(h) + the projection term, a probability.")
         amp = copy.deepcopy(D)        # a projection term large enough to tell the forms of the score apart
         amp.project.weight.mul_(50)
         out = amp(x, labels)
+        require(not torch.allclose(out, amp(x, (labels + 5) % N_CLASSES), rtol=0, atol=1e-9),
+                "D's output does not change with the label: the projection term must use self.embedding(labels).")
         h = amp.features(x)
         head, proj = amp.head(h), (amp.embedding(labels) * amp.project(h))
         expected = torch.sigmoid(head + proj.sum(dim=1, keepdim=True))
@@ -171,6 +179,16 @@ def check_discriminator(Discriminator) -> None:
                 (torch.sigmoid(head + proj.mean(dim=1, keepdim=True)), "The projection term takes the mean over the "
                                                                        "embedding's dimension: it is an inner "
                                                                        "product, a sum (.sum(dim=1, keepdim=True))."),
+                (torch.sigmoid(head + proj.sum()), "The projection term sums over the whole batch: sum over the "
+                                                   "embedding's dimension only, .sum(dim=1, keepdim=True)."),
+                (torch.sigmoid(head * proj.sum(dim=1, keepdim=True)), "The score multiplies head(h) by the projection "
+                                                                      "term: add them, head(h) + (...).sum(dim=1, "
+                                                                      "keepdim=True)."),
+                (torch.sigmoid(expected), "torch.sigmoid is applied twice: once, to the whole score."),
+                (torch.softmax(head + proj.sum(dim=1, keepdim=True), dim=0), "D uses a softmax, which makes the "
+                                                                             "images of a batch compete: use "
+                                                                             "torch.sigmoid(score), one probability "
+                                                                             "per image."),
             ):
                 if torch.allclose(out, wrong, atol=1e-5):
                     raise CheckFailed(message)
@@ -214,6 +232,9 @@ def run_train_step(train_step, seed: int = CASE_SEED):
             raise CheckFailed(f"{who} was called without the labels: a conditional network needs them, {call}.") from None
         raise
     except RuntimeError as exc:
+        if "between 0 and 1" in str(exc):
+            raise CheckFailed("criterion got its arguments swapped: nn.BCELoss takes the prediction first, then the "
+                              "target, criterion(p_real, torch.ones_like(p_real)).") from None
         if "inplace operation" in str(exc):
             raise CheckFailed("loss_g was computed with D from before its update (its graph went stale when "
                               "opt_d.step() changed D's weights): finish the D step first, then score the fakes "
@@ -257,6 +278,9 @@ def check_train_step(train_step) -> None:
     values = result_dict(out, STEP_KEYS, "train_step")
     require(len(spy_d.calls) == 1 and len(spy_g.calls) == 1,
             f"opt_d.step() ran {len(spy_d.calls)} times and opt_g.step() {len(spy_g.calls)} times: once each per step.")
+    for spy, opt, loss in ((spy_d, "opt_d", "loss_d"), (spy_g, "opt_g", "loss_g")):
+        require(not spy.erased_before_step, f"{opt}.zero_grad() comes after {loss}.backward(), so it erases the "
+                                            f"gradients {opt}.step() needs: call it before the backward pass.")
     if close(values["loss_g"], wrong["g_before_update"]):
         raise CheckFailed("loss_g was computed with D from before its update: finish the D step (backward, "
                           "opt_d.step()), then score the fakes again with D(fake, labels) for the generator's loss.")
@@ -275,6 +299,8 @@ def check_train_step(train_step) -> None:
             f"{float(ref['train_step.d_real']):.5f}/{float(ref['train_step.d_fake']):.5f}: the means of D(real, labels) "
             "and D(fake, labels) in the discriminator step, before its update.")
     require_value(values["d_acc"], float(ref["train_step.d_acc"]), [
+        (100 * float(ref["train_step.d_acc"]), "d_acc is a percentage: return the share in [0, 1], without the "
+                                               "factor 100."),
         (wrong["acc_real_only"], "d_acc counts only the real images: average the share of reals with p_real > 0.5 "
                                  "and the share of fakes with p_fake < 0.5."),
         (wrong["acc_fake_only"], "d_acc counts only the fakes: average the share of reals with p_real > 0.5 and the "
@@ -291,7 +317,8 @@ def check_train_step(train_step) -> None:
     require_value(loss_g, expected_g, [
         (wrong["g_target_zero"], "loss_g uses target 0: the generator wants D to call its images real, BCE(D(fake), 1)."),
         (wrong["g_saturating"], saturating), (-wrong["g_saturating"], saturating),
-    ], f"loss_g = {loss_g:.5f}, expected {expected_g:.5f}: BCE(D(fake, labels), 1) with D after its update.")
+    ], f"loss_g = {loss_g:.5f}, expected {expected_g:.5f}: BCE(D(fake, labels), 1) with D after its update, on the "
+       "fakes of the D step (from the z and labels given, not new ones).")
     require(not close(flat_params(G), flat_params(G0), 0),
             "The generator's weights did not change: do not detach the fakes in the G step; loss_g.backward(), "
             "opt_g.step().")
@@ -325,7 +352,8 @@ def _report_case():
     u = torch.rand(2, len(labels), generator=gen) * 0.45
     p_real = torch.where(wrong_real, 0.45 - u[0], 0.55 + u[0])
     p_fake = torch.where(wrong_fake, 0.55 + u[1], 0.45 - u[1])
-    return p_real, p_fake, labels
+    order = torch.randperm(len(labels), generator=gen)     # shuffled: grouping by position is not grouping by label
+    return p_real[order], p_fake[order], labels[order]
 
 
 def _report(p_real, p_fake, labels, real_threshold=lambda p: p > 0.5) -> Dict[str, np.ndarray]:
@@ -343,23 +371,36 @@ def _report(p_real, p_fake, labels, real_threshold=lambda p: p > 0.5) -> Dict[st
 def check_discriminator_report(discriminator_report) -> None:
     """Per class: accuracy, share called real, false positives (fakes called real), false negatives (reals called fake)."""
     p_real, p_fake, labels = _report_case()
-    out = _call(discriminator_report, "discriminator_report(p_real, p_fake, labels)", p_real, p_fake, labels)
+    out = call_student(discriminator_report, "discriminator_report(p_real, p_fake, labels)", p_real, p_fake, labels)
     require(isinstance(out, dict), f"discriminator_report must return a dict, got {type(out).__name__}.")
     missing = [k for k in REPORT_KEYS if k not in out]
     require(not missing, f"The report is missing {missing}; return a dict with keys {list(REPORT_KEYS)}.")
+    expected = _report(p_real, p_fake, labels)
     got = {}
     for key in REPORT_KEYS:
         value = out[key]
         if torch.is_tensor(value):
             value = value.detach().cpu().numpy()
-        value = np.asarray(value, dtype=float)
+        try:
+            value = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise CheckFailed(f"report[{key!r}] must be an array of {N_CLASSES} numbers, one per class; got "
+                              f"{type(value).__name__}.") from None
         require(value.shape == (N_CLASSES,), f"report[{key!r}] has shape {value.shape}: one number per class, "
                                              f"({N_CLASSES},).")
+        if np.allclose(value, 100 * expected[key]) and value.max() > 1:
+            raise CheckFailed(f"report[{key!r}] holds percentages: return shares in [0, 1], without the factor 100.")
+        if key == "called_real" and np.allclose(value, 2 * expected[key]):
+            raise CheckFailed("report['called_real'] adds the share of reals and the share of fakes called real: "
+                              "take their mean (the class has as many of each), a share in [0, 1].")
         if value.max() > 1:
             raise CheckFailed(f"report[{key!r}] holds counts (up to {value.max():.0f}): divide by the class's number "
                               "of images, shares in [0, 1].")
         got[key] = value
-    expected = _report(p_real, p_fake, labels)
+    by_position = _report(p_real, p_fake, torch.arange(N_CLASSES).repeat_interleave(len(labels) // N_CLASSES))
+    if all(np.allclose(got[k], by_position[k]) for k in REPORT_KEYS):
+        raise CheckFailed("The report groups the images by position (e.g. reshape(10, -1)), not by label: the images "
+                          "are in any order, so select each class's with labels == c.")
     if all(np.allclose(got[k], np.full(N_CLASSES, expected[k].mean())) for k in REPORT_KEYS):
         raise CheckFailed("Every class has the same values: the report is over all images. Compute each share over "
                           "the images with labels == c, class by class.")
@@ -367,6 +408,9 @@ def check_discriminator_report(discriminator_report) -> None:
     if np.allclose(got["accuracy"], inverted["accuracy"]):
         raise CheckFailed("The accuracy is inverted: an image is called real when its probability of real is above "
                           "0.5 (p > 0.5): real images right when p_real > 0.5, fakes right when p_fake < 0.5.")
+    if np.allclose(got["accuracy"], 1 - expected["false_negative"]):
+        raise CheckFailed("report['accuracy'] counts only the real images: average the share of reals with "
+                          "p_real > 0.5 and the share of fakes with p_fake < 0.5.")
     require(np.allclose(got["accuracy"], expected["accuracy"]),
             "report['accuracy'] is wrong: per class, the mean of (share of reals with p_real > 0.5) and (share of "
             "fakes with p_fake < 0.5).")
@@ -380,6 +424,9 @@ def check_discriminator_report(discriminator_report) -> None:
             "report['false_negative'] is wrong: per class, the share of real images with p_real <= 0.5.")
     if np.allclose(got["called_real"], 1 - expected["false_negative"]):
         raise CheckFailed("report['called_real'] counts only the real images: it is the share of ALL the class's "
+                          "images, real and generated, that D calls real.")
+    if np.allclose(got["called_real"], expected["false_positive"]):
+        raise CheckFailed("report['called_real'] counts only the generated images: it is the share of ALL the class's "
                           "images, real and generated, that D calls real.")
     require(np.allclose(got["called_real"], expected["called_real"]),
             "report['called_real'] is wrong: per class, the share of the class's real AND generated images with "
@@ -396,18 +443,30 @@ def check_nearest_label(nearest_label) -> None:
     gen = torch.Generator().manual_seed(3)
     table = torch.randn(4, 5, generator=gen) * torch.tensor([[0.3], [1.0], [2.5], [0.8]])
     e = torch.randn(60, 5, generator=gen) * 1.5
-    out = _call(nearest_label, "nearest_label(e, table) with e (60, 5) and table (4, 5)", e, table)
+    out = call_student(nearest_label, "nearest_label(e, table) with e (60, 5) and table (4, 5)", e, table)
+    if isinstance(out, tuple) and hasattr(out, "indices"):
+        raise CheckFailed("nearest_label returns torch.min's (values, indices) pair: return the indices only, "
+                          ".argmin(dim=1).")
     require(torch.is_tensor(out) or isinstance(out, np.ndarray),
             f"nearest_label must return a tensor, got {type(out).__name__}.")
     out = torch.as_tensor(out)
-    if tuple(out.shape) == (60, 4):
-        raise CheckFailed("nearest_label returns (N, C) distances: take the argmin over the classes (dim=1), one label "
-                          "per vector.")
+    shape_mistakes = {
+        (60, 4): "nearest_label returns (N, C) distances: take the argmin over the classes (dim=1), one label per "
+                 "vector.",
+        (4,): "nearest_label returns one index per table row, (C,): the argmin runs over the wrong axis. With "
+              "torch.cdist(e, table), (N, C), take .argmin(dim=1).",
+        (): "nearest_label returns one number: argmin without dim flattens the (N, C) distances; use .argmin(dim=1).",
+        (60, 5): "nearest_label returns the nearest table rows: return their indices, (N,) labels.",
+    }
+    if tuple(out.shape) in shape_mistakes:
+        raise CheckFailed(shape_mistakes[tuple(out.shape)])
     require(tuple(out.shape) == (60,), f"nearest_label must return one label per vector, shape (60,); got "
                                        f"{tuple(out.shape)}.")
+    distances = torch.cdist(e, table)
+    if out.is_floating_point() and torch.allclose(out.float(), distances.min(dim=1).values, atol=1e-5):
+        raise CheckFailed("nearest_label returns the smallest distances: return where they are, .argmin(dim=1).")
     require(not out.is_floating_point(), "nearest_label returns floats: labels are integers (argmin gives a long "
                                          "tensor).")
-    distances = torch.cdist(e, table)
     expected = distances.argmin(dim=1)
     if torch.equal(out, expected):
         passed("nearest_label: the nearest of 4 embeddings in Euclidean distance for 60 vectors")
@@ -432,11 +491,18 @@ def check_interpolate(interpolate) -> None:
     """(steps, D): (1 - t) a + t b for t = 0 .. 1 evenly, both ends included, a first."""
     gen = torch.Generator().manual_seed(5)
     a, b = torch.randn(5, generator=gen), torch.randn(5, generator=gen) + 2
-    out = _call(interpolate, "interpolate(a, b, 7) with a, b of shape (5,)", a, b, 7)
-    require(torch.is_tensor(out), f"interpolate must return a tensor, got {type(out).__name__}.")
-    if tuple(out.shape) == (5, 7):
-        raise CheckFailed("interpolate returns (D, steps): one ROW per step, shape (steps, D); make t a column "
-                          "(t[:, None]).")
+    out = call_student(interpolate, "interpolate(a, b, 7) with a, b of shape (5,)", a, b, 7,
+                       hint="Make t a column, shape (steps, 1), so it broadcasts against a and b (D,): t[:, None].")
+    require(torch.is_tensor(out), f"interpolate must return a tensor, got {type(out).__name__}"
+                                  f"{': torch.stack the rows' if isinstance(out, (list, tuple)) else ''}.")
+    shape_mistakes = {
+        (5, 7): "interpolate returns (D, steps): one ROW per step, shape (steps, D); make t a column (t[:, None]).",
+        (6, 5): "interpolate(a, b, 7) returns 6 rows, one short: t = torch.linspace(0, 1, steps) gives steps values.",
+        (8, 5): "interpolate(a, b, 7) returns 8 rows, one too many: t = torch.linspace(0, 1, steps) gives steps values.",
+        (35,): "interpolate returns one flat vector: torch.stack the rows (not torch.cat), shape (steps, D).",
+    }
+    if tuple(out.shape) in shape_mistakes:
+        raise CheckFailed(shape_mistakes[tuple(out.shape)])
     require(tuple(out.shape) == (7, 5), f"interpolate(a, b, 7) with a, b (5,) must return (7, 5), got "
                                         f"{tuple(out.shape)}.")
     out = out.detach().float()
@@ -444,13 +510,15 @@ def check_interpolate(interpolate) -> None:
         raise CheckFailed("The endpoints are swapped: row 0 must be a (t = 0) and the last row b (t = 1): "
                           "(1 - t) * a + t * b.")
     require(torch.allclose(out[0], a, atol=1e-5), "Row 0 is not a: the path starts at a, t = 0.")
-    if not torch.allclose(out[-1], b, atol=1e-5):
+    if torch.allclose(out[-1], a + (b - a) * 6 / 7, atol=1e-5):
         raise CheckFailed("The last row is not b: the end point is not reached. t must run from 0 to 1 INCLUDED, "
                           "torch.linspace(0, 1, steps), not torch.arange(steps) / steps.")
+    require(torch.allclose(out[-1], b, atol=1e-5), "The last row is not b: at t = 1 the formula must give b exactly, "
+                                                   "(1 - t) * a + t * b.")
     steps = out[1:] - out[:-1]
     require(torch.allclose(steps, (b - a)[None].expand_as(steps) / 6, atol=1e-5),
             "The rows are not evenly spaced on the straight line from a to b: t_i = i / (steps - 1).")
-    two = _call(interpolate, "interpolate(a, b, 2)", a, b, 2)
+    two = call_student(interpolate, "interpolate(a, b, 2)", a, b, 2)
     require(torch.allclose(two, torch.stack([a, b]), atol=1e-5), "interpolate(a, b, 2) must be [a, b].")
     passed("interpolate: 7 evenly spaced points from a to b, both ends included")
 
@@ -480,9 +548,14 @@ def check_variations(variations) -> None:
     table = G.embedding.weight.detach()
     label, sigma, n = 3, 0.5, 4000
     with torch.no_grad():
-        out = _call(variations, f"variations(G, {label}, {sigma}, {n}, on='z')", G, label, sigma, n, "z", 0)
+        out = call_student(variations, f"variations(G, {label}, {sigma}, {n}, on='z')", G, label, sigma, n, "z", 0)
         require(isinstance(out, tuple) and len(out) == 2, "variations must return a pair (z, e).")
         z, e = (torch.as_tensor(t).detach().float() for t in out)
+        if tuple(z.shape) == (n, G.embed_dim) and tuple(e.shape) == (n, G.latent_dim):
+            raise CheckFailed("variations returns (e, z): return the pair in the order (z, e).")
+        if tuple(e.shape) == (G.embed_dim,):
+            raise CheckFailed("variations returns one embedding vector, shape (embed_dim,): repeat it once per "
+                              "variation, G.embedding.weight[label].repeat(n, 1), shape (n, embed_dim).")
         require(tuple(z.shape) == (n, G.latent_dim) and tuple(e.shape) == (n, G.embed_dim),
                 f"variations(G, label, sigma, {n}) must return z ({n}, latent_dim) and e ({n}, embed_dim); got "
                 f"{tuple(z.shape)} and {tuple(e.shape)}.")
@@ -500,6 +573,12 @@ def check_variations(variations) -> None:
                               "standard deviation, multiply the N(0, 1) noise by sigma itself.")
         if abs(float(spread) - 1.0) < 0.05:
             raise CheckFailed("The noise on z has standard deviation 1: multiply it by sigma.")
+        if abs(float(spread) - sigma ** 0.5) < 0.03:
+            raise CheckFailed(f"The noise on z has standard deviation {float(spread):.3f} = sqrt(sigma): sigma is the "
+                              "standard deviation, multiply the N(0, 1) noise by sigma itself.")
+        if abs(float(spread) - sigma / 12 ** 0.5) < 0.02 and abs(float(mean.mean()) - sigma / 2) < 0.03:
+            raise CheckFailed("The noise on z is uniform on [0, sigma] (torch.rand): draw normal noise, "
+                              "sigma * torch.randn(...).")
         if abs(float(spread) - (1 + sigma ** 2) ** 0.5) < 0.04:
             raise CheckFailed("z varies more than sigma: the mean input's z is the ZERO vector (the mean latent), "
                               "not a random one; start from torch.zeros(n, latent_dim).")
@@ -514,7 +593,7 @@ def check_variations(variations) -> None:
         require(not torch.allclose(torch.as_tensor(z_other).float(), z), "seed=1 gave the same noise as seed=0: seed "
                                                                          "the generator with the seed argument.")
 
-        out = _call(variations, f"variations(G, {label}, {sigma}, {n}, on='embedding')", G, label, sigma, n,
+        out = call_student(variations, f"variations(G, {label}, {sigma}, {n}, on='embedding')", G, label, sigma, n,
                     "embedding", 0)
         z, e = (torch.as_tensor(t).detach().float() for t in out)
         if float(z.abs().max()) > 0:
@@ -531,6 +610,10 @@ def check_variations(variations) -> None:
                               f"{label}'s: use G.embedding.weight[label].")
         require(torch.allclose(mean, table[label], atol=0.06), "The noisy embeddings are not centred on the label's "
                                                                "embedding: e = G.embedding.weight[label] + noise.")
+        per_dim = e.std(dim=0)
+        if torch.allclose(per_dim, sigma * table[label].abs(), atol=0.03):
+            raise CheckFailed("The noise multiplies the embedding (its spread grows with each number's size): add it, "
+                              "e = G.embedding.weight[label] + sigma * noise.")
         if abs(float(spread) - sigma ** 2) < 0.03:
             raise CheckFailed("The noise on the embedding has standard deviation sigma²: multiply by sigma.")
         require(abs(float(spread) - sigma) < 0.03, f"The noise on the embedding has standard deviation "

@@ -18,7 +18,8 @@ from torch import nn
 from . import CheckFailed, close, passed, reference, require
 from .samples import require_generated_images
 from .quality import check_conditional_quality, conditional_tiers_met
-from .steps import STALE_GRADIENT, OptimizerSpy, flat_params, require_history, require_value, result_dict, stale_gradients
+from .steps import (STALE_GRADIENT, OptimizerSpy, call_student, flat_params, require_history, require_loss_tensor,
+                    require_value, result_dict, stale_gradients)
 
 __all__ = [
     "check_conditioning", "check_critic", "check_wasserstein_losses", "check_interpolates", "check_gradient_penalty",
@@ -41,11 +42,10 @@ def _count(module: nn.Module, *types) -> int:
     return sum(isinstance(m, types) for m in module.modules())
 
 
-def _is_graph_tensor(value) -> bool:
-    return torch.is_tensor(value) and value.numel() == 1 and value.requires_grad
-
-
 # --------------------------------------------------------------------------- TODO 1: conditioning
+
+_ONE_HOT_SIZE = ("{name} returns {shape} for a batch whose labels are only 0-2: F.one_hot(labels) without "
+                 "num_classes makes vectors as long as the batch's largest label + 1. Use F.one_hot(labels, N_CLASSES).")
 
 
 def check_conditioning(noise_with_labels, images_with_labels) -> None:
@@ -54,7 +54,8 @@ def check_conditioning(noise_with_labels, images_with_labels) -> None:
     z = torch.randn(5, LATENT_DIM)
     labels = torch.tensor([3, 0, 9, 3, 7])
     one_hot = F.one_hot(labels, N_CLASSES).float()
-    out = noise_with_labels(z, labels)
+    out = call_student(noise_with_labels, "noise_with_labels(z, labels) with z (5, 100)", z, labels,
+                       hint="Concatenate along dim 1: torch.cat([z, F.one_hot(labels, N_CLASSES).to(z.dtype)], dim=1).")
     require(torch.is_tensor(out), f"noise_with_labels must return a tensor, got {type(out).__name__}.")
     shape = tuple(out.shape)
     if shape == (5, LATENT_DIM + 1):
@@ -71,9 +72,16 @@ def check_conditioning(noise_with_labels, images_with_labels) -> None:
     require(torch.allclose(out[:, LATENT_DIM:], one_hot),
             "The last 10 numbers must be the one-hot label: a 1 at position labels[i] and 0 elsewhere "
             "(F.one_hot(labels, N_CLASSES)).")
+    few = torch.tensor([0, 2, 1, 2, 0])                   # a batch without the classes 3-9
+    short = call_student(noise_with_labels, "noise_with_labels(z, labels) with labels 0-2 only", z, few)
+    require(tuple(short.shape) == (5, LATENT_DIM + N_CLASSES), _ONE_HOT_SIZE.format(
+        name="noise_with_labels", shape=tuple(short.shape)))
 
     x = torch.rand(5, 1, 28, 28) * 2 - 1
-    out = images_with_labels(x, labels)
+    maps_hint = ("The label maps must be (B, 10, 28, 28) before torch.cat([x, maps], dim=1): "
+                 "one_hot[:, :, None, None].expand(-1, -1, 28, 28).")
+    out = call_student(images_with_labels, "images_with_labels(x, labels) with x (5, 1, 28, 28)", x, labels,
+                       hint=maps_hint)
     require(torch.is_tensor(out), f"images_with_labels must return a tensor, got {type(out).__name__}.")
     shape = tuple(out.shape)
     if shape == (5, 2, 28, 28):
@@ -94,6 +102,10 @@ def check_conditioning(noise_with_labels, images_with_labels) -> None:
                           "(one_hot[:, :, None, None].expand(-1, -1, 28, 28)); do not write it into a few pixels.")
     require(torch.allclose(per_channel[:, :, 0], one_hot),
             "The label channels do not match the labels: channel 1 + k must be all ones exactly when the label is k.")
+    short = call_student(images_with_labels, "images_with_labels(x, labels) with labels 0-2 only", x, few,
+                         hint=maps_hint)
+    require(tuple(short.shape) == (5, 1 + N_CLASSES, 28, 28), _ONE_HOT_SIZE.format(
+        name="images_with_labels", shape=tuple(short.shape)))
     passed("conditioning: z (5, 100) -> (5, 110) with the one-hot label last; images (5, 1, 28, 28) -> "
            "(5, 11, 28, 28) with one all-ones channel per image")
 
@@ -125,19 +137,25 @@ def check_critic(Critic) -> None:
         with torch.no_grad():
             out, other = C(x, labels), C(x, (labels + 5) % N_CLASSES)
     except RuntimeError as exc:
-        raise CheckFailed(f"C(x, labels) with x (6, 1, 28, 28) failed: {exc}. Check each layer's in_channels and the "
-                          "Linear layer's in_features (channels × 4 × 4 after the last block).") from None
+        raise CheckFailed(f"C(x, labels) with x (6, 1, 28, 28) failed: {exc}. Check each layer's in_channels, the "
+                          "nn.Flatten() before the Linear layer and its in_features (channels × 4 × 4 after the last "
+                          "block).") from None
     shape = tuple(out.shape)
     require(shape == (6, 1), f"C(x, labels) must return one score per image, shape (B, 1); got {shape}.")
     # Scale the last linear layer up: an unbounded score grows with it, a squashed one (tanh, sigmoid) cannot.
-    loud = copy.deepcopy(C)
-    head = [m for m in loud.modules() if isinstance(m, nn.Linear)][-1]
-    with torch.no_grad():
-        head.weight.mul_(1e4), head.bias.mul_(1e4)
-        far = loud(x, labels)
+    far = []
+    for sign in (1.0, -1.0):               # both signs: a score clipped at 0 (ReLU) shows as never negative
+        loud = copy.deepcopy(C)
+        head = [m for m in loud.modules() if isinstance(m, nn.Linear)][-1]
+        with torch.no_grad():
+            head.weight.mul_(sign * 1e4), head.bias.mul_(sign * 1e4)
+            far.append(loud(x, labels))
+    far = torch.cat(far)
     require(float(far.abs().max()) > 1, "The critic's scores stay within [-1, 1] however large its last layer's "
-                                        "weights: remove the final squashing (tanh, sigmoid): the score must be "
-                                        "unbounded, the raw output of the Linear layer.")
+                                        "weights: remove the final squashing (tanh, sigmoid, softmax): the score must "
+                                        "be unbounded, the raw output of the Linear layer.")
+    require(float(far.min()) < 0, "The critic's scores are never negative: remove the final activation (ReLU, abs, "
+                                  "softplus): the score is the raw output of the Linear layer, any real number.")
     require(float(out.std()) > 0, "C(x, labels) gives the same score for every image: does forward use x?")
     require(not torch.allclose(out, other), "The critic's score does not change with the label: forward must feed "
                                             "images_with_labels(x, labels) to the network.")
@@ -154,10 +172,8 @@ def check_wasserstein_losses(get_WLoss_generator, get_WLoss_discriminator) -> No
     score_real = torch.tensor([[1.5], [0.2], [-0.3], [2.6]], requires_grad=True)
     mean_fake, mean_real = float(score_fake.detach().mean()), float(score_real.detach().mean())
 
-    loss_g = get_WLoss_generator(score_fake)
-    require(_is_graph_tensor(loss_g), "get_WLoss_generator must return a one-number tensor attached to the graph "
-                                      "(no .item(), no detach), so loss_g.backward() reaches the generator.")
-    value = float(loss_g.detach())
+    value = require_loss_tensor(call_student(get_WLoss_generator, "get_WLoss_generator(score_fake)", score_fake),
+                                "get_WLoss_generator")
     require_value(value, -mean_fake, [
         (mean_fake, "get_WLoss_generator has the wrong sign: the generator wants high scores for its fakes, so it "
                     "minimises MINUS the mean score: -score_fake.mean()."),
@@ -165,16 +181,20 @@ def check_wasserstein_losses(get_WLoss_generator, get_WLoss_discriminator) -> No
     ], f"get_WLoss_generator gives {value:.4f} on these scores, expected -mean(score_fake) = {-mean_fake:.4f}. "
        "No log and no sigmoid: WGAN uses the raw scores.")
 
-    loss_c = get_WLoss_discriminator(score_fake, score_real)
-    require(_is_graph_tensor(loss_c), "get_WLoss_discriminator must return a one-number tensor attached to the graph.")
-    value, expected = float(loss_c.detach()), mean_fake - mean_real
+    critic_loss = lambda fake, real: require_loss_tensor(call_student(  # noqa: E731
+        get_WLoss_discriminator, "get_WLoss_discriminator(score_fake, score_real)", fake, real), "get_WLoss_discriminator")
+    value, expected = critic_loss(score_fake, score_real), mean_fake - mean_real
+    if close(value, -expected) and close(critic_loss(score_real, score_fake), -expected):
+        raise CheckFailed("get_WLoss_discriminator is never negative (an abs or a square?): return mean(score_fake) - "
+                          "mean(score_real) as it is; the critic minimises it, so it goes below 0.")
     require_value(value, expected, [
         (-expected, "get_WLoss_discriminator has the wrong sign (real and fake swapped): the critic minimises "
                     "mean(score_fake) - mean(score_real), so real images end up with the higher scores."),
         (float(score_fake.detach().sum() - score_real.detach().sum()), "get_WLoss_discriminator sums the scores: use means."),
         (mean_fake, "get_WLoss_discriminator uses only the fake scores: subtract the mean real score."),
         (-mean_real, "get_WLoss_discriminator uses only the real scores: add the mean fake score."),
-    ], f"get_WLoss_discriminator gives {value:.4f}, expected mean(score_fake) - mean(score_real) = {expected:.4f}.")
+    ], f"get_WLoss_discriminator gives {value:.4f}, expected mean(score_fake) - mean(score_real) = {expected:.4f}. "
+       "No log and no sigmoid: WGAN uses the raw scores.")
     passed(f"Wasserstein losses: generator {-mean_fake:.4f}, critic {expected:.4f} on fixed scores")
 
 
@@ -187,7 +207,8 @@ def check_interpolates(get_interpolates) -> None:
     real = torch.rand(6, 1, 28, 28, generator=gen) * 0.8 + 0.2     # in [0.2, 1]
     fake = -torch.rand(6, 1, 28, 28, generator=gen) * 0.8 - 0.2    # in [-1, -0.2]: never equal to real
     torch.manual_seed(0)
-    out = get_interpolates(real, fake)
+    out = call_student(get_interpolates, "get_interpolates(real, fake) with (6, 1, 28, 28) batches", real, fake,
+                       hint="eps must broadcast over each image: shape (B, 1, 1, 1), torch.rand(len(real), 1, 1, 1).")
     require(torch.is_tensor(out) and tuple(out.shape) == (6, 1, 28, 28),
             f"get_interpolates(real, fake) with (6, 1, 28, 28) batches must return (6, 1, 28, 28), got "
             f"{tuple(out.shape) if torch.is_tensor(out) else type(out).__name__}: eps of shape (B, 1, 1, 1) "
@@ -202,6 +223,9 @@ def check_interpolates(get_interpolates) -> None:
                           "from pixel to pixel (draw ONE eps per sample, shape (B, 1, 1, 1), not the image's shape) "
                           "or the mix is not eps * real + (1 - eps) * fake.")
     per_sample = eps[:, 0]
+    for end, which in ((1.0, "real"), (0.0, "fake")):
+        require(not torch.allclose(per_sample, torch.full_like(per_sample, end), atol=1e-4),
+                f"The interpolates are the {which} images themselves: mix them, eps * real + (1 - eps) * fake.")
     if float(per_sample.max() - per_sample.min()) < 1e-4:
         raise CheckFailed(f"Every sample got the same eps ({float(per_sample[0]):.3f}): draw one eps per sample, "
                           "torch.rand(B, 1, 1, 1), not one number for the whole batch.")
@@ -236,6 +260,12 @@ def _penalty_mistakes(g: torch.Tensor, lam: float):
                                                   f"lambda_gp={lam}, and 10 was used): multiply by lambda_gp."),
         (lam * float(((norms - 1) ** 2).sum()), "The penalty sums over samples: take the mean."),
         (lam * float((norms - 1).abs().mean()), "The penalty uses |norm - 1|: square it, (norm - 1) ** 2."),
+        (lam * float((norms - 1).mean()), "The penalty does not square (norm - 1): ((norms - 1) ** 2).mean()."),
+        (lam * float((torch.relu(norms - 1) ** 2).mean()),
+         "The penalty is one-sided (norms below 1 cost nothing): WGAN-GP squares (norm - 1) for every sample, "
+         "((norms - 1) ** 2).mean()."),
+        (lam ** 2 * float(((norms - 1) ** 2).mean()), "lambda_gp is inside the square: lambda_gp * ((norms - 1) ** 2)"
+                                                      ".mean()."),
         (lam * float(((g.norm(2, dim=1) - 1) ** 2).mean()),
          "The penalty takes the norm over dim=1 of the (B, 1, 28, 28) gradient, i.e. per pixel: flatten each sample "
          "first, gradient.flatten(1).norm(2, dim=1)."),
@@ -248,11 +278,10 @@ def _penalty_mistakes(g: torch.Tensor, lam: float):
 def check_gradient_penalty(get_gradient_regularisation) -> None:
     """lambda * mean((||grad_i||_2 - 1) ** 2): 0 when every norm is 1, analytic on norms 0.5, 1, 2, 3."""
     unit = _gradients_with_norms([1.0, 1.0, 1.0, 1.0], seed=1).requires_grad_(True)
-    out = get_gradient_regularisation(unit, lambda_gp=10.0)
-    require(_is_graph_tensor(out), "get_gradient_regularisation must return a one-number tensor attached to the "
-                                   "graph (no .item(), no detach): the critic is trained through it.")
-    require(abs(float(out.detach())) < 1e-5, f"Every sample's gradient has norm 1, so the penalty must be 0; got {float(out.detach()):.4g}. "
-                                    "Take each sample's L2 norm over all its pixels: gradient.flatten(1).norm(2, dim=1).")
+    out = require_loss_tensor(call_student(lambda g: get_gradient_regularisation(g, lambda_gp=10.0),
+                                           "get_gradient_regularisation(gradient)", unit), "get_gradient_regularisation")
+    require(abs(out) < 1e-5, f"Every sample's gradient has norm 1, so the penalty must be 0; got {out:.4g}. Take each "
+                             "sample's L2 norm over all its pixels: gradient.flatten(1).norm(2, dim=1).")
     lam = 2.0
     g = _gradients_with_norms([0.5, 1.0, 2.0, 3.0], seed=2)
     expected = lam * float(((torch.tensor([0.5, 1.0, 2.0, 3.0]) - 1) ** 2).mean())
@@ -325,11 +354,22 @@ def _critic_parts(seed: int = CASE_SEED):
             "gp_fake": penalty(fake)}
 
 
+def _run_step(run, step, loss: str, advice: str):
+    """``run(step)``, with a RuntimeError from a loss without a graph turned into a message naming ``loss``."""
+    try:
+        return run(step)
+    except RuntimeError as exc:
+        if "does not require grad" in str(exc):
+            raise CheckFailed(f"{loss} has no graph to backpropagate through: {advice}.") from None
+        raise
+
+
 def check_critic_step(critic_step) -> None:
     """One critic step: fake without a graph into G, Wasserstein loss + penalty at the interpolates, one update."""
     ref = reference("cwgan_gp_fashion")
     parts = _critic_parts()
-    out, G, C, spy = run_critic_step(critic_step)
+    out, G, C, spy = _run_step(run_critic_step, critic_step, "loss_c", "only the fakes are made under "
+                               "torch.no_grad(); score them and compute the penalty outside it")
     values = result_dict(out, CRITIC_KEYS, "critic_step")
     require(len(spy.calls) == 1, f"opt_c.step() ran {len(spy.calls)} times: once per critic step.")
     g_grads = spy.calls[0]["G"]
@@ -337,10 +377,17 @@ def check_critic_step(critic_step) -> None:
             "The generator received gradients in the critic step: make the fakes under torch.no_grad() (or "
             "G(z, labels).detach()), since this step trains only the critic.")
     w, expected_w = values["wasserstein"], float(ref["critic_step.wasserstein"])
+    with_penalty = ("'wasserstein' is loss_c, penalty included: log -loss_w, the critic's estimate mean C(real) - "
+                    "mean C(fake) alone.")
     require_value(w, expected_w, [
-        (-expected_w, "'wasserstein' has the wrong sign: log the critic's estimate mean C(real) - mean C(fake), the "
-                      "negated Wasserstein loss."),
-    ], f"wasserstein = {w:.5f}, expected mean C(real) - mean C(fake) = {expected_w:.5f} (scored before the update).")
+        (-expected_w, "The critic's loss has the wrong sign: get_WLoss_discriminator takes the fake scores first, "
+                      "get_WLoss_discriminator(C(fake, labels), C(real, labels))."
+         if close(values["loss_c"], expected_w + values["gp"]) else
+         "'wasserstein' has the wrong sign: log the critic's estimate mean C(real) - mean C(fake), the negated "
+         "Wasserstein loss."),
+        (values["loss_c"], with_penalty), (-values["loss_c"], with_penalty),
+    ], f"wasserstein = {w:.5f}, expected mean C(real) - mean C(fake) = {expected_w:.5f} (scored before the update, "
+       "on the fakes G(z, labels) from the z and labels given).")
     gp, expected_gp = values["gp"], float(ref["critic_step.gp"])
     alternatives = [float(ref["critic_step.gp_swapped"])]  # eps * fake + (1 - eps) * real is as valid
     if not any(close(gp, a) for a in alternatives):
@@ -356,8 +403,15 @@ def check_critic_step(critic_step) -> None:
     if close(loss_c, -w) and not close(gp, 0):
         raise CheckFailed("loss_c is the Wasserstein loss alone: the critic minimises the Wasserstein loss PLUS the "
                           "gradient penalty (loss_c = loss_w + gp), otherwise nothing keeps it 1-Lipschitz.")
+    require(not close(loss_c, -w - gp) or close(gp, 0), "loss_c subtracts the penalty: the critic minimises the "
+                                                       "Wasserstein loss PLUS it, loss_c = loss_w + gp.")
+    require(not close(loss_c, w + gp) or close(w, 0), "loss_c = mean C(real) - mean C(fake) + gp: the critic's loss has "
+                                                      "the wrong sign; get_WLoss_discriminator takes the fake scores "
+                                                      "first, get_WLoss_discriminator(C(fake, labels), C(real, labels)).")
     require(close(loss_c, -w + gp), f"loss_c = {loss_c:.5f}, expected the Wasserstein loss plus the penalty "
                                     f"{-w + gp:.5f}.")
+    require(not spy.erased_before_step, "opt_c.zero_grad() comes after loss_c.backward(), so it erases the gradients "
+                                        "opt_c.step() needs: call it before the backward pass.")
     targets = [ref["critic_step.C_after"], ref["critic_step.C_after_swapped"]]
     if not any(close(flat_params(C), t, 1e-4) for t in targets):
         raise CheckFailed("The losses are right but the critic's update is not: call opt_c.zero_grad() before "
@@ -371,7 +425,8 @@ def check_generator_step(generator_step) -> None:
     """One generator step: minus the mean critic score of fresh fakes, gradient through C into G, one update."""
     ref = reference("cwgan_gp_fashion")
     G0 = fixed_case()[0]
-    out, G, C, spy = run_generator_step(generator_step)
+    out, G, C, spy = _run_step(run_generator_step, generator_step, "loss_g", "do not make or score the fakes under "
+                               "torch.no_grad() or detach them here: the gradient must reach G")
     values = result_dict(out, ("loss_g",), "generator_step")
     require(len(spy.calls) == 1, f"opt_g.step() ran {len(spy.calls)} times: once per generator step.")
     loss_g, expected = values["loss_g"], float(ref["generator_step.loss_g"])
@@ -379,7 +434,9 @@ def check_generator_step(generator_step) -> None:
         (-expected, "loss_g has the wrong sign: the generator minimises get_WLoss_generator(C(fake, labels)) = "
                     "-mean score of its fakes."),
     ], f"loss_g = {loss_g:.5f}, expected {expected:.5f}: get_WLoss_generator(C(G(z, labels), labels)) with the "
-       "batch's labels.")
+       "z and labels given.")
+    require(not spy.erased_before_step, "opt_g.zero_grad() comes after loss_g.backward(), so it erases the gradients "
+                                        "opt_g.step() needs: call it before the backward pass.")
     require(not close(flat_params(G), flat_params(G0), 0),
             "The generator's weights did not change: do not detach the fakes here (the gradient must reach G), then "
             "call loss_g.backward() and opt_g.step().")
@@ -395,6 +452,9 @@ def check_history(history, expected_length: int) -> None:
     require(np.all(np.asarray(history["gp"]) >= 0), "history['gp'] has negative values: the penalty is a mean of "
                                                     "squares, never negative.")
     require(np.all(np.asarray(history["fcd"]) >= 0), "history['fcd'] has negative values: a distance is never negative.")
+    require(np.any(np.asarray(history["wasserstein"]) > 0),
+            "history['wasserstein'] is negative at every epoch: log the critic's estimate mean C(real) - mean C(fake), "
+            "that is -loss_w, which a working critic keeps above 0.")
     passed(f"training log: {len(HISTORY_KEYS)} curves of {expected_length} epoch means")
 
 
@@ -422,8 +482,10 @@ class ClassTemplates(nn.Module):
         self.register_buffer("pool", torch.stack(pool))                # (10, per_class, 28, 28)
         self.latent_dim, self.n_classes = LATENT_DIM, N_CLASSES
         self.scale = nn.Parameter(torch.ones(()))                       # a parameter, for next(G.parameters())
+        self.called_in_training_mode = False                            # set by a call before G.eval()
 
     def forward(self, z, labels):
+        self.called_in_training_mode |= self.training
         pick = (z[:, 0].abs() * 1000).long() % self.pool.shape[1]
         return (self.pool[labels.long(), pick] * self.scale)[:, None]   # (B, 1, 28, 28)
 
@@ -439,6 +501,9 @@ def check_generate(generate) -> None:
     out = generate(6, 3)
     low, high = require_generated_images(out, "generate(6, 3)", "generate(n, c)")
     templates = ClassTemplates()
+    _require_mapped(generate, templates)
+    require(not templates.called_in_training_mode, "generate called G in training mode: call G.eval() first, so "
+                                                   "batch norm uses its running statistics, not the batch's.")
     for c in (0, 7, 9):
         agreement = _class_agreement(generate(40, c, G=templates), c)
         require(agreement >= 0.9, f"Asked for class {c} ({_name(c)}), the images are of that class only "
@@ -459,6 +524,31 @@ def check_generate(generate) -> None:
                           "class_index('fashion_mnist', c) first: it raises a ValueError that lists the classes.")
     passed(f"generate: (6, 28, 28) float32 in [{low:.2f}, {high:.2f}]; the class asked for (by number or name); "
            "a clear error for 10, 'sneakers' and -1")
+
+
+def _require_mapped(generate, templates: ClassTemplates) -> None:
+    """Each image must be (x + 1) / 2 of one of the stand-in's images x; else name the map used. The stand-in's
+    images are halved to [-0.5, 0.5] here, so a map that depends on the batch's range (min-max) shows too."""
+    with torch.no_grad():
+        templates.scale.fill_(0.5)
+    try:
+        images = generate(40, 0, G=templates)
+    finally:
+        with torch.no_grad():
+            templates.scale.fill_(1.0)
+    pool = 0.5 * templates.pool.flatten(0, 1).flatten(1)               # (10 * per_class, 784) in [-0.5, 0.5]
+    got = torch.as_tensor(np.asarray(images, dtype=np.float32)).flatten(1)
+
+    def matches(candidates):
+        return bool(((got[:, None] - candidates[None]).abs().amax(dim=2).min(dim=1).values < 1e-4).all())
+
+    if matches((pool + 1) / 2):
+        return
+    require(not matches(pool.clamp(0, 1)), "generate clamps G's [-1, 1] output to [0, 1], which makes every dark pixel "
+                                           "black: map it with (x + 1) / 2.")
+    raise CheckFailed("generate does not return (x + 1) / 2 of G's images (checked with a stand-in generator of real "
+                      "images): map [-1, 1] to [0, 1] with that fixed map, not one that depends on the batch (min-max "
+                      "scaling) or abs.")
 
 
 def _name(c: int) -> str:

@@ -15,7 +15,7 @@ import torch
 from . import CheckFailed, close, require
 
 __all__ = ["STALE_GRADIENT", "flat_params", "flat_grads", "stale_gradients", "result_dict", "require_only_trained",
-           "OptimizerSpy", "require_history", "require_value"]
+           "OptimizerSpy", "require_history", "require_value", "call_student", "require_loss_tensor"]
 
 STALE_GRADIENT = 0.05  # what stale_gradients leaves in every .grad
 
@@ -35,6 +35,30 @@ def stale_gradients(module) -> None:
     """Leave non-zero gradients behind, as an earlier step would: a missing zero_grad() then shows."""
     for p in module.parameters():
         p.grad = torch.full_like(p, STALE_GRADIENT)
+
+
+def call_student(fn, what: str, *args, hint: str = ""):
+    """``fn(*args)``; a CheckFailed naming ``what`` (e.g. "interpolate(a, b, 7)") if it raises, ``hint`` appended
+    to a RuntimeError's message (what usually causes it there)."""
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise CheckFailed(f"{what} still raises NotImplementedError: write the TODO lines and run the cell.") from None
+    except (RuntimeError, TypeError, IndexError) as exc:
+        extra = f" {hint}" if hint and isinstance(exc, RuntimeError) else ""
+        raise CheckFailed(f"{what} failed: {type(exc).__name__}: {str(exc).splitlines()[0]}{extra}") from None
+
+
+def require_loss_tensor(value, name: str) -> float:
+    """``value`` must be a one-number tensor attached to the graph (a loss to call .backward() on); returns it as a
+    float, or fails naming what is wrong: not a tensor, not reduced to one number, detached."""
+    require(torch.is_tensor(value), f"{name} must return the loss as a tensor attached to the graph, got "
+                                    f"{type(value).__name__}: no .item(), no tuple.")
+    require(value.numel() == 1, f"{name} returns a tensor of shape {tuple(value.shape)}, one value per sample: reduce "
+                                "it to one number with .mean() over the batch.")
+    require(value.requires_grad, f"{name} returns a tensor detached from the graph: no .item(), no .detach(), no "
+                                 "torch.no_grad(), so .backward() reaches the network.")
+    return float(value.detach())
 
 
 def result_dict(out, keys: Sequence[str], name: str) -> Dict[str, float]:
@@ -66,25 +90,55 @@ def require_only_trained(trained, trained_before: np.ndarray, trained_name: str,
             f"The {trained_name}'s weights did not change: call loss.backward() and then {optimizer}.step().")
 
 
+def _fresh(grads: np.ndarray) -> bool:
+    """Whether ``grads`` hold gradients a backward pass wrote (neither zero nor the stale ones the check left)."""
+    return not bool(np.all(np.isclose(grads, STALE_GRADIENT) | (grads == 0)))
+
+
 class OptimizerSpy:
     """Wraps an optimiser's ``step`` to record, at each call, the gradients of ``watched`` modules.
 
     ``spy.calls`` is a list of ``{name: flat gradient vector}``, one per ``step()``. The step check
     uses it to see whether the generator received gradients during the discriminator's step
-    (a fake batch that was not detached) without changing what the step computes.
+    (a fake batch that was not detached) without changing what the step computes. It also wraps
+    ``zero_grad`` so that :attr:`erased_before_step` can tell a ``zero_grad()`` placed between
+    ``backward()`` and ``step()`` from a missing one.
     """
 
     def __init__(self, optimizer, **watched):
         self.optimizer = optimizer
         self.watched = watched
         self.calls = []
-        original = optimizer.step
+        self.events = []  # ("zero_grad" | "step", whether the optimiser's own gradients were fresh then)
+        original, original_zero = optimizer.step, optimizer.zero_grad
 
         def step(*args, **kwargs):
             self.calls.append({name: flat_grads(module) for name, module in watched.items()})
+            self.events.append(("step", _fresh(self._own_grads())))
             return original(*args, **kwargs)
 
-        optimizer.step = step
+        def zero_grad(*args, **kwargs):
+            self.events.append(("zero_grad", _fresh(self._own_grads())))
+            return original_zero(*args, **kwargs)
+
+        optimizer.step, optimizer.zero_grad = step, zero_grad
+
+    def _own_grads(self) -> np.ndarray:
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().reshape(-1).cpu()
+                          for p in params]).numpy().astype(np.float64)
+
+    @property
+    def erased_before_step(self) -> bool:
+        """Whether a ``zero_grad()`` erased fresh gradients and the following ``step()`` then had none to use:
+        zero_grad called after backward() instead of before it."""
+        last_zero_fresh = False
+        for kind, fresh in self.events:
+            if kind == "zero_grad":
+                last_zero_fresh = fresh
+            elif last_zero_fresh and not fresh:
+                return True
+        return False
 
 
 def require_history(history, keys: Sequence[str], expected_length: int, probability_keys: Sequence[str] = ()) -> None:
@@ -94,13 +148,27 @@ def require_history(history, keys: Sequence[str], expected_length: int, probabil
         require(key in history, f"history has no {key!r}: append its epoch mean at the end of every epoch.")
         try:
             values = np.asarray(history[key], dtype=np.float64)
+        except RuntimeError:  # numpy refuses tensors that require grad
+            raise CheckFailed(f"history[{key!r}] holds tensors attached to the graph: append loss.item() (a float), "
+                              "so the log does not keep every graph in memory.") from None
         except (TypeError, ValueError):
             raise CheckFailed(f"history[{key!r}] must be a list of numbers (floats from .item()).") from None
-        require(values.shape == (expected_length,),
-                f"history[{key!r}] has {values.size} values, expected {expected_length} (one per epoch).")
+        require(values.ndim == 1, f"history[{key!r}] holds a list per epoch: append one number per epoch, the mean "
+                                  "of the epoch's batch values.")
+        if values.size > expected_length + 1 and values.size % expected_length == 0:
+            raise CheckFailed(f"history[{key!r}] has {values.size} values, {values.size // expected_length} per epoch: "
+                              f"append once per epoch (the mean of the epoch's batch values), {expected_length} in all.")
+        off_by_one = {expected_length + 1: " One too many: append at the end of each epoch only, not also before "
+                                           "training.",
+                      expected_length - 1: " One short: append after every epoch, the last one included."}
+        require(values.shape == (expected_length,), f"history[{key!r}] has {values.size} values, expected "
+                                                    f"{expected_length} (one per epoch).{off_by_one.get(values.size, '')}")
         require(np.all(np.isfinite(values)), f"history[{key!r}] holds NaN or inf: training diverged or a value is wrong.")
     for key in probability_keys:
-        values = np.asarray(history[key])
+        values = np.asarray(history[key], dtype=np.float64)
+        if "acc" in key and values.min() > 1 and values.max() <= 100:
+            raise CheckFailed(f"history[{key!r}] goes up to {values.max():.4g}: a percentage? Log the share in "
+                              "[0, 1], without the factor 100.")
         require(np.all((values >= 0) & (values <= 1)), f"history[{key!r}] must hold probabilities in [0, 1] "
                                                        "(the mean discriminator output), not losses.")
 
