@@ -17,7 +17,7 @@ from torch import nn
 
 from . import CheckFailed, close, passed, reference, require
 from .samples import require_generated_images
-from .quality import check_conditional_quality, conditional_tiers_met
+from .quality import check_conditional_quality, conditional_generator_scores, conditional_tiers_met
 from .steps import (STALE_GRADIENT, OptimizerSpy, call_student, flat_params, require_history, require_loss_tensor,
                     require_value, result_dict, stale_gradients)
 
@@ -576,11 +576,7 @@ QUALITY_TIERS = MappingProxyType({
 def graded_scores(generator, n: int = QUALITY_SAMPLES, seed: int = 0) -> dict:
     """What the quality checks grade: conditional accuracy (overall and per class) on ``n`` samples with labels
     cycling through the classes, and the FCD ratio against labkit's shipped real test images."""
-    from ..metrics import graded_generator_scores
-
-    if not getattr(generator, "n_classes", None):
-        raise ValueError("this generator is not conditional (it has no n_classes): save the conditional generator.")
-    return graded_generator_scores(generator, "fashion_mnist", n=n, seed=seed)
+    return conditional_generator_scores(generator, "fashion_mnist", n=n, seed=seed)
 
 
 def tiers_met(scores) -> list:

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import CheckFailed, passed, require
 
-__all__ = ["saved_generator_scores", "conditional_tiers_met", "check_conditional_quality"]
+__all__ = ["saved_generator_scores", "conditional_generator_scores", "conditional_tiers_met", "check_conditional_quality"]
 
 
 def saved_generator_scores(path, score: Callable, n: int, seed: int, model_name: str = "G_ema") -> dict:
@@ -29,6 +29,16 @@ def saved_generator_scores(path, score: Callable, n: int, seed: int, model_name:
         return score(generator, n=n, seed=seed)
     except ValueError as exc:
         raise CheckFailed(f"Could not score {path}: {exc}") from None
+
+
+def conditional_generator_scores(generator, dataset: str, n: int, seed: int = 0) -> dict:
+    """What the conditional labs grade: :func:`labkit.metrics.graded_generator_scores` of a generator that takes
+    labels (``n`` samples, labels cycling through the classes), refused with a clear error otherwise."""
+    from ..metrics import graded_generator_scores
+
+    if not getattr(generator, "n_classes", None):
+        raise ValueError("this generator is not conditional (it has no n_classes): save the conditional generator.")
+    return graded_generator_scores(generator, dataset, n=n, seed=seed)
 
 
 def conditional_tiers_met(scores: Mapping, tiers: Mapping[str, Mapping[str, float]]) -> list:
