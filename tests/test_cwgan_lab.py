@@ -82,6 +82,25 @@ def test_plot_loss_against_quality_puts_the_correlation_in_the_title():
     plt.close(fig)
 
 
+def test_the_claim_figure_keeps_each_title_over_its_own_panel_and_counts_whole_epochs():
+    """The notebook's two panels side by side: the long BCE title used to run into the WGAN one, and a one-epoch
+    quick run showed epochs 0.96 ... 1.04."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    lab4.plot_loss_against_quality([5.9], [59.4], "critic's Wasserstein estimate", ax=axes[0], title="this run: WGAN-GP")
+    lab4.plot_loss_against_quality([0.5, 0.9, 1.1, 1.1], [23, 20, 16, 11], "discriminator's BCE loss", ax=axes[1],
+                                   title="BCE cGAN (benchmark: 11 epochs of 10,000 images, 360 s, 1 thread)")
+    fig.tight_layout()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in axes:   # each title no wider than its panel, so neither runs into the other
+        title, panel = ax.title.get_window_extent(renderer), ax.get_window_extent(renderer)
+        assert title.x0 >= panel.x0 - 5 and title.x1 <= panel.x1 + 5, (ax.get_title(), title, panel)
+    assert all(float(t).is_integer() for t in axes[0].get_xticks()), axes[0].get_xticks()
+    plt.close(fig)
+
+
 def test_bce_baseline_history_ships_with_labkit():
     history = lab4.bce_baseline_history()
     assert len(history["loss_d"]) == len(history["fcd"]) >= 3 and "benchmark" in history["source"]
