@@ -88,6 +88,9 @@ def test_plots_and_gif(tmp_path):
         gif.add(np.zeros((5, 5, 3), np.uint8))
     fig = plot_losses({"loss_d": [1, 2], "loss_g": [2, 1]})
     assert len(fig.axes[0].lines) == 2
+    one_epoch = plot_losses({"loss_c": [-4.2], "loss_g": [3.1]}).axes[0]   # a quick run's log: visible points
+    assert all(line.get_marker() == "o" and list(line.get_xdata()) == [1] for line in one_epoch.lines)
+    assert one_epoch.get_xlabel() == "epoch" and list(one_epoch.get_xticks()) == [1]
     assert plot_moments([1, 2], [0.5, 0.6], "normal").axes
     grid = image_grid(np.random.rand(12, 28, 28), labels=np.arange(12) % 10, nrow=6, value_range=(0, 1))
     assert len(grid.axes[0].texts) == 12

@@ -63,7 +63,8 @@ def plot_loss_against_quality(loss: Sequence[float], fcd: Sequence[float], loss_
                               title: str = "") -> float:
     """Plot a loss and the FCD over epochs on twin axes; return their correlation (shown in the title)."""
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+
+    from ..viz.plotting import whole_number_axis
 
     ax = ax or plt.gca()
     r = loss_quality_correlation(loss, fcd)
@@ -74,11 +75,7 @@ def plot_loss_against_quality(loss: Sequence[float], fcd: Sequence[float], loss_
     twin = ax.twinx()
     twin.plot(epochs, fcd, "s--", color="tab:red", label="FCD (lower is better)")
     twin.set_ylabel("FCD to real images", color="tab:red")
-    ax.set_xlim(0.5, len(epochs) + 0.5)   # whole epochs, even for a one-epoch quick run (not 0.96 ... 1.04)
-    if len(epochs) <= 12:
-        ax.set_xticks(epochs)
-    else:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    whole_number_axis(ax, len(epochs))
     note = "too few epochs for a correlation" if np.isnan(r) else f"correlation {r:+.2f}"
     # Two panels share a row: wrap the title so it stays above its own axes.
     ax.set_title(f"{textwrap.fill(title, 50)}\n{note}" if title else note, fontsize=10)

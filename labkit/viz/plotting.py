@@ -5,7 +5,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["plot_1d", "update_1d", "plot_losses", "plot_moments", "image_grid", "plot_class_histograms", "figure_to_array"]
+__all__ = ["plot_1d", "update_1d", "plot_losses", "whole_number_axis", "plot_moments", "image_grid", "plot_class_histograms", "figure_to_array"]
 
 
 def _axes(ax, figsize=(6, 4)):
@@ -124,15 +124,38 @@ def update_1d(fig, generated, title: Optional[str] = None):
     return fig
 
 
-def plot_losses(history: Dict[str, Sequence[float]], keys: Sequence[str] = None, ax=None, title: str = "Training curves"):
-    """Curves of logged values (e.g. ``{"loss_d": [...], "loss_g": [...], "d_real": [...]}``) against the step."""
+def whole_number_axis(ax, n: int) -> None:
+    """An x-axis for points 1..n (epochs): whole-number ticks only, also for n = 1 (not 0.96 ... 1.04)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlim(0.5, max(n, 1) + 0.5)
+    if n <= 12:
+        ax.set_xticks(np.arange(1, max(n, 1) + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def plot_losses(history: Dict[str, Sequence[float]], keys: Sequence[str] = None, ax=None, title: str = "Training curves",
+                xlabel: str = "epoch"):
+    """Curves of logged values (e.g. ``{"loss_d": [...], "loss_g": [...], "d_real": [...]}``), one point per entry,
+    numbered from 1 (the labs log one mean per epoch).
+
+    Short logs get a marker on every point: a one-epoch quick run would otherwise draw a line of one point,
+    which is invisible, and the figure would look empty.
+    """
     fig, ax = _axes(ax, figsize=(7, 4))
+    longest = 0
     for key in keys or [k for k, v in history.items() if len(v) and np.isscalar(v[0])]:
-        ax.plot(np.asarray(history[key], dtype=float), label=key)
-    ax.set_xlabel("logged step")
+        values = np.asarray(history[key], dtype=float)
+        ax.plot(np.arange(1, len(values) + 1), values, marker="o" if len(values) <= 50 else None, markersize=4,
+                label=key)
+        longest = max(longest, len(values))
+    whole_number_axis(ax, longest)
+    ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    fig.tight_layout()   # keeps the x label inside the saved figure when several panels share a row
     return fig
 
 
