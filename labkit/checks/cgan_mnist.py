@@ -20,7 +20,7 @@ from torch import nn
 from ..models.classifier import CLASS_NAMES
 from . import CheckFailed, close, passed, reference, require
 from .quality import check_conditional_quality, conditional_generator_scores, conditional_tiers_met
-from .steps import (STALE_GRADIENT, OptimizerSpy, call_student, flat_params, require_history, require_value,
+from .steps import (STALE_GRADIENT, OptimizerSpy, build_student_model, call_student, flat_params, require_history, require_value,
                     result_dict, stale_gradients)
 
 __all__ = [
@@ -38,16 +38,6 @@ CASE_LR = 0.1
 STEP_KEYS = ("loss_d", "loss_g", "d_real", "d_fake", "d_acc")
 HISTORY_KEYS = STEP_KEYS + ("d_acc_test", "seconds")
 REPORT_KEYS = ("accuracy", "called_real", "false_positive", "false_negative")
-
-
-def _build(cls, what: str, **kwargs):
-    try:
-        return cls(**kwargs)
-    except NotImplementedError:
-        raise CheckFailed(f"{what} still raises NotImplementedError: write the TODO lines and run the cell.") from None
-    except TypeError as exc:
-        raise CheckFailed(f"{what}({', '.join(f'{k}={v}' for k, v in kwargs.items())}) failed: {exc}. Keep the "
-                          "constructor's arguments as given.") from None
 
 
 def _require_embedding(module: nn.Module, what: str, embed_dim: int) -> nn.Embedding:
@@ -74,7 +64,7 @@ def check_generator(Generator) -> None:
     with z before e; (B, 1, 28, 28) in [-1, 1] that depends on the label."""
     torch.manual_seed(0)
     L, E = 16, 6
-    G = _build(Generator, "Generator", latent_dim=L, embed_dim=E).eval()
+    G = build_student_model(Generator, "Generator", latent_dim=L, embed_dim=E).eval()
     _require_embedding(G, "generator", E)
     require(getattr(G, "latent_dim", None) == L and getattr(G, "n_classes", None) == N_CLASSES,
             "Keep the given line that sets self.latent_dim, self.embed_dim and self.n_classes.")
@@ -133,7 +123,7 @@ def check_discriminator(Discriminator) -> None:
     """Discriminator(embed_dim): D(x, labels) = sigmoid(head(h) + <embedding(labels), project(h)>), h = features(x)."""
     torch.manual_seed(0)
     E = 6
-    D = _build(Discriminator, "Discriminator", embed_dim=E).eval()
+    D = build_student_model(Discriminator, "Discriminator", embed_dim=E).eval()
     _require_embedding(D, "discriminator", E)
     project = getattr(D, "project", None)
     require(isinstance(project, nn.Linear), "The discriminator has no nn.Linear named self.project: it maps the "

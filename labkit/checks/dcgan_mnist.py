@@ -17,7 +17,7 @@ from torch import nn
 from . import CheckFailed, close, passed, reference, require
 from .samples import require_generated_images
 from .quality import saved_generator_scores
-from .steps import (STALE_GRADIENT, OptimizerSpy, flat_params, require_history, require_value, result_dict,
+from .steps import (STALE_GRADIENT, OptimizerSpy, build_student_model, flat_params, require_history, require_value, result_dict,
                     stale_gradients)
 
 __all__ = [
@@ -37,13 +37,6 @@ def _count(module: nn.Module, *types) -> int:
     return sum(isinstance(m, types) for m in module.modules())
 
 
-def _build(cls, what: str, **kwargs):
-    try:
-        return cls(**kwargs)
-    except NotImplementedError:
-        raise CheckFailed(f"{what} still raises NotImplementedError: write its layers in the TODO cell and run it.") from None
-
-
 # --------------------------------------------------------------------------- architectures
 
 
@@ -59,7 +52,7 @@ def _outputs(model: nn.Module, inputs: torch.Tensor, call: str, hint: str):
 def check_generator(Generator) -> None:
     """Generator(latent_dim=100): (B, 100) noise -> (B, 1, 28, 28) in [-1, 1], 2-3 transposed convolutions."""
     torch.manual_seed(0)
-    G = _build(Generator, "Generator", latent_dim=LATENT_DIM).eval()
+    G = build_student_model(Generator, "Generator", latent_dim=LATENT_DIM).eval()
     n_up = _count(G, nn.ConvTranspose2d)
     n_upsample = _count(G, nn.Upsample)
     require(2 <= n_up + n_upsample <= 3,
@@ -90,7 +83,7 @@ def check_generator(Generator) -> None:
 def check_discriminator(Discriminator) -> None:
     """Discriminator(): (B, 1, 28, 28) -> (B, 1) probabilities, 3-4 convolutions and one linear layer."""
     torch.manual_seed(0)
-    D = _build(Discriminator, "Discriminator").eval()
+    D = build_student_model(Discriminator, "Discriminator").eval()
     n_conv, n_linear = _count(D, nn.Conv2d), _count(D, nn.Linear)
     require(3 <= n_conv <= 4, f"The discriminator has {n_conv} Conv2d layers: the lab asks for 3-4.")
     require(n_linear == 1, f"The discriminator has {n_linear} Linear layers: the lab asks for exactly one, at the end.")
@@ -134,7 +127,7 @@ def check_criterion(criterion) -> None:
 def check_optimizers(make_optimizers, Generator, Discriminator) -> None:
     """make_optimizers(G, D, lr_g, lr_d, betas) -> (opt_g, opt_d): Adam on each network's own parameters."""
     torch.manual_seed(0)
-    G, D = _build(Generator, "Generator", latent_dim=LATENT_DIM), _build(Discriminator, "Discriminator")
+    G, D = build_student_model(Generator, "Generator", latent_dim=LATENT_DIM), build_student_model(Discriminator, "Discriminator")
     result = make_optimizers(G, D, lr_g=3e-4, lr_d=1e-4, betas=(0.5, 0.999))
     require(isinstance(result, tuple) and len(result) == 2, "make_optimizers must return a pair (opt_g, opt_d).")
     opt_g, opt_d = result

@@ -15,7 +15,7 @@ import torch
 from . import CheckFailed, close, require
 
 __all__ = ["STALE_GRADIENT", "flat_params", "flat_grads", "stale_gradients", "result_dict", "require_only_trained",
-           "OptimizerSpy", "require_history", "require_value", "call_student", "require_loss_tensor"]
+           "OptimizerSpy", "require_history", "require_value", "call_student", "build_student_model", "require_loss_tensor"]
 
 STALE_GRADIENT = 0.05  # what stale_gradients leaves in every .grad
 
@@ -47,6 +47,18 @@ def call_student(fn, what: str, *args, hint: str = ""):
     except (RuntimeError, TypeError, IndexError) as exc:
         extra = f" {hint}" if hint and isinstance(exc, RuntimeError) else ""
         raise CheckFailed(f"{what} failed: {type(exc).__name__}: {str(exc).splitlines()[0]}{extra}") from None
+
+
+def build_student_model(cls, what: str, **kwargs):
+    """``cls(**kwargs)``, the student's network; a CheckFailed if its TODO still raises or it refuses the given
+    constructor arguments."""
+    try:
+        return cls(**kwargs)
+    except NotImplementedError:
+        raise CheckFailed(f"{what} still raises NotImplementedError: write its layers in the TODO cell and run it.") from None
+    except TypeError as exc:
+        raise CheckFailed(f"{what}({', '.join(f'{k}={v}' for k, v in kwargs.items())}) failed: {exc}. Keep the "
+                          "constructor's arguments as given.") from None
 
 
 def require_loss_tensor(value, name: str) -> float:
