@@ -30,6 +30,9 @@ def parse_args():
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--critic-channels", type=int, help="the critic's width c (default: the solution's)")
     parser.add_argument("--n-critic", type=int, help="critic steps per generator step (default: the solution's)")
+    parser.add_argument("--lr-g", type=float, help="the generator's learning rate (default: the solution's)")
+    parser.add_argument("--lr-c", type=float, help="the critic's learning rate (default: the solution's)")
+    parser.add_argument("--max-seconds", type=float, help="stop training after this many seconds of training")
     return parser.parse_args()
 
 
@@ -52,7 +55,8 @@ def main():
     device = torch.device(args.device)
     C = solution.Critic(channels=args.critic_channels) if args.critic_channels else solution.Critic()
     G, C = solution.Generator().to(device), C.to(device)
-    opt_g, opt_c = solution.make_optimizers(G, C)
+    learning_rates = {key: value for key, value in (("lr_g", args.lr_g), ("lr_c", args.lr_c)) if value}
+    opt_g, opt_c = solution.make_optimizers(G, C, **learning_rates)
     fixed_z = torch.randn(10, solution.LATENT_DIM, generator=torch.Generator().manual_seed(args.seed)).repeat(10, 1)
     fixed_labels = torch.arange(10).repeat_interleave(10)
     if args.fresh:
@@ -60,16 +64,22 @@ def main():
     start = time.perf_counter()
     G_ema, history, _, seconds = solution.train(G, C, opt_g, opt_c, loader, args.epochs, args.state,
                                                 (fixed_z.to(device), fixed_labels.to(device)), device,
-                                                n_critic=args.n_critic or solution.N_CRITIC)
+                                                n_critic=args.n_critic or solution.N_CRITIC,
+                                                max_seconds=args.max_seconds)
     wall = time.perf_counter() - start
     G_ema = G_ema.cpu()
-    saveModel(G_ema, args.out, dataset="fashion_mnist", epochs=args.epochs, seed=args.seed, losses=history,
+    recipe = {"n_critic": args.n_critic or solution.N_CRITIC, "lr_g": opt_g.param_groups[0]["lr"],
+              "lr_c": opt_c.param_groups[0]["lr"], "epochs_run": len(history.get("fcd", []))}
+    saveModel(G_ema, args.out, dataset="fashion_mnist", epochs=args.epochs, seed=args.seed, losses=history, **recipe,
               train_seconds=round(seconds, 1), threads=args.threads, device=str(device),
               data=f"{len(images):,} Fashion-MNIST training images")
     if args.out.resolve() == (ROOT / "checkpoints" / "cwgan_gp_fashion.pt"):
         shutil.copy(args.out, ROOT / "notebooks" / "solutions" / "cwgan_final.pt")  # what the solution hands in
         saveModel(C.cpu(), ROOT / "notebooks" / "solutions" / "cwgan_final_C.pt", dataset="fashion_mnist",
                   seed=args.seed)
+    else:  # a trial: its critic beside it, so the pair can be installed later
+        saveModel(C.cpu(), args.out.with_name(args.out.stem + "_C.pt"), dataset="fashion_mnist", seed=args.seed)
+    print(f"recipe {recipe}")
     print(f"trained {args.epochs} epochs on {len(images):,} images: {seconds:.0f} s of training (this call), "
           f"{wall:.0f} s wall, {args.threads} thread(s) on {device}; wrote {args.out} "
           f"({args.out.stat().st_size / 1e6:.2f} MB)")

@@ -183,6 +183,8 @@ def test_interpolates_with_real_and_fake_swapped_pass():
     (lambda r, f: (e := torch.rand(len(r))) * r + (1 - e) * f, r"broadcast over each image"),
     (lambda r, f: r * 1.0, "the real images themselves"),
     (lambda r, f: f * 1.0, "the fake images themselves"),
+    (lambda r, f: (e := 0.5 * torch.rand(len(r), 1, 1, 1)) * r + (1 - e) * f, r"not scaled"),
+    (lambda r, f: (e := torch.rand(len(r), 1, 1, 1) ** 2) * r + (1 - e) * f, r"mean 0\.3"),
 ])
 def test_interpolate_mistakes_are_named(wrong, match):
     fails(checks.check_interpolates, wrong, match=match)

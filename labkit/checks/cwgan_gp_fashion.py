@@ -228,7 +228,24 @@ def check_interpolates(get_interpolates) -> None:
                           "torch.rand(B, 1, 1, 1), not one number for the whole batch.")
     again = ((get_interpolates(real, fake) - fake) / (real - fake)).detach().flatten(1)[:, 0]
     require(not torch.allclose(again, per_sample), "Two calls gave the same eps: draw a new random eps at every call.")
+    _require_uniform_eps(get_interpolates)
     passed(f"interpolates: one eps per sample in [0, 1] (here {', '.join(f'{e:.2f}' for e in per_sample.tolist())})")
+
+
+def _require_uniform_eps(get_interpolates, n: int = 2000) -> None:
+    """The eps of ``n`` samples cover [0, 1] evenly: U[0, 0.5] or a squared eps pass every other test of the mix.
+
+    With n = 2000 draws of U[0, 1] the smallest is below 0.01 and the largest above 0.99 except with odds of
+    about 2e-9 each, and the mean lies within 0.04 of 0.5 (6 standard deviations).
+    """
+    real = torch.ones(n, 1, 2, 2)
+    fake = -torch.ones(n, 1, 2, 2)
+    eps = ((get_interpolates(real, fake) - fake) / (real - fake)).detach().flatten(1)[:, 0]   # (n,)
+    low, high, mean = float(eps.min()), float(eps.max()), float(eps.mean())
+    require(low < 0.01 and high > 0.99 and abs(mean - 0.5) < 0.04,
+            f"On {n} samples your eps ran from {low:.3f} to {high:.3f} with mean {mean:.3f}; eps ~ U[0, 1] runs "
+            "from about 0 to 1 with mean 0.5. Draw it with torch.rand(B, 1, 1, 1) as it is, not scaled, shifted or "
+            "squared: the penalty must hold on the whole segment between real and fake.")
 
 
 # --------------------------------------------------------------------------- TODO 5: gradient penalty
