@@ -55,7 +55,8 @@ def main():
     device = torch.device(args.device)
     C = solution.Critic(channels=args.critic_channels) if args.critic_channels else solution.Critic()
     G, C = solution.Generator().to(device), C.to(device)
-    learning_rates = {key: value for key, value in (("lr_g", args.lr_g), ("lr_c", args.lr_c)) if value}
+    learning_rates = {key: value for key, value in (("lr_g", args.lr_g), ("lr_c", args.lr_c)) if value is not None}
+    n_critic = args.n_critic or solution.N_CRITIC
     opt_g, opt_c = solution.make_optimizers(G, C, **learning_rates)
     fixed_z = torch.randn(10, solution.LATENT_DIM, generator=torch.Generator().manual_seed(args.seed)).repeat(10, 1)
     fixed_labels = torch.arange(10).repeat_interleave(10)
@@ -64,11 +65,11 @@ def main():
     start = time.perf_counter()
     G_ema, history, _, seconds = solution.train(G, C, opt_g, opt_c, loader, args.epochs, args.state,
                                                 (fixed_z.to(device), fixed_labels.to(device)), device,
-                                                n_critic=args.n_critic or solution.N_CRITIC,
+                                                n_critic=n_critic,
                                                 max_seconds=args.max_seconds)
     wall = time.perf_counter() - start
     G_ema = G_ema.cpu()
-    recipe = {"n_critic": args.n_critic or solution.N_CRITIC, "lr_g": opt_g.param_groups[0]["lr"],
+    recipe = {"n_critic": n_critic, "lr_g": opt_g.param_groups[0]["lr"],
               "lr_c": opt_c.param_groups[0]["lr"], "epochs_run": len(history.get("fcd", []))}
     saveModel(G_ema, args.out, dataset="fashion_mnist", epochs=args.epochs, seed=args.seed, losses=history, **recipe,
               train_seconds=round(seconds, 1), threads=args.threads, device=str(device),

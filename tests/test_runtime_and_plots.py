@@ -108,7 +108,7 @@ def test_plot_1d_marks_off_axis_mass_instead_of_drawing_edge_spikes():
     samples = np.concatenate([rng.normal(4.0, 0.5, 6000), np.full(3000, 9.0), np.full(1000, -3.0)])
     fig = plot_1d(samples, "normal", bins=40)
     ax = fig.axes[0]
-    heights = list(ax.labkit_1d["bars"].get_data().values)        # the histogram's one step patch
+    heights = list(ax.labkit_1d["histogram"].get_data().values)        # the histogram's one step patch
     assert len(ax.patches) == 1 and len(heights) == 40 and max(heights[0], heights[-1]) < 0.05   # clipping put 30 % and 10 % there
     texts = [t.get_text() for t in ax.texts]
     assert len(texts) == 2 and "10.0% of samples below" in texts[0] and "30.0% of samples above" in texts[1]

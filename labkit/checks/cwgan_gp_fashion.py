@@ -198,6 +198,11 @@ def check_wasserstein_losses(get_WLoss_generator, get_WLoss_discriminator) -> No
 # --------------------------------------------------------------------------- TODO 4: interpolates
 
 
+def _eps_behind(interpolates, real, fake) -> torch.Tensor:
+    """(B, pixels): the eps that would give each pixel of ``interpolates`` from ``real`` and ``fake`` (never equal)."""
+    return ((interpolates - fake) / (real - fake)).detach().flatten(1)
+
+
 def check_interpolates(get_interpolates) -> None:
     """eps * real + (1 - eps) * fake with one eps ~ U[0, 1] per sample, new at every call."""
     gen = torch.Generator().manual_seed(0)
@@ -210,7 +215,7 @@ def check_interpolates(get_interpolates) -> None:
             f"get_interpolates(real, fake) with (6, 1, 28, 28) batches must return (6, 1, 28, 28), got "
             f"{tuple(out.shape) if torch.is_tensor(out) else type(out).__name__}: eps of shape (B, 1, 1, 1) "
             "broadcasts over the image.")
-    eps = ((out - fake) / (real - fake)).detach().flatten(1)       # (6, 784): the eps behind every pixel
+    eps = _eps_behind(out, real, fake)                             # (6, 784): the eps behind every pixel
     require(float(eps.min()) >= -1e-5 and float(eps.max()) <= 1 + 1e-5,
             "Some interpolates do not lie between their real and fake image: eps must be in [0, 1] (torch.rand, "
             "uniform; not torch.randn), and the mix eps * real + (1 - eps) * fake.")
@@ -226,7 +231,7 @@ def check_interpolates(get_interpolates) -> None:
     if float(per_sample.max() - per_sample.min()) < 1e-4:
         raise CheckFailed(f"Every sample got the same eps ({float(per_sample[0]):.3f}): draw one eps per sample, "
                           "torch.rand(B, 1, 1, 1), not one number for the whole batch.")
-    again = ((get_interpolates(real, fake) - fake) / (real - fake)).detach().flatten(1)[:, 0]
+    again = _eps_behind(get_interpolates(real, fake), real, fake)[:, 0]
     require(not torch.allclose(again, per_sample), "Two calls gave the same eps: draw a new random eps at every call.")
     _require_uniform_eps(get_interpolates)
     passed(f"interpolates: one eps per sample in [0, 1] (here {', '.join(f'{e:.2f}' for e in per_sample.tolist())})")
@@ -240,7 +245,7 @@ def _require_uniform_eps(get_interpolates, n: int = 2000) -> None:
     """
     real = torch.ones(n, 1, 2, 2)
     fake = -torch.ones(n, 1, 2, 2)
-    eps = ((get_interpolates(real, fake) - fake) / (real - fake)).detach().flatten(1)[:, 0]   # (n,)
+    eps = _eps_behind(get_interpolates(real, fake), real, fake)[:, 0]   # (n,)
     low, high, mean = float(eps.min()), float(eps.max()), float(eps.mean())
     require(low < 0.01 and high > 0.99 and abs(mean - 0.5) < 0.04,
             f"On {n} samples your eps ran from {low:.3f} to {high:.3f} with mean {mean:.3f}; eps ~ U[0, 1] runs "

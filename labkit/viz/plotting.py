@@ -88,12 +88,12 @@ def plot_1d(generated, target=None, real=None, ax=None, bins: int = 80, title: O
     edges = np.linspace(lo, hi, bins + 1)
     if real is not None:
         _density_hist(ax, real, edges, alpha=0.35, color="tab:gray", label="real samples")
-    bars = _density_hist(ax, generated, edges, alpha=0.6, color="tab:orange", label="generated")
+    histogram = _density_hist(ax, generated, edges, alpha=0.6, color="tab:orange", label="generated")
     if target is not None:
         grid = np.linspace(lo, hi, 600)
         ax.plot(grid, target.pdf(grid), color="tab:blue", lw=2, label=f"true pdf: {target.label}")
     marks = _mark_off_axis(ax, generated, lo, hi)
-    ax.labkit_1d = {"bars": bars, "edges": edges, "marks": marks}   # what update_1d redraws
+    ax.labkit_1d = {"histogram": histogram, "edges": edges, "marks": marks}   # what update_1d redraws
     ax.set_xlim(lo, hi)
     if ylim is not None:
         ax.set_ylim(*ylim)
@@ -114,7 +114,7 @@ def update_1d(fig, generated, title: Optional[str] = None):
     """
     ax = fig.axes[0]
     state = ax.labkit_1d
-    state["bars"].set_data(values=_density_heights(generated, state["edges"]))
+    state["histogram"].set_data(values=_density_heights(generated, state["edges"]))
     for mark in state["marks"]:
         mark.remove()
     state["marks"] = _mark_off_axis(ax, generated, state["edges"][0], state["edges"][-1])
