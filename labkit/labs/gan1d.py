@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .. import distributions
+from ..background import Background, can_fork
 from ..metrics import compare_1d
 from ..models.mlp import MLPDiscriminator, MLPGenerator
 from ..runtime import seed_everything
@@ -39,7 +40,7 @@ from ..viz.live import LiveView
 from ..viz.plotting import figure_to_array, plot_1d, update_1d
 
 __all__ = ["GanConfig", "TrainResult", "GanNets", "build_gan", "sample_real", "progress_view", "write_gif",
-           "run_trial", "run_trials", "measure", "trial_file", "EVAL_SAMPLES", "EVAL_SEED", "EMA_HORIZON",
+           "run_trial", "run_trials", "start_trials", "measure", "trial_file", "EVAL_SAMPLES", "EVAL_SEED", "EMA_HORIZON",
            "QUICK_FRACTION", "QUICK_STEPS", "QUICK_GIF_FRAMES"]
 
 EVAL_SAMPLES = 100_000  # samples a generator is measured and graded on (sampling noise alone: KS ~0.003)
@@ -230,8 +231,8 @@ def write_gif(snapshots, target, path, name: str, epochs: int, fps: float = 4, d
 
 
 def run_trial(train: Callable[..., TrainResult], config: GanConfig, name: str, out_dir, quick: bool = False,
-              gif_frames: int = 10) -> Tuple[TrainResult, dict]:
-    """Train with ``train(config, snapshot_every=..., progress=True)`` (the notebook's ``train_gan``), measure the
+              gif_frames: int = 10, progress: bool = True) -> Tuple[TrainResult, dict]:
+    """Train with ``train(config, snapshot_every=..., progress=...)`` (the notebook's ``train_gan``), measure the
     generator (:func:`measure`: 100,000 samples, as graded), write ``<target>-<name>.gif`` in ``out_dir``
     (no GIF with ``gif_frames=0``); return ``(result, table row)``.
 
@@ -242,7 +243,7 @@ def run_trial(train: Callable[..., TrainResult], config: GanConfig, name: str, o
     config = config.quick() if quick else config
     gif_frames = min(gif_frames, QUICK_GIF_FRAMES) if quick else gif_frames
     every = max(1, config.epochs // gif_frames) if gif_frames else config.epochs
-    result = train(config, snapshot_every=every, progress=True)
+    result = train(config, snapshot_every=every, progress=progress)
     target = distributions.get(config.target)
     metrics = measure(result.generator, target)
     gif = ""
@@ -254,10 +255,34 @@ def run_trial(train: Callable[..., TrainResult], config: GanConfig, name: str, o
 
 
 def run_trials(train: Callable[..., TrainResult], trials: dict, out_dir, quick: bool = False,
-               gif_frames: int = 10) -> Tuple[dict, list]:
+               gif_frames: int = 10, progress: bool = True) -> Tuple[dict, list]:
     """:func:`run_trial` for each ``{name: config}`` in order; return ``({name: result}, [row, ...])``."""
     results, rows = {}, []
     for name, config in trials.items():
-        results[name], row = run_trial(train, config, name, out_dir, quick=quick, gif_frames=gif_frames)
+        results[name], row = run_trial(train, config, name, out_dir, quick=quick, gif_frames=gif_frames,
+                                       progress=progress)
         rows.append(row)
     return results, rows
+
+
+def start_trials(train: Callable[..., TrainResult], trials: dict, out_dir, quick: bool = False,
+                 gif_frames: int = 10) -> Background:
+    """:func:`run_trials` in a second process (:class:`labkit.background.Background`) while the notebook goes on;
+    ``.result()`` waits and returns the same ``({name: result}, [row, ...])``, GIFs written as usual.
+
+    Quick mode trains at once, in the notebook's process: its runs take seconds, and the tests and the grader
+    run several notebooks side by side already. Without a progress bar (a second process's output would
+    land in whichever cell runs then). Starting the same trials into the same folder again (the cell run
+    twice) stops the earlier run first.
+    """
+    key = (str(out_dir), tuple(trials))
+    if key in _STARTED:  # the cell run again: its earlier run would only compete for the cores
+        _STARTED.pop(key).cancel()
+    in_background = can_fork() and not quick
+    work = Background(run_trials, train, trials, out_dir, quick=quick, gif_frames=gif_frames,
+                      progress=not in_background, in_background=in_background)
+    _STARTED[key] = work
+    return work
+
+
+_STARTED: dict = {}  # (out_dir, trial names) -> the Background run start_trials made for them last

@@ -1,0 +1,119 @@
+"""Work that runs in a second process while the notebook goes on: a long training overlapping the next cells.
+
+A 2-core machine (Colab's free tier, the course's CI) runs a one-thread training of tiny networks on one core
+and leaves the other idle. ``Background(fn, *args)`` forks the kernel and calls ``fn(*args)`` in the child,
+with one torch thread, while the notebook's next cells use the other core; ``.result()`` waits for it and
+returns what ``fn`` returned (pickled back through a pipe), or raises what it raised, with the child's
+traceback attached. A fork copies everything the notebook defined, so ``fn`` may be a function written in the
+notebook (a ``spawn`` start could not import it)::
+
+    longer = Background(run_trials, train_gan, {"baseline x10": config}, out_dir)   # returns at once
+    ...                                                                            # other cells run
+    runs, rows = longer.result()                                                   # waits, then the results
+
+Where a fork is not safe or not worth it (not Linux, a single CPU, or ``in_background=False``) the call runs
+at once in the notebook's own process: ``result()`` then only hands the result over, and the notebook reads
+the same either way (the work is seeded inside ``fn``, not by the process that runs it).
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import sys
+import time
+import traceback
+from typing import Any, Callable, Optional
+
+__all__ = ["Background", "can_fork"]
+
+
+def can_fork() -> bool:
+    """Whether work can go to a forked process here: Linux (macOS and Windows fork badly or not at all with
+    torch and a notebook's state) and at least two CPUs (on one, a second process only slows the first)."""
+    return sys.platform.startswith("linux") and (os.cpu_count() or 1) >= 2
+
+
+def _run_in_child(connection, fn: Callable, args: tuple, kwargs: dict) -> None:
+    """The forked process: one torch thread, call ``fn``, send back ("ok", result) or ("error", exception, text)."""
+    import torch
+
+    torch.set_num_threads(1)  # the other core belongs to the notebook
+    # Plain pickle, by value: multiprocessing's own pickler would send tensors as shared-memory handles,
+    # which die with this process.
+    try:
+        connection.send_bytes(pickle.dumps(("ok", fn(*args, **kwargs))))
+    except BaseException as error:  # noqa: BLE001 - everything goes back to the notebook, which raises it
+        text = traceback.format_exc()
+        try:
+            connection.send_bytes(pickle.dumps(("error", error, text)))
+        except Exception:  # the exception itself does not pickle: send its text only
+            connection.send_bytes(pickle.dumps(("error", None, text)))
+    finally:
+        connection.close()
+
+
+class Background:
+    """``fn(*args, **kwargs)`` in a forked process (see the module's docstring); ``result()`` waits for it."""
+
+    def __init__(self, fn: Callable, *args, in_background: Optional[bool] = None, **kwargs):
+        self.name = getattr(fn, "__name__", "work")
+        self.started = time.perf_counter()
+        self._outcome = None
+        self._process = None
+        if in_background is None:
+            in_background = can_fork()
+        if not in_background:  # run it now, here; result() hands it over
+            try:
+                self._outcome = ("ok", fn(*args, **kwargs))
+            except BaseException as error:  # noqa: BLE001 - raised by result(), where the notebook asks for it
+                self._outcome = ("error", error, traceback.format_exc())
+            return
+        context = multiprocessing.get_context("fork")
+        self._receiver, sender = context.Pipe(duplex=False)
+        self._process = context.Process(target=_run_in_child, args=(sender, fn, args, kwargs), daemon=True)
+        self._process.start()
+        sender.close()  # only the child writes: the parent then sees EOF if the child dies without a word
+
+    @property
+    def in_background(self) -> bool:
+        """Whether the work runs (or ran) in a second process."""
+        return self._process is not None
+
+    def done(self) -> bool:
+        """Whether ``result()`` would return without waiting."""
+        return self._outcome is not None or not self._process.is_alive() or self._receiver.poll()
+
+    def result(self) -> Any:
+        """Wait for the work and return what ``fn`` returned; raise what it raised (its traceback in a note)."""
+        if self._outcome is None:
+            try:
+                self._outcome = pickle.loads(self._receiver.recv_bytes())
+            except EOFError:
+                self._process.join()
+                raise RuntimeError(
+                    f"The background run of {self.name} stopped without a result (exit code "
+                    f"{self._process.exitcode}; out of memory, or the process was killed). Run the cell again; "
+                    f"if it stops again, pass in_background=False to train in the notebook's own process.") from None
+            finally:
+                self._receiver.close()
+            self._process.join()
+        if self._outcome[0] == "ok":
+            return self._outcome[1]
+        _, error, text = self._outcome
+        if error is None:
+            raise RuntimeError(f"The background run of {self.name} failed:\n{text}")
+        if self.in_background and hasattr(error, "add_note") and text not in getattr(error, "__notes__", []):
+            error.add_note(f"(raised in the background process; its traceback:)\n{text}")
+        raise error
+
+    def cancel(self) -> None:
+        """Stop the background process (nothing happens where the work already ran)."""
+        if self._process is not None and self._process.is_alive():
+            self._process.terminate()
+            self._process.join()
+
+    def __repr__(self) -> str:
+        where = "in a background process" if self.in_background else "in this process"
+        state = "done" if self.done() else f"running for {time.perf_counter() - self.started:.0f} s"
+        return f"<Background {self.name} {where}: {state}>"

@@ -1,0 +1,65 @@
+"""labkit.background: work in a forked process gives what the same call gives here, and its errors come back."""
+import os
+
+import pytest
+import torch
+
+from labkit import background
+from labkit.background import Background
+
+forks = pytest.mark.skipif(not background.can_fork(), reason="needs Linux and two CPUs")
+
+
+def seeded_draw(seed, n):
+    """Seeded inside the call, as the trials are: the process that runs it does not matter."""
+    torch.manual_seed(seed)
+    return torch.randn(n), os.getpid(), torch.get_num_threads()
+
+
+def fails(message):
+    raise ValueError(message)
+
+
+@forks
+def test_background_returns_what_the_call_returns_from_another_process():
+    work = Background(seeded_draw, 3, n=5)
+    assert work.in_background
+    values, pid, threads = work.result()
+    assert pid != os.getpid() and threads == 1          # a second process, one torch thread
+    assert torch.equal(values, seeded_draw(3, 5)[0])    # the same numbers as here
+    assert work.done() and work.result()[1] == pid      # asking twice hands over the same result
+
+
+def test_in_background_false_runs_at_once_in_this_process():
+    work = Background(seeded_draw, 3, n=5, in_background=False)
+    assert not work.in_background and work.done()
+    values, pid, _ = work.result()
+    assert pid == os.getpid() and torch.equal(values, seeded_draw(3, 5)[0])
+
+
+@pytest.mark.parametrize("in_background", [pytest.param(True, marks=forks), False])
+def test_an_error_is_raised_by_result_with_its_type_and_message(in_background):
+    work = Background(fails, "wrong shape", in_background=in_background)
+    with pytest.raises(ValueError, match="wrong shape") as caught:
+        work.result()
+    if in_background:   # the child's traceback rides along, naming the failing function
+        assert any("in fails" in note for note in caught.value.__notes__)
+
+
+@forks
+def test_a_child_that_dies_gives_a_clear_error_not_a_hang():
+    work = Background(os._exit, 3)          # ends the process without sending anything
+    with pytest.raises(RuntimeError, match="stopped without a result.*exit code 3.*in_background=False"):
+        work.result()
+
+
+@forks
+def test_cancel_stops_a_running_child():
+    import time
+
+    work = Background(time.sleep, 60)
+    assert not work.done() and "running" in repr(work)
+    work.cancel()
+    assert work.done()
+    with pytest.raises(RuntimeError, match="stopped without a result"):
+        work.result()
