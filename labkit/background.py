@@ -85,26 +85,28 @@ class Background:
         return self._outcome is not None or not self._process.is_alive() or self._receiver.poll()
 
     def result(self) -> Any:
-        """Wait for the work and return what ``fn`` returned; raise what it raised (its traceback in a note)."""
+        """Wait for the work and return what ``fn`` returned; raise what it raised (its traceback in a note).
+
+        Interrupting the wait (the notebook's stop button) leaves the work running: ask again later.
+        """
         if self._outcome is None:
             try:
                 self._outcome = pickle.loads(self._receiver.recv_bytes())
             except EOFError:
                 self._process.join()
-                raise RuntimeError(
+                self._outcome = ("error", RuntimeError(
                     f"The background run of {self.name} stopped without a result (exit code "
-                    f"{self._process.exitcode}; out of memory, or the process was killed). Run the cell again; "
-                    f"if it stops again, pass in_background=False to train in the notebook's own process.") from None
-            finally:
-                self._receiver.close()
+                    f"{self._process.exitcode}; out of memory, or the process was stopped). Run the cell again; "
+                    f"if it stops again, pass in_background=False to train in the notebook's own process."), "")
+            self._receiver.close()
             self._process.join()
         if self._outcome[0] == "ok":
             return self._outcome[1]
         _, error, text = self._outcome
         if error is None:
             raise RuntimeError(f"The background run of {self.name} failed:\n{text}")
-        if self.in_background and hasattr(error, "add_note") and text not in getattr(error, "__notes__", []):
-            error.add_note(f"(raised in the background process; its traceback:)\n{text}")
+        if self.in_background and text and text not in getattr(error, "__notes__", []):
+            error.add_note(text)  # where in the background process it was raised
         raise error
 
     def cancel(self) -> None:

@@ -229,12 +229,15 @@ def test_start_trials_gives_what_run_trials_gives_and_writes_the_gif(tmp_path, s
         assert torch.equal(a, b)
 
 
-def test_start_trials_trains_at_once_in_quick_mode(tmp_path, solution):
+def test_start_trials_passes_quick_mode_on_and_trains_in_place_where_it_cannot_fork(tmp_path, solution, monkeypatch):
     config = GanConfig(**{**TINY, "epochs": 20})
+    monkeypatch.setattr(gan1d, "can_fork", lambda: True)
+    results, _ = gan1d.start_trials(solution.train_gan, {"tiny": config}, tmp_path, quick=True, gif_frames=1).result()
+    assert results["tiny"].config.epochs == 2        # the quick copy of the run, in the second process
+    monkeypatch.setattr(gan1d, "can_fork", lambda: False)
     work = gan1d.start_trials(solution.train_gan, {"tiny": config}, tmp_path, quick=True, gif_frames=1)
     assert not work.in_background and work.done()
-    results, _ = work.result()
-    assert results["tiny"].config.epochs == 2        # the quick copy of the run
+    assert work.result()[0]["tiny"].history == results["tiny"].history
 
 
 def test_starting_the_same_trials_again_stops_the_earlier_run(tmp_path, solution, monkeypatch):
@@ -246,3 +249,45 @@ def test_starting_the_same_trials_again_stops_the_earlier_run(tmp_path, solution
     again = gan1d.start_trials(solution.train_gan, {"slow": replace(slow, epochs=2)}, tmp_path, gif_frames=0)
     assert first.done() and not first._process.is_alive()        # stopped, not left competing for the cores
     assert again.result()[1][0]["trial"] == "slow" and other.result()[1][0]["trial"] == "other"
+
+
+def test_run_trials_with_two_jobs_gives_the_one_at_a_time_numbers_in_the_dicts_order(tmp_path, solution, monkeypatch):
+    trials = {"small": GanConfig(**TINY), "big": GanConfig(**{**TINY, "epochs": 6, "g_hidden": (16, 16)}),
+              "laplace": GanConfig(target="laplace", **TINY)}
+    _, one = gan1d.run_trials(solution.train_gan, trials, tmp_path / "one", gif_frames=1)
+    monkeypatch.setattr(gan1d, "can_fork", lambda: True)
+    results, two = gan1d.run_trials(solution.train_gan, trials, tmp_path / "two", gif_frames=1, jobs=2)
+    assert [row["trial"] for row in two] == list(results) == ["small", "big", "laplace"]
+    assert [(r["KS"], r["W1/std"], r["gif"]) for r in two] == [(r["KS"], r["W1/std"], r["gif"]) for r in one]
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+
+
+def test_trials_are_shared_by_cost_the_costliest_first():
+    base = GanConfig()
+    wide = replace(base, g_hidden=(64, 64, 64), d_hidden=(64, 64, 64))
+    assert gan1d.trial_cost(wide) > 2.5 * gan1d.trial_cost(base)                     # measured: 15 ms vs 4.5 ms
+    assert gan1d.trial_cost(replace(base, epochs=600)) == 10 * gan1d.trial_cost(base)
+    assert gan1d.trial_cost(replace(base, d_steps=2)) == 1.5 * gan1d.trial_cost(base)
+    sweep = {"latent 1": replace(wide, latent_dim=1), "latent 8": replace(wide, latent_dim=8),
+             "latent 20": replace(wide, latent_dim=20), "15/25": base}
+    here, there = gan1d._share(sweep, 2)
+    assert here[0] == "latent 20" and sorted(here + there) == sorted(sweep)
+    assert {len(here), len(there)} == {2}                 # three wide runs and a small one: 2 + 2, not 3 + 1
+    assert gan1d._share({"only": base}, 2) == [["only"]]
+
+
+def test_a_failing_trial_with_two_jobs_stops_the_other_process_and_raises(tmp_path, solution, monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setattr(gan1d, "can_fork", lambda: True)
+
+    def train(config, **kwargs):
+        if config.seed == 99:
+            raise ValueError("d_step returned no loss")
+        return solution.train_gan(config, **kwargs)
+
+    trials = {"fails here": GanConfig(seed=99, **{**TINY, "epochs": 10_000}),     # the costliest: runs here
+              "slow there": GanConfig(**{**TINY, "epochs": 5_000})}
+    with pytest.raises(ValueError, match="d_step returned no loss"):
+        gan1d.run_trials(train, trials, tmp_path, gif_frames=0, jobs=2)
+    assert not multiprocessing.active_children()        # the other run was stopped, not left on the core
