@@ -166,8 +166,10 @@ def test_write_gif_makes_one_frame_per_snapshot_with_fixed_axes_and_ks(tmp_path,
         titles.append(title)
         return update(fig, samples, title)
 
+    from labkit.viz import plotting
+
     monkeypatch.setattr(gan1d, "plot_1d", spy_plot)
-    monkeypatch.setattr(gan1d, "update_1d", spy_update)
+    monkeypatch.setattr(plotting, "update_1d", spy_update)   # what Frames1D calls for each later frame
     rng = np.random.default_rng(0)
     snaps = [(0, rng.normal(4.0, 0.1, 2000)), (2, rng.normal(9.0, 0.5, 2000)), (4, rng.normal(4.0, 0.5, 2000))]
     assert gan1d.write_gif(snaps, "normal", tmp_path / "a.gif", "run", epochs=5) == tmp_path / "a.gif"

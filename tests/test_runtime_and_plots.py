@@ -130,3 +130,24 @@ def test_live_view_outside_jupyter_prints_lines(capsys):
     history = view.close()
     assert history["loss"] == [0.0, 1.0, 2.0, 3.0]
     assert capsys.readouterr().out.count("[t]") == 2
+
+
+def test_frames_1d_draws_what_a_full_redraw_draws():
+    import matplotlib.pyplot as plt
+    from labkit.viz.plotting import Frames1D, figure_to_array, plot_1d, update_1d
+
+    rng = np.random.default_rng(0)
+    fig = plot_1d(rng.normal(4.0, 0.5, 2000), "normal", title="first", xlim=(1.5, 6.5), ylim=(0, 1.2))
+    fig.set_dpi(72)
+    figure_to_array(fig)
+    fig.set_layout_engine("none")
+    frames = Frames1D(fig)
+    for samples, title in [(rng.normal(3.0, 0.3, 2000), "narrow, left"), (rng.normal(6.0, 1.0, 2000), "wide, off axis")]:
+        fast = frames.frame(samples, title)
+        update_1d(fig, samples, title)
+        full = figure_to_array(fig)
+        assert fast.shape == full.shape and fast.dtype == np.uint8
+        differs = np.abs(fast.astype(int) - full.astype(int)).max(axis=-1) > 24
+        assert differs.mean() < 0.002, f"{differs.sum()} pixels differ from a full redraw"   # only antialiased edges
+    assert not np.array_equal(frames.frame(rng.normal(3.0, 0.3, 2000), "a"), frames.frame(rng.normal(5.0, 0.3, 2000), "a"))
+    plt.close(fig)

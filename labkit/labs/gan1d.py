@@ -37,7 +37,7 @@ from ..runtime import seed_everything
 from ..train import WeightAverage, ema_decay
 from ..viz.animation import GifWriter
 from ..viz.live import LiveView
-from ..viz.plotting import figure_to_array, plot_1d, update_1d
+from ..viz.plotting import Frames1D, figure_to_array, plot_1d, update_1d
 
 __all__ = ["GanConfig", "TrainResult", "GanNets", "build_gan", "sample_real", "progress_view", "write_gif",
            "run_trial", "run_trials", "start_trials", "trial_cost", "measure", "trial_file", "EVAL_SAMPLES", "EVAL_SEED", "EMA_HORIZON",
@@ -214,16 +214,17 @@ def write_gif(snapshots, target, path, name: str, epochs: int, fps: float = 4, d
     xlim = (lo - 0.25 * (hi - lo), hi + 0.25 * (hi - lo))  # room for a generator that is still off target
     ylim = gif_ylim(snapshots, target, xlim)
     gif = GifWriter(path, fps=fps)
-    fig = None
+    fig = frames = None
     for epoch, samples in snapshots:
         title = f"{name}: epoch {epoch + 1}/{epochs}, KS {compare_1d(samples, target)['ks']:.3f}"
         if fig is None:
             fig = plot_1d(samples, target, title=title, xlim=xlim, ylim=ylim)
             fig.set_dpi(dpi)                 # a small frame: drawing it is most of a GIF's cost
+            gif.add(figure_to_array(fig))
+            fig.set_layout_engine("none")    # the first frame's layout serves every frame
+            frames = Frames1D(fig)           # ... and its axes, ticks and legend, drawn once
         else:
-            update_1d(fig, samples, title)   # one figure for every frame: the same axes, and fast
-        gif.add(figure_to_array(fig))
-        fig.set_layout_engine("none")        # the first frame's layout serves every frame
+            gif.add(frames.frame(samples, title))
     import matplotlib.pyplot as plt
 
     plt.close(fig)

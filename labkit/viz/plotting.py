@@ -5,7 +5,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["plot_1d", "update_1d", "plot_losses", "whole_number_axis", "plot_moments", "image_grid", "plot_class_histograms", "figure_to_array"]
+__all__ = ["plot_1d", "update_1d", "Frames1D", "plot_losses", "whole_number_axis", "plot_moments", "image_grid", "plot_class_histograms", "figure_to_array"]
 
 
 def _axes(ax, figsize=(6, 4)):
@@ -121,6 +121,41 @@ def update_1d(fig, generated, title: Optional[str] = None):
     if title is not None:
         ax.set_title(title)
     return fig
+
+
+class Frames1D:
+    """Frames of a :func:`plot_1d` figure for new samples, each drawn in a fraction of a full redraw (blitting).
+
+    Axes, ticks, labels and legend do not change between a GIF's frames, and drawing their text is most of a
+    frame's cost: they are drawn once into a background, and each frame restores it and draws only the
+    histogram, then the true density and the axes' spines over it (as a full redraw orders them; none of
+    these is in the background, so none is drawn twice), the off-axis marks and the title. The figure's layout must be fixed first (``fig.set_layout_engine("none")``
+    after a first full draw).
+
+        frames = Frames1D(fig)
+        gif.add(frames.frame(samples, title="epoch 3, KS 0.08"))   # an RGB uint8 array
+    """
+
+    def __init__(self, fig):
+        self.fig, self.ax = fig, fig.axes[0]
+        state = self.ax.labkit_1d
+        moving = [state["histogram"], *self.ax.lines, *self.ax.spines.values(), *state["marks"], self.ax.title]
+        for artist in moving:
+            artist.set_visible(False)
+        fig.canvas.draw()
+        self.background = fig.canvas.copy_from_bbox(fig.bbox)
+        for artist in moving:
+            artist.set_visible(True)
+
+    def frame(self, generated, title: Optional[str] = None) -> np.ndarray:
+        """Show ``generated`` (as :func:`update_1d`) and return the frame as an RGB uint8 array."""
+        update_1d(self.fig, generated, title)
+        canvas, ax = self.fig.canvas, self.ax
+        canvas.restore_region(self.background)
+        state = ax.labkit_1d
+        for artist in [state["histogram"], *ax.lines, *ax.spines.values(), *state["marks"], ax.title]:
+            ax.draw_artist(artist)
+        return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def whole_number_axis(ax, n: int) -> None:
