@@ -51,6 +51,9 @@ def _run_in_child(connection, fn: Callable, args: tuple, kwargs: dict) -> None:
             connection.send_bytes(pickle.dumps(("error", None, text)))
     finally:
         connection.close()
+        # Leave at once: a normal exit flushes sys.stdout, and in a Jupyter kernel's fork that waits ~10 s
+        # per stream for the kernel's output thread, which a forked process does not have.
+        os._exit(0)
 
 
 class Background:

@@ -40,7 +40,7 @@ from ..viz.live import LiveView
 from ..viz.plotting import Frames1D, figure_to_array, plot_1d, update_1d
 
 __all__ = ["GanConfig", "TrainResult", "GanNets", "build_gan", "sample_real", "progress_view", "write_gif",
-           "run_trial", "run_trials", "start_trials", "trial_cost", "measure", "trial_file", "EVAL_SAMPLES", "EVAL_SEED", "EMA_HORIZON",
+           "run_trial", "run_trials", "start_trials", "measure", "trial_file", "EVAL_SAMPLES", "EVAL_SEED", "EMA_HORIZON",
            "QUICK_FRACTION", "QUICK_STEPS", "QUICK_GIF_FRAMES"]
 
 EVAL_SAMPLES = 100_000  # samples a generator is measured and graded on (sampling noise alone: KS ~0.003)
@@ -256,63 +256,18 @@ def run_trial(train: Callable[..., TrainResult], config: GanConfig, name: str, o
 
 
 def run_trials(train: Callable[..., TrainResult], trials: dict, out_dir, quick: bool = False,
-               gif_frames: int = 10, progress: bool = True, jobs: int = 1) -> Tuple[dict, list]:
-    """:func:`run_trial` for each ``{name: config}``; return ``({name: result}, [row, ...])`` in the dict's order.
+               gif_frames: int = 10, progress: bool = True) -> Tuple[dict, list]:
+    """:func:`run_trial` for each ``{name: config}`` in order; return ``({name: result}, [row, ...])``.
 
-    ``jobs=2`` trains two trials at a time, one per core: the longest share here (with its progress bar), the
-    rest in a second process (:class:`labkit.background.Background`), split by :func:`trial_cost` so both end
-    together. The numbers are the same as one at a time (every run seeds itself). Quick mode, machines that
-    cannot fork (:func:`labkit.background.can_fork`) and a single trial run one at a time, here.
+    One at a time: the notebook already trains its longest run beside them (:func:`start_trials`), and a
+    third process on a 2-core machine slowed all of them by about 30 % when tried (docs/benchmarks.md).
     """
-    if jobs > 1 and len(trials) > 1 and not quick and can_fork():
-        return _run_trials_in_parallel(train, trials, out_dir, gif_frames, progress, jobs)
     results, rows = {}, []
     for name, config in trials.items():
         results[name], row = run_trial(train, config, name, out_dir, quick=quick, gif_frames=gif_frames,
                                        progress=progress)
         rows.append(row)
     return results, rows
-
-
-def trial_cost(config: GanConfig) -> float:
-    """A run's training time in relative units, to share trials between processes: generator steps times
-    the networks' work per step. Measured on a 2-core CPU with one thread (batch 512): 4.5 ms a step for the
-    baseline's networks, 15 ms for 3 layers of 64, so a step costs about a fixed 7,000 weights' worth plus
-    its weights (scaled by the batch), and each of the ``d_steps`` D steps about as much as the G step."""
-    weights = lambda sizes: sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    per_step = weights([config.latent_dim, *config.g_hidden, 1]) + weights([1, *config.d_hidden, 1])
-    return config.total_steps * (1 + config.d_steps) / 2 * (7_000 + per_step * config.batch_size / 512)
-
-
-def _share(trials: dict, jobs: int) -> list:
-    """The trials' names in ``jobs`` groups of about equal total cost, the costliest first (longest first,
-    each to the group with the least so far)."""
-    groups = [[] for _ in range(jobs)]
-    totals = [0.0] * jobs
-    for name in sorted(trials, key=lambda name: -trial_cost(trials[name])):
-        lightest = totals.index(min(totals))
-        groups[lightest].append(name)
-        totals[lightest] += trial_cost(trials[name])
-    return [group for group in groups if group]
-
-
-def _run_trials_in_parallel(train, trials, out_dir, gif_frames, progress, jobs) -> Tuple[dict, list]:
-    here, *elsewhere = _share(trials, jobs)
-    started = [Background(run_trials, train, {name: trials[name] for name in names}, out_dir,
-                          gif_frames=gif_frames, progress=False, in_background=True) for names in elsewhere]
-    try:
-        parts = [run_trials(train, {name: trials[name] for name in here}, out_dir, gif_frames=gif_frames,
-                            progress=progress)]
-        parts += [work.result() for work in started]
-    except BaseException:
-        for work in started:   # a failure here (or the stop button) stops the other runs too
-            work.cancel()
-        raise
-    results, rows = {}, {}
-    for part_results, part_rows in parts:
-        results.update(part_results)
-        rows.update({row["trial"]: row for row in part_rows})
-    return {name: results[name] for name in trials}, [rows[name] for name in trials]
 
 
 def start_trials(train: Callable[..., TrainResult], trials: dict, out_dir, quick: bool = False,
