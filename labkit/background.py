@@ -51,8 +51,8 @@ def _run_in_child(connection, fn: Callable, args: tuple, kwargs: dict) -> None:
             connection.send_bytes(pickle.dumps(("error", None, text)))
     finally:
         connection.close()
-        # Leave at once: a normal exit flushes sys.stdout, and in a Jupyter kernel's fork that waits ~10 s
-        # per stream for the kernel's output thread, which a forked process does not have.
+        # Leave at once, without the clean-up a normal exit runs: the output streams and exit handlers are
+        # the forked kernel's (a Jupyter kernel's streams talk to threads this process does not have).
         os._exit(0)
 
 
@@ -100,7 +100,8 @@ class Background:
                 self._outcome = ("error", RuntimeError(
                     f"The background run of {self.name} stopped without a result (exit code "
                     f"{self._process.exitcode}; out of memory, or the process was stopped). Run the cell again; "
-                    f"if it stops again, pass in_background=False to train in the notebook's own process."), "")
+                    f"if it stops again, run the same work in the notebook's own process (Background(..., "
+                    f"in_background=False), or run_trials instead of start_trials)."), "")
             self._receiver.close()
             self._process.join()
         if self._outcome[0] == "ok":

@@ -40,8 +40,8 @@ from ..viz.live import LiveView
 from ..viz.plotting import Frames1D, figure_to_array, plot_1d, update_1d
 
 __all__ = ["GanConfig", "TrainResult", "GanNets", "build_gan", "sample_real", "progress_view", "write_gif",
-           "run_trial", "run_trials", "start_trials", "measure", "trial_file", "EVAL_SAMPLES", "EVAL_SEED", "EMA_HORIZON",
-           "QUICK_FRACTION", "QUICK_STEPS", "QUICK_GIF_FRAMES"]
+           "run_trial", "run_trials", "start_trials", "measure", "trial_file", "EVAL_SAMPLES", "EVAL_SEED",
+           "EMA_HORIZON", "QUICK_FRACTION", "QUICK_STEPS", "QUICK_GIF_FRAMES"]
 
 EVAL_SAMPLES = 100_000  # samples a generator is measured and graded on (sampling noise alone: KS ~0.003)
 EVAL_SEED = 0          # the noise seed of that measurement: the notebook prints the graded numbers

@@ -129,8 +129,8 @@ class Frames1D:
     Axes, ticks, labels and legend do not change between a GIF's frames, and drawing their text is most of a
     frame's cost: they are drawn once into a background, and each frame restores it and draws only the
     histogram, then the true density and the axes' spines over it (as a full redraw orders them; none of
-    these is in the background, so none is drawn twice), the off-axis marks and the title. The figure's layout must be fixed first (``fig.set_layout_engine("none")``
-    after a first full draw).
+    these is in the background, so none is drawn twice), the off-axis marks and the title. The figure's
+    layout must be fixed first (``fig.set_layout_engine("none")`` after a first full draw).
 
         frames = Frames1D(fig)
         gif.add(frames.frame(samples, title="epoch 3, KS 0.08"))   # an RGB uint8 array
