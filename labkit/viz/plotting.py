@@ -138,8 +138,7 @@ class Frames1D:
 
     def __init__(self, fig):
         self.fig, self.ax = fig, fig.axes[0]
-        state = self.ax.labkit_1d
-        moving = [state["histogram"], *self.ax.lines, *self.ax.spines.values(), *state["marks"], self.ax.title]
+        moving = self._drawn_per_frame()
         for artist in moving:
             artist.set_visible(False)
         fig.canvas.draw()
@@ -147,15 +146,18 @@ class Frames1D:
         for artist in moving:
             artist.set_visible(True)
 
+    def _drawn_per_frame(self) -> list:
+        """The artists each frame draws over the background, in drawing order (the marks change every frame)."""
+        ax, state = self.ax, self.ax.labkit_1d
+        return [state["histogram"], *ax.lines, *ax.spines.values(), *state["marks"], ax.title]
+
     def frame(self, generated, title: Optional[str] = None) -> np.ndarray:
         """Show ``generated`` (as :func:`update_1d`) and return the frame as an RGB uint8 array."""
         update_1d(self.fig, generated, title)
-        canvas, ax = self.fig.canvas, self.ax
-        canvas.restore_region(self.background)
-        state = ax.labkit_1d
-        for artist in [state["histogram"], *ax.lines, *ax.spines.values(), *state["marks"], ax.title]:
-            ax.draw_artist(artist)
-        return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+        self.fig.canvas.restore_region(self.background)
+        for artist in self._drawn_per_frame():
+            self.ax.draw_artist(artist)
+        return np.asarray(self.fig.canvas.buffer_rgba())[..., :3].copy()
 
 
 def whole_number_axis(ax, n: int) -> None:
