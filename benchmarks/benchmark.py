@@ -6,6 +6,7 @@ next to a classic baseline trained on the same data with the same budget in the 
     python benchmarks/benchmark.py --only gan1d --seeds 0 1 --jobs 2
     python benchmarks/benchmark.py --tiers --seeds 0 1 2     # 1D GAN: baseline, baseline x10, tuned vs the tiers
     python benchmarks/benchmark.py --threads                 # 1D GAN: 500 steps with 1 and 2 torch threads
+    python benchmarks/benchmark.py --fast-paths              # 1D GAN: FlatAdam and direct draws against torch/scipy
 
 Numbers are printed, never asserted. To add a model, write a function that yields one `Run` per
 (case, seed) and register it in BENCHMARKS: each Run trains "ours" and "baseline" and measures both
@@ -204,6 +205,57 @@ def gan1d_threads(reps: int = 3, epochs: int = 10) -> List[Dict]:
     return rows
 
 
+def gan1d_fast_paths(reps: int = 3, epochs: int = 10) -> List[Dict]:
+    """Time ``epochs`` x 50 generator steps of the baseline and the tuned recipe, one thread, alternating ``reps``
+    times in this process: as shipped (labkit.optim.FlatAdam, the direct draws of labkit.distributions) and with
+    torch.optim.Adam and scipy's rvs put back; say whether both gave the same generator, bit for bit."""
+    import contextlib
+    import statistics
+    from dataclasses import replace
+
+    import torch
+
+    from labkit import distributions
+    from labkit.instructor.notebook import load_exports
+    from labkit.labs import gan1d
+    from labkit.tables import format_table
+
+    @contextlib.contextmanager
+    def torch_and_scipy():
+        draws, optimiser = dict(distributions._STANDARD_DRAWS), gan1d.FlatAdam
+        distributions._STANDARD_DRAWS.clear()
+        gan1d.FlatAdam = torch.optim.Adam
+        try:
+            yield
+        finally:
+            distributions._STANDARD_DRAWS.update(draws)
+            gan1d.FlatAdam = optimiser
+
+    torch.set_num_threads(1)
+    solution = load_exports(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb")
+    configs = {"baseline (normal)": gan1d.GanConfig(target="normal", epochs=epochs),
+               "tuned (petitprince)": replace(solution.tuned_config("petitprince"), epochs=epochs)}
+    solution.train_gan(replace(configs["baseline (normal)"], epochs=1))   # warm-up: imports and first calls
+    times, weights = {}, {}
+    for _ in range(reps):
+        for arm in ("shipped", "torch Adam, scipy rvs"):
+            with (torch_and_scipy() if arm != "shipped" else contextlib.nullcontext()):
+                for name, config in configs.items():
+                    start = time.perf_counter()
+                    result = solution.train_gan(config, snapshot_every=config.epochs)
+                    times.setdefault((name, arm), []).append(time.perf_counter() - start)
+                    flat = torch.cat([p.detach().flatten() for p in result.generator.parameters()])
+                    weights.setdefault(name, set()).add(flat.numpy().tobytes())
+    rows = []
+    for name, config in configs.items():
+        shipped, plain = (statistics.median(times[(name, arm)]) for arm in ("shipped", "torch Adam, scipy rvs"))
+        rows.append({"recipe": name, "steps": config.total_steps, "threads": 1, "shipped s": shipped,
+                     "torch+scipy s": plain, "shipped/torch+scipy": shipped / plain,
+                     "same generator": "yes" if len(weights[name]) == 1 else "no"})
+    print(format_table(rows), flush=True)
+    return rows
+
+
 def _execute_index(args):
     name, quick, seeds, index = args
     return execute(list(BENCHMARKS[name](quick, seeds))[index])
@@ -221,12 +273,18 @@ def main(argv=None):
     parser.add_argument("--tiers", action="store_true",
                         help="1D GAN: baseline, baseline x10 and tuned per target against the graded quality tiers")
     parser.add_argument("--threads", action="store_true", help="1D GAN: 500 generator steps with 1 and 2 threads")
+    parser.add_argument("--fast-paths", action="store_true",
+                        help="1D GAN: 500 generator steps with FlatAdam and direct draws, and with torch.optim.Adam "
+                             "and scipy's rvs")
     args = parser.parse_args(argv)
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2, 3, 4])
     print(f"benchmark: {'quick' if args.quick else 'full'} budgets, seeds {seeds}, {args.jobs} worker(s), "
           f"{os.cpu_count()} CPUs", flush=True)
     if args.threads:
         gan1d_threads()
+        return
+    if args.fast_paths:
+        gan1d_fast_paths()
         return
     if args.tiers:
         gan1d_tiers(args.quick, seeds, args.jobs, args.cases)

@@ -26,11 +26,15 @@ class Distribution:
         self.name = name
         self.label = label
         self._frozen = frozen
+        self._draw = _standard_draw(frozen)  # (draw, loc, scale), or None: scipy's rvs
 
     def sample(self, n: int, seed=None) -> np.ndarray:
         """Draw ``n`` samples as a float64 array of shape ``(n,)``; same seed, same samples."""
         n = _check_n(n)
         rng = np.random.default_rng(seed)
+        if self._draw is not None:  # scipy's numbers without scipy's overhead (see _STANDARD_DRAWS)
+            draw, loc, scale = self._draw
+            return np.asarray(draw(rng, n) * scale + loc, dtype=np.float64)
         return np.asarray(self._frozen.rvs(size=n, random_state=rng), dtype=np.float64)
 
     def sample_tensor(self, n: int, seed=None, device=None):
@@ -120,6 +124,31 @@ class Mixture(Distribution):
     def support(self, coverage: float = 0.999) -> Tuple[float, float]:
         lows, highs = zip(*(c.support(coverage) for c in self.components))
         return min(lows), max(highs)
+
+
+# How scipy.stats' rvs draws these families with a numpy Generator: the standard form (loc 0, scale 1) from
+# the same calls, then ``* scale + loc``. Drawing that way directly gives scipy's numbers bit for bit
+# (tests/test_distributions.py compares them) and skips scipy's argument handling, 0.15 ms a call: the
+# 1D lab draws a real batch at every training step, up to 30,000 times in a run.
+_STANDARD_DRAWS = {
+    "norm": lambda rng, n: rng.standard_normal(n),
+    "laplace": lambda rng, n: rng.laplace(0, 1, size=n),
+    "halfnorm": lambda rng, n: abs(rng.standard_normal(size=n)),
+}
+
+
+def _standard_draw(frozen):
+    """``(draw, loc, scale)`` for a frozen scipy distribution of a family in ``_STANDARD_DRAWS``, else None."""
+    draw = _STANDARD_DRAWS.get(getattr(getattr(frozen, "dist", None), "name", None))
+    if draw is None:
+        return None
+    try:
+        shapes, loc, scale = frozen.dist._parse_args(*frozen.args, **frozen.kwds)
+    except Exception:  # noqa: BLE001 - a scipy without this helper: its own rvs
+        return None
+    if shapes or not np.isscalar(loc) or not np.isscalar(scale) or not scale > 0:
+        return None
+    return draw, loc, scale
 
 
 def _check_n(n) -> int:

@@ -144,3 +144,23 @@ def test_stopwatch_counts_a_pause_that_raises(monkeypatch):
         with watch.pause():
             raise RuntimeError("plot failed")
     assert watch.seconds == pytest.approx(5.0 - 2.0)
+
+
+def test_weight_average_update_is_a_lerp_of_each_tensor_bit_for_bit():
+    """One call for all tensors, the same numbers as a lerp_ per tensor (what the shipped checkpoints used)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 7), nn.BatchNorm1d(7), nn.Linear(7, 3))
+    ema = WeightAverage(model, decay=0.97)
+    by_hand = WeightAverage(model, decay=0.97).model
+    for _ in range(25):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        model(torch.randn(16, 5))  # moves the batch-norm statistics and its counter
+        ema.update(model)
+        with torch.no_grad():
+            for mine, theirs in zip(list(by_hand.parameters()) + list(by_hand.buffers()),
+                                    list(model.parameters()) + list(model.buffers())):
+                mine.lerp_(theirs, 0.03) if mine.is_floating_point() else mine.copy_(theirs)
+    for key, value in by_hand.state_dict().items():
+        assert torch.equal(ema.model.state_dict()[key], value), key

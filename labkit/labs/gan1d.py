@@ -33,6 +33,7 @@ from .. import distributions
 from ..background import Background, can_fork
 from ..metrics import compare_1d
 from ..models.mlp import MLPDiscriminator, MLPGenerator
+from ..optim import FlatAdam
 from ..runtime import seed_everything
 from ..train import WeightAverage, ema_decay
 from ..viz.animation import GifWriter
@@ -137,15 +138,17 @@ def build_gan(config: GanConfig) -> GanNets:
     weights (:class:`labkit.train.WeightAverage`) with decay ``ema_decay(total_steps, EMA_HORIZON,
     longest=ema)``: ``ema`` itself in a long run (0.999 for 5,000 steps and more), an average over the
     last 20 % of a shorter one (0.95 for a 100-step quick run, where 0.999 would leave the averaged
-    generator at its initial weights).
+    generator at its initial weights). The optimisers are :class:`labkit.optim.FlatAdam`:
+    ``torch.optim.Adam``'s results, bit for bit, at a fraction of its cost on networks this small.
     """
     seed_everything(config.seed)
     target = distributions.get(config.target)
     mean, std = (target.mean, target.std) if config.normalize else (0.0, 1.0)
     G = MLPGenerator(config.latent_dim, config.g_hidden, config.activation, data_mean=mean, data_std=std)
     D = MLPDiscriminator(config.d_hidden, config.activation, data_mean=mean, data_std=std)
-    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=config.betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=config.betas)
+    # torch.optim.Adam's updates, bit for bit, in one pass over each network's weights (labkit.optim)
+    opt_g = FlatAdam(G.parameters(), lr=config.lr_g, betas=config.betas)
+    opt_d = FlatAdam(D.parameters(), lr=config.lr_d, betas=config.betas)
     total_steps = config.total_steps
     schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps * k)
                   for opt, k in ((opt_g, 1), (opt_d, config.d_steps))] if config.lr_decay else []
