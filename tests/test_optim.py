@@ -118,3 +118,23 @@ def test_step_hooks_run_once_per_step():
         handle.remove()
     _train(model, opt, 1)
     assert len(calls) == 4
+
+
+def test_zero_grad_clears_every_gradient_either_way():
+    model = _nets()
+    opt = FlatAdam(model.parameters(), lr=1e-3)
+    model(torch.randn(4, 8)).sum().backward()
+    opt.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+    model(torch.randn(4, 8)).sum().backward()
+    opt.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
+
+
+def test_under_the_profiler_steps_show_as_torch_names_them():
+    model = _nets()
+    opt = FlatAdam(model.parameters(), lr=1e-3)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        _train(model, opt, 2)
+    names = {event.key for event in prof.key_averages()}
+    assert "Optimizer.step#FlatAdam.step" in names and "Optimizer.zero_grad#FlatAdam.zero_grad" in names
