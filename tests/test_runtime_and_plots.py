@@ -151,3 +151,30 @@ def test_frames_1d_draws_what_a_full_redraw_draws():
         assert differs.mean() < 0.002, f"{differs.sum()} pixels differ from a full redraw"   # only antialiased edges
     assert not np.array_equal(frames.frame(rng.normal(3.0, 0.3, 2000), "a"), frames.frame(rng.normal(5.0, 0.3, 2000), "a"))
     plt.close(fig)
+
+
+def test_save_figure_saves_draws_once_closes_and_shows_the_saved_file(tmp_path, monkeypatch, capsys, keep_threads):
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from labkit.viz import plotting
+
+    monkeypatch.setenv("LABKIT_OUTPUT", str(tmp_path))
+    lab = runtime.setup("01_gan_1d", quick=True)
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [1, 0])
+    draws = []
+    fig.canvas.mpl_connect("draw_event", lambda event: draws.append(event))
+    shown = []
+    monkeypatch.setattr("IPython.get_ipython", lambda: object())           # as inside Jupyter
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    path = lab.save_figure("curve.png", fig)
+    assert path == tmp_path / "01_gan_1d" / "curve.png" and Image.open(path).size == (4 * 80, 3 * 80)
+    assert len(draws) == 1, "one drawing: the saved file is what is shown"
+    assert not plt.fignum_exists(fig.number)
+    assert len(shown) == 1 and shown[0].filename == str(path)
+    monkeypatch.setattr("IPython.get_ipython", lambda: None)               # a script: saved, nothing shown
+    plt.plot([1, 2])
+    plotting.save_and_show(plt.gcf(), tmp_path / "current.png")
+    assert (tmp_path / "current.png").stat().st_size > 0 and len(shown) == 1
+    plt.close("all")

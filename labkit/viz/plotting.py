@@ -5,7 +5,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["plot_1d", "update_1d", "Frames1D", "plot_losses", "whole_number_axis", "plot_moments", "image_grid", "plot_class_histograms", "figure_to_array"]
+__all__ = ["plot_1d", "update_1d", "Frames1D", "plot_losses", "whole_number_axis", "plot_moments", "image_grid", "plot_class_histograms", "figure_to_array", "save_and_show"]
 
 
 def _axes(ax, figsize=(6, 4)):
@@ -281,3 +281,28 @@ def figure_to_array(fig) -> np.ndarray:
     fig.canvas.draw()
     rgba = np.asarray(fig.canvas.buffer_rgba())
     return rgba[..., :3].copy()
+
+
+def save_and_show(fig, path, dpi: int = 80):
+    """Save ``fig`` as an image at ``path``, show that image in Jupyter, close the figure; return the path.
+
+    One drawing instead of three: ``fig.savefig(path)`` then ``plt.show()`` draws the figure once to save it
+    and twice more to show it inline (Jupyter's inline backend draws once to find the tight bounding box), and
+    a figure of three histograms takes 0.7 s per drawing on a course laptop. Outside Jupyter it only saves.
+    """
+    import matplotlib.pyplot as plt
+
+    from pathlib import Path
+
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:  # no IPython: a script
+        return path
+    if get_ipython() is not None:
+        display(Image(filename=str(path)))
+    return path
+
