@@ -170,9 +170,31 @@ def gan1d_tiers(quick: bool, seeds: List[int], jobs: int, cases=None) -> List[Di
     return rows
 
 
+def _alternate_trainings(solution, configs: Dict, arms: Dict, reps: int):
+    """Train each config under each arm (a context-manager factory), arms alternating, ``reps`` times, after a
+    warm-up run; return ``({(config name, arm): [seconds, ...]}, {config name: {generator weights as bytes}})``."""
+    from dataclasses import replace
+
+    import torch
+
+    solution.train_gan(replace(next(iter(configs.values())), epochs=1))   # warm-up: imports and first calls
+    times, weights = {}, {}
+    for _ in range(reps):
+        for arm, context in arms.items():
+            with context():
+                for name, config in configs.items():
+                    start = time.perf_counter()
+                    result = solution.train_gan(config, snapshot_every=config.epochs)
+                    times.setdefault((name, arm), []).append(time.perf_counter() - start)
+                    flat = torch.cat([p.detach().flatten() for p in result.generator.parameters()])
+                    weights.setdefault(name, set()).add(flat.numpy().tobytes())
+    return times, weights
+
+
 def gan1d_threads(reps: int = 3, epochs: int = 10) -> List[Dict]:
     """Time ``epochs`` x 50 generator steps of the baseline and the tuned recipe with 1 and 2 torch threads,
     alternating, ``reps`` times, in this process; say whether every run gave the same generator."""
+    import contextlib
     import statistics
     from dataclasses import replace
 
@@ -185,18 +207,16 @@ def gan1d_threads(reps: int = 3, epochs: int = 10) -> List[Dict]:
     solution = load_exports(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb")
     configs = {"baseline": GanConfig(target="normal", epochs=epochs),
                "tuned": replace(solution.tuned_config("petitprince"), epochs=epochs)}
-    solution.train_gan(replace(configs["baseline"], epochs=1))   # warm-up: imports and first calls
-    times, weights = {}, {}
-    for _ in range(reps):
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            for name, config in configs.items():
-                start = time.perf_counter()
-                result = solution.train_gan(config, snapshot_every=config.epochs)
-                times.setdefault((name, threads), []).append(time.perf_counter() - start)
-                flat = torch.cat([p.detach().flatten() for p in result.generator.parameters()])
-                weights.setdefault(name, set()).add(flat.numpy().tobytes())
-    torch.set_num_threads(1)
+
+    @contextlib.contextmanager
+    def threads(n):
+        torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(1)
+
+    times, weights = _alternate_trainings(solution, configs, {1: lambda: threads(1), 2: lambda: threads(2)}, reps)
     rows = [{"recipe": name, "steps": config.total_steps,
              "1 thread s": statistics.median(times[(name, 1)]), "2 threads s": statistics.median(times[(name, 2)]),
              "2/1": statistics.median(times[(name, 2)]) / statistics.median(times[(name, 1)]),
@@ -235,17 +255,8 @@ def gan1d_fast_paths(reps: int = 3, epochs: int = 10) -> List[Dict]:
     solution = load_exports(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb")
     configs = {"baseline (normal)": gan1d.GanConfig(target="normal", epochs=epochs),
                "tuned (petitprince)": replace(solution.tuned_config("petitprince"), epochs=epochs)}
-    solution.train_gan(replace(configs["baseline (normal)"], epochs=1))   # warm-up: imports and first calls
-    times, weights = {}, {}
-    for _ in range(reps):
-        for arm in ("shipped", "torch Adam, scipy rvs"):
-            with (torch_and_scipy() if arm != "shipped" else contextlib.nullcontext()):
-                for name, config in configs.items():
-                    start = time.perf_counter()
-                    result = solution.train_gan(config, snapshot_every=config.epochs)
-                    times.setdefault((name, arm), []).append(time.perf_counter() - start)
-                    flat = torch.cat([p.detach().flatten() for p in result.generator.parameters()])
-                    weights.setdefault(name, set()).add(flat.numpy().tobytes())
+    times, weights = _alternate_trainings(
+        solution, configs, {"shipped": contextlib.nullcontext, "torch Adam, scipy rvs": torch_and_scipy}, reps)
     rows = []
     for name, config in configs.items():
         shipped, plain = (statistics.median(times[(name, arm)]) for arm in ("shipped", "torch Adam, scipy rvs"))
