@@ -114,7 +114,7 @@ class Lab:
 
     def save_figure(self, filename: str, fig=None, dpi: int = 80) -> Path:
         """Save ``fig`` (default: the current figure) as ``filename`` in the output folder and show it once
-        (:func:`labkit.viz.plotting.save_and_show`: one drawing where ``savefig`` and ``plt.show()`` make three)."""
+        (:func:`labkit.viz.plotting.save_and_show`: one drawing where ``savefig`` and ``plt.show()`` make two)."""
         import matplotlib.pyplot as plt
 
         from .viz.plotting import save_and_show
