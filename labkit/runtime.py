@@ -112,14 +112,14 @@ class Lab:
         """A file in this notebook's output folder."""
         return self.output / filename
 
-    def save_figure(self, filename: str, fig=None, dpi: int = 80) -> Path:
+    def save_figure(self, filename: str, fig=None, dpi: int = 80) -> None:
         """Save ``fig`` (default: the current figure) as ``filename`` in the output folder and show it once
         (:func:`labkit.viz.plotting.save_and_show`: one drawing where ``savefig`` and ``plt.show()`` make two)."""
         import matplotlib.pyplot as plt
 
         from .viz.plotting import save_and_show
 
-        return save_and_show(plt.gcf() if fig is None else fig, self.path(filename), dpi=dpi)
+        save_and_show(plt.gcf() if fig is None else fig, self.path(filename), dpi=dpi)
 
 
 def _mount_drive(name: str) -> Optional[Path]:

@@ -168,8 +168,9 @@ def test_save_figure_saves_draws_once_closes_and_shows_the_saved_file(tmp_path, 
     shown = []
     monkeypatch.setattr("IPython.get_ipython", lambda: object())           # as inside Jupyter
     monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
-    path = lab.save_figure("curve.png", fig)
-    assert path == tmp_path / "01_gan_1d" / "curve.png" and Image.open(path).size == (4 * 80, 3 * 80)
+    assert lab.save_figure("curve.png", fig) is None  # a cell ending with it shows no PosixPath(...) line
+    path = tmp_path / "01_gan_1d" / "curve.png"
+    assert Image.open(path).size == (4 * 80, 3 * 80)
     assert len(draws) == 1, "one drawing: the saved file is what is shown"
     assert not plt.fignum_exists(fig.number)
     assert len(shown) == 1 and shown[0].filename == str(path)
