@@ -179,3 +179,13 @@ def test_save_figure_saves_draws_once_closes_and_shows_the_saved_file(tmp_path, 
     plotting.save_and_show(plt.gcf(), tmp_path / "current.png")
     assert (tmp_path / "current.png").stat().st_size > 0 and len(shown) == 1
     plt.close("all")
+
+
+def test_plot_moments_numbers_snapshots_with_whole_ticks():
+    import matplotlib.pyplot as plt
+
+    fig = plot_moments([3.0, 3.5, 3.9], [1.0, 0.7, 0.5], "normal")
+    ax = fig.axes[0]
+    assert list(ax.get_xticks()) == [1, 2, 3]
+    assert list(ax.lines[0].get_xdata()) == [1, 2, 3]
+    plt.close(fig)

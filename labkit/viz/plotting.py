@@ -203,11 +203,13 @@ def plot_moments(means: Sequence[float], stds: Sequence[float], target, ax=None)
 
     target = distributions.get(target)
     fig, ax = _axes(ax, figsize=(7, 4))
-    ax.plot(means, color="tab:orange", label="generated mean")
-    ax.plot(stds, color="tab:green", label="generated std")
+    snapshots = np.arange(1, len(means) + 1)
+    ax.plot(snapshots, means, color="tab:orange", label="generated mean")
+    ax.plot(snapshots, stds, color="tab:green", label="generated std")
     ax.axhline(target.mean, color="tab:orange", ls="--", label=f"target mean {target.mean:.2f}")
     ax.axhline(target.std, color="tab:green", ls="--", label=f"target std {target.std:.2f}")
     ax.set_xlabel("snapshot")
+    whole_number_axis(ax, len(means))  # snapshots 1..n, not 0.25, 0.5, ... in a short run
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
