@@ -11,6 +11,9 @@ notebook (a ``spawn`` start could not import it)::
     ...                                                                            # other cells run
     runs, rows = longer.result()                                                   # waits, then the results
 
+The child dies with the notebook's process (Linux's parent-death signal): a kernel that is killed, crashes or is
+restarted leaves no training behind that holds a core.
+
 Where a fork is not safe or not worth it (not Linux, a single CPU, or ``in_background=False``) the call runs
 at once in the notebook's own process: ``result()`` then only hands the result over, and the notebook reads
 the same either way (the work is seeded inside ``fn``, not by the process that runs it).
@@ -20,12 +23,16 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import signal
 import sys
+import threading
 import time
 import traceback
 from typing import Any, Callable, Optional
 
 __all__ = ["Background", "can_fork"]
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def can_fork() -> bool:
@@ -34,8 +41,27 @@ def can_fork() -> bool:
     return sys.platform.startswith("linux") and (os.cpu_count() or 1) >= 2
 
 
-def _run_in_child(connection, fn: Callable, args: tuple, kwargs: dict) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to kill this process when the thread that forked it ends (the kernel's main thread: the kernel).
+
+    Without it, a kernel killed at once (``labkit run`` ends its kernels that way; an out-of-memory kill; a
+    crash) would leave the child training on, an orphan holding a core until its run ends.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not glibc/musl Linux: the child may outlive a killed kernel
+        return
+    if os.getppid() != parent_pid:  # the parent died between the fork and the prctl
+        os._exit(1)
+
+
+def _run_in_child(connection, fn: Callable, args: tuple, kwargs: dict, parent_pid: Optional[int]) -> None:
     """The forked process: one torch thread, call ``fn``, send back ("ok", result) or ("error", exception, text)."""
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     import torch
 
     torch.set_num_threads(1)  # the other core belongs to the notebook
@@ -74,7 +100,11 @@ class Background:
             return
         context = multiprocessing.get_context("fork")
         self._receiver, sender = context.Pipe(duplex=False)
-        self._process = context.Process(target=_run_in_child, args=(sender, fn, args, kwargs), daemon=True)
+        # The death signal follows the forking *thread*: ask for it only where that thread lives as long as the
+        # process (the main thread; a kernel runs cells there). From another thread the child is a plain daemon.
+        parent_pid = os.getpid() if threading.current_thread() is threading.main_thread() else None
+        self._process = context.Process(target=_run_in_child, args=(sender, fn, args, kwargs, parent_pid),
+                                        daemon=True)
         self._process.start()
         sender.close()  # only the child writes: the parent then sees EOF if the child dies without a word
 

@@ -37,18 +37,13 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import nn
 
+from .checkpoint_format import FORMAT, FORMAT_VERSION, CheckpointError  # torch-free parts, for the CLI
+
 __all__ = [
     "Configurable", "saveModel", "loadModel", "save_model", "load_model", "read_checkpoint",
     "CheckpointError", "ArchitectureMismatchError", "generator_inputs", "load_data_only", "exported_operators",
     "random_operators", "canonical_target",
 ]
-
-FORMAT = "labkit.model"
-FORMAT_VERSION = 1
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, unreadable, or cannot be turned back into a model."""
 
 
 class ArchitectureMismatchError(CheckpointError):

@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .checkpoint import CheckpointError
+    from .checkpoint_format import CheckpointError  # not .checkpoint: that imports torch
 
     args = build_parser().parse_args(argv)
     try:

@@ -66,3 +66,25 @@ def test_cancel_stops_a_running_child():
     assert work.done()
     with pytest.raises(RuntimeError, match="stopped without a result"):
         work.result()
+
+
+@forks
+def test_the_child_dies_with_a_killed_parent():
+    """`labkit run` kills its kernels at once and a kernel can be killed (out of memory): no orphan training on."""
+    import signal
+    import subprocess
+    import sys
+
+    from processes import ended_within
+
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import time\n"
+        "from labkit.background import Background\n"
+        "work = Background(time.sleep, 60)\n"
+        "print(work._process.pid, flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    os.kill(child, 0)                       # the child runs
+    parent.send_signal(signal.SIGKILL)      # no exit handlers run: only the death signal can end the child
+    parent.wait()
+    assert ended_within(child, 10), "the background child outlived its killed parent"

@@ -207,3 +207,40 @@ def test_students_keep_the_ordinary_loader(student_models):
     folder, marker = student_models   # not grading: loadModel(path) rebuilds the student's own class
     loaded = loadModel(folder / "gen_noise.pt")
     assert type(loaded).__name__ == "Gen" and marker.exists()
+
+
+def test_saved_models_are_told_from_other_files_without_torch(tmp_path):
+    """`labkit run` counts saved models among a notebook's outputs with checkpoint_format, which imports no
+    torch and runs nothing named in the file; it agrees with read_checkpoint."""
+    import pickle
+    import zipfile
+
+    from labkit.checkpoint_format import is_saved_model
+
+    saveModel(MLPGenerator(latent_dim=2, hidden=(4,)), tmp_path / "g.pt", epoch=1)   # with its exported graph
+    saveModel(MLPDiscriminator(hidden=(4,)), tmp_path / "d.pt")
+    torch.save({"generator": MLPGenerator().state_dict(), "epoch": 3}, tmp_path / "training_state.pt")
+    torch.save({"format": "labkit.other"}, tmp_path / "other_format.pt")
+    (tmp_path / "notes.pt").write_text("not a zip")
+    marker = tmp_path / "ran"
+
+    class Runs:   # a pickle that would create a file if anything in it were called
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    with zipfile.ZipFile(tmp_path / "hostile.pt", "w") as archive:
+        archive.writestr("hostile/data.pkl", pickle.dumps({"format": "labkit.model", "x": Runs()}, protocol=2))
+    expected = {"g.pt": True, "d.pt": True, "training_state.pt": False, "other_format.pt": False,
+                "notes.pt": False}
+    code = ("import sys, json\nfrom labkit.checkpoint_format import is_saved_model\n"
+            f"names = {sorted(expected)!r}\n"
+            f"print(json.dumps([is_saved_model({str(tmp_path)!r} + '/' + n) for n in names] + ['torch' in sys.modules]))")
+    *verdicts, torch_imported = __import__("json").loads(subprocess.check_output([sys.executable, "-c", code]))
+    assert dict(zip(sorted(expected), verdicts)) == expected and not torch_imported
+    for name, saved in expected.items():
+        try:
+            read_checkpoint(tmp_path / name)
+            assert saved, name
+        except CheckpointError:
+            assert not saved, name
+    assert is_saved_model(tmp_path / "hostile.pt") is True and not marker.exists()   # read, never run
