@@ -308,4 +308,3 @@ def save_and_show(fig, path, dpi: int = 80) -> None:
         return
     if get_ipython() is not None:
         display(Image(filename=str(path)))
-
