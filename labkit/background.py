@@ -16,7 +16,8 @@ restarted leaves no training behind that holds a core.
 
 Where a fork is not safe or not worth it (not Linux, a single CPU, or ``in_background=False``) the call runs
 at once in the notebook's own process: ``result()`` then only hands the result over, and the notebook reads
-the same either way (the work is seeded inside ``fn``, not by the process that runs it).
+the same either way (the work is seeded inside ``fn``, not by the process that runs it). The same happens, with
+a note saying why, where PyTorch would refuse to train in the fork (:func:`forked_autograd_works`).
 """
 from __future__ import annotations
 
@@ -30,15 +31,48 @@ import time
 import traceback
 from typing import Any, Callable, Optional
 
-__all__ = ["Background", "can_fork"]
+__all__ = ["Background", "can_fork", "forked_autograd_works"]
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PROBE_SECONDS = 10.0   # a throwaway child that has not answered by then counts as "cannot"
 
 
 def can_fork() -> bool:
     """Whether work can go to a forked process here: Linux (macOS and Windows fork badly or not at all with
     torch and a notebook's state) and at least two CPUs (on one, a second process only slows the first)."""
     return sys.platform.startswith("linux") and (os.cpu_count() or 1) >= 2
+
+
+def forked_autograd_works() -> bool:
+    """Whether a process forked from this one can run a backward pass now, asked of a throwaway child.
+
+    PyTorch refuses autograd in a forked child ("Unable to handle autograd's threading in combination with
+    fork-based multiprocessing") once the parent has started autograd's device threads: on a machine with a GPU
+    after its first backward pass, and on any machine after a backward pass that followed ``torch.export``,
+    ``torch.compile`` or fake tensors (``saveModel`` exports a generator; a quality check loads the export). It
+    says so only when the child first calls ``backward``, minutes into the work, so ask first.
+    """
+    if "torch" not in sys.modules:  # nothing in this process has touched autograd yet
+        return True
+    pid = os.fork()
+    if pid == 0:  # the child: one tiny backward pass, then leave without any clean-up (as _run_in_child does)
+        code = 1
+        try:
+            import torch
+
+            torch.zeros(1, requires_grad=True).sum().backward()
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + PROBE_SECONDS
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status) == 0
+        time.sleep(0.005)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return False
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -92,6 +126,12 @@ class Background:
         self._process = None
         if in_background is None:
             in_background = can_fork()
+        if in_background and not forked_autograd_works():
+            print(f"Note: {self.name} runs here, in this process, not beside the next cells: PyTorch cannot train "
+                  f"in a copy of this process made after it used a GPU or exported a model (saveModel does). "
+                  f"The results are the same; only the wait is longer. To run it beside the next cells again, "
+                  f"restart the kernel and run the notebook from the top.")
+            in_background = False
         if not in_background:  # run it now, here; result() hands it over
             try:
                 self._outcome = ("ok", fn(*args, **kwargs))

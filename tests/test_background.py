@@ -1,5 +1,9 @@
-"""labkit.background: work in a forked process gives what the same call gives here, and its errors come back."""
+"""labkit.background: work in a forked process gives what the same call gives here, and its errors come back;
+where PyTorch would refuse autograd in a fork, the work runs in place and says why."""
 import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -8,6 +12,14 @@ from labkit import background
 from labkit.background import Background
 
 forks = pytest.mark.skipif(not background.can_fork(), reason="needs Linux and two CPUs")
+
+
+@pytest.fixture(autouse=True)
+def fork_allows_autograd(monkeypatch, request):
+    """The process mechanics below need no autograd in the child: do not let this worker's history (a test that
+    exported a model, which makes a fork refuse autograd) send them in place. The probe has its own tests."""
+    if "probe" not in request.keywords:
+        monkeypatch.setattr(background, "forked_autograd_works", lambda: True)
 
 
 def seeded_draw(seed, n):
@@ -88,3 +100,51 @@ def test_the_child_dies_with_a_killed_parent():
     parent.send_signal(signal.SIGKILL)      # no exit handlers run: only the death signal can end the child
     parent.wait()
     assert ended_within(child, 10), "the background child outlived its killed parent"
+
+
+# A process that exported a model and then ran a backward pass, as a kernel does after saveModel and more training.
+AFTER_EXPORT = textwrap.dedent("""
+    import torch
+    from labkit import background
+    from labkit.background import Background
+
+    def train():                      # a backward pass in whichever process runs it
+        x = torch.ones(2, requires_grad=True)
+        (3 * x).sum().backward()
+        return x.grad.tolist(), background.os.getpid()
+
+    fresh = background.forked_autograd_works()
+    class Twice(torch.nn.Module):
+        def forward(self, z):
+            return 2 * z
+    if EXPORT:
+        torch.export.export(Twice(), (torch.randn(2),))
+    train()
+    work = Background(train)
+    grads, pid = work.result()
+    print(fresh, background.forked_autograd_works(), work.in_background, grads, pid == background.os.getpid())
+""")
+
+
+def _after_export(export: bool) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", f"EXPORT = {export}\n" + AFTER_EXPORT], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+@pytest.mark.probe
+@forks
+def test_after_an_export_the_work_runs_in_place_says_why_and_gives_the_same_result():
+    run = _after_export(True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    note, summary = run.stdout.strip().splitlines()
+    # True: a fresh process could fork autograd; False: after export + backward it cannot, so in place, same grads
+    assert summary == "True False False [3.0, 3.0] True", summary
+    assert note.startswith("Note: train runs here, in this process") and "restart the kernel" in note
+
+
+@pytest.mark.probe
+@forks
+def test_without_an_export_the_work_still_goes_to_a_second_process():
+    run = _after_export(False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip() == "True True True [3.0, 3.0] False", run.stdout

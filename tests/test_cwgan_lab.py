@@ -23,6 +23,7 @@ def graded(tmp_path_factory):
 
 
 @posix_only
+@pytest.mark.slow
 def test_reference_solution_gets_every_automatic_point(graded):
     _, rows, _ = graded
     assert_reference_gets_every_point(rows, "04_cwgan_gp_fashion")
@@ -34,6 +35,7 @@ def test_untouched_release_gets_zero_and_is_told_where_it_stopped(graded):
     assert_release_gets_zero(rows, out)
 
 
+@pytest.mark.slow
 def test_shipped_checkpoint_meets_the_good_tier_through_labkit_sample(tmp_path):
     """The issue's conditional accuracy (>= 85 %) and the good tier on 5,000 samples, labels written beside the
     samples, and the samples' grid drawn one class per row. (The issue's "every class >= 60 %" is not met: shirts

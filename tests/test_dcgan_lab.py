@@ -16,6 +16,7 @@ def graded(tmp_path_factory):
     return grade_reference_and_release("03_dcgan_mnist", ["dcgan_final.pt"], tmp_path_factory.mktemp("dcgan"))
 
 
+@pytest.mark.slow
 def test_reference_solution_gets_every_automatic_point(graded):
     _, rows, _ = graded
     assert_reference_gets_every_point(rows, "03_dcgan_mnist")
@@ -26,6 +27,7 @@ def test_untouched_release_gets_zero_and_is_told_where_it_stopped(graded):
     assert_release_gets_zero(rows, out)
 
 
+@pytest.mark.slow
 def test_shipped_checkpoint_meets_the_good_tier_through_labkit_sample(tmp_path):
     from labkit import cli
     from labkit.checks import dcgan_mnist as checks

@@ -50,7 +50,9 @@ _spec = importlib.util.spec_from_file_location("grading_fixtures", FIXTURES / "m
 fx = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fx)
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="labkit grade needs POSIX process limits")
+# slow: the module's `graded` fixture grades a dozen submissions (about two minutes on two cores).
+pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="labkit grade needs POSIX process limits"),
+              pytest.mark.slow]
 
 CHECKS = {"square": 2.0, "mean": 3.0, "saved_model": 5.0}
 FULL = sum(CHECKS.values())

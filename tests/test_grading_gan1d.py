@@ -59,7 +59,9 @@ def _noisy_generator(folder: Path, target="petitprince") -> Path:
     subprocess.run([sys.executable, "-c", script, str(folder)], check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     return folder / "gan1d_final.pt"
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="labkit grade needs POSIX process limits")
+# slow: three `labkit grade` runs and a `labkit check` of the real lab.
+pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="labkit grade needs POSIX process limits"),
+              pytest.mark.slow]
 
 
 

@@ -217,6 +217,7 @@ def test_train_gan_returns_the_ema_generator_and_reproduces_itself(solution):
         assert torch.equal(p, q)
 
 
+@pytest.mark.fresh_process   # trains in a forked child: needs a process that has not exported a model
 def test_start_trials_gives_what_run_trials_gives_and_writes_the_gif(tmp_path, solution, monkeypatch):
     config = GanConfig(target="laplace", ema=0.5, **TINY)
     here_results, here_rows = gan1d.run_trials(solution.train_gan, {"tiny": config}, tmp_path / "here", gif_frames=1)
@@ -231,6 +232,7 @@ def test_start_trials_gives_what_run_trials_gives_and_writes_the_gif(tmp_path, s
         assert torch.equal(a, b)
 
 
+@pytest.mark.fresh_process   # trains in a forked child: needs a process that has not exported a model
 def test_start_trials_passes_quick_mode_on_and_trains_in_place_where_it_cannot_fork(tmp_path, solution, monkeypatch):
     config = GanConfig(**{**TINY, "epochs": 20})
     monkeypatch.setattr(gan1d, "can_fork", lambda: True)
@@ -242,6 +244,7 @@ def test_start_trials_passes_quick_mode_on_and_trains_in_place_where_it_cannot_f
     assert work.result()[0]["tiny"].history == results["tiny"].history
 
 
+@pytest.mark.fresh_process   # trains in a forked child: needs a process that has not exported a model
 def test_starting_the_same_trials_again_stops_the_earlier_run(tmp_path, solution, monkeypatch):
     monkeypatch.setattr(gan1d, "can_fork", lambda: True)
     slow = GanConfig(**{**TINY, "epochs": 10_000})

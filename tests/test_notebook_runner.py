@@ -87,6 +87,7 @@ def test_format_table_aligns_numbers_and_text():
     assert format_table([]) == "(no rows)"
 
 
+@pytest.mark.slow
 def test_main_job_from_the_root_writes_under_a_relative_out_and_nothing_in_notebooks(tmp_path, monkeypatch, capsys):
     """`labkit run --out build` as the README says: the outputs land in ./build, counted truthfully."""
     from labkit import cli

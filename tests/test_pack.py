@@ -106,6 +106,7 @@ def test_pack_command_prints_size_and_warnings(tmp_path, capsys):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="labkit grade needs POSIX process limits")
+@pytest.mark.slow
 def test_grade_gives_the_zip_the_points_of_the_folder(tmp_path):
     folder = fx._folder(tmp_path, "folder", fx._partial())  # 7 of 10 points: TODO 2 not done
     packed = pack_submission(folder / "toy.ipynb", out=tmp_path / "zipped.zip", source=FIXTURES / "solutions",

@@ -24,7 +24,9 @@ _spec = importlib.util.spec_from_file_location("grading_fixtures", FIXTURES / "m
 fx = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fx)
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="labkit grade needs POSIX process limits")
+# slow: checks and grades the reference notebook.
+pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="labkit grade needs POSIX process limits"),
+              pytest.mark.slow]
 CHECKS = ("square", "mean", "saved_model")
 
 
