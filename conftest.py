@@ -10,6 +10,15 @@ import tempfile
 
 import pytest
 
+os.environ.setdefault("LABKIT_QUICK", "1")
+os.environ.setdefault("LABKIT_OFFLINE", "1")
+os.environ.setdefault("LABKIT_OUTPUT", tempfile.mkdtemp(prefix="labkit-test-output-"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("LABKIT_HEADLESS", "pytest")  # the notebooks' self-check cell skips itself under nbval
+
+# Student notebooks (notebooks/*.ipynb) stop at their TODOs by design: only the solutions are tests.
+collect_ignore_glob = ["tests/fixtures/*", "scratch/*", "build/*"]
+
 # Most of the suite's time is kernels and graded runs that train small models. Two workers on two cores with
 # torch's default of one thread per core would each run two threads on a shared core, which is several times
 # slower than one thread each (docs/benchmarks.md); so each worker, and every kernel and process it starts,

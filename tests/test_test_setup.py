@@ -11,6 +11,14 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def test_every_test_process_runs_quick_offline_and_writes_outside_the_repository():
+    """What conftest.py sets for the tests and every kernel they start (once lost in an edit: the notebooks then
+    ran in full mode, for hours)."""
+    assert os.environ.get("LABKIT_QUICK") == "1" and os.environ.get("LABKIT_OFFLINE") == "1"
+    output = Path(os.environ["LABKIT_OUTPUT"])
+    assert output.is_dir() and REPO not in output.parents
+
+
 def test_a_parallel_worker_and_its_kernels_get_their_share_of_the_cores():
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
     if not workers:
