@@ -60,7 +60,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 FRESH_PROCESS_ENV = "LABKIT_TEST_FRESH_PROCESS"   # set in the new interpreter, which then runs the tests itself
-_fresh_outcomes = {}   # node id -> failure text ("" for a pass), for the tests already run in a new interpreter
+_fresh_outcomes = {}   # node id -> (outcome, text) of the tests already run in a new interpreter
 
 
 def _run_fresh(items) -> None:
@@ -74,14 +74,14 @@ def _run_fresh(items) -> None:
                              cwd=items[0].config.rootpath, capture_output=True, text=True,
                              env={**os.environ, FRESH_PROCESS_ENV: "1"})
         cases = ET.parse(report).getroot().iter("testcase") if os.path.exists(report) else []
-        failures = {case.get("name"): "\n".join(child.text or child.get("message", "") for child in case
-                                                 if child.tag in ("failure", "error"))
-                    for case in cases}
+        outcomes = {}
+        for case in cases:   # a testcase holds a <failure>, <error> or <skipped> child, or none for a pass
+            verdicts = [(child.tag, child.text or child.get("message", "")) for child in case
+                        if child.tag in ("failure", "error", "skipped")]
+            outcomes[case.get("name")] = verdicts[0] if verdicts else ("passed", "")
     for item in items:
-        failure = failures.get(item.name)
-        _fresh_outcomes[item.nodeid] = (failure if failure is not None else
-                                        f"did not run (exit code {run.returncode}):\n{run.stdout[-4000:]}"
-                                        f"\n{run.stderr[-2000:]}")
+        _fresh_outcomes[item.nodeid] = outcomes.get(item.name, (
+            "error", f"did not run (exit code {run.returncode}):\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -99,7 +99,9 @@ def pytest_pyfunc_call(pyfuncitem):
         _run_fresh([item for item in pyfuncitem.session.items if item.path == pyfuncitem.path
                     and item.get_closest_marker("fresh_process") is not None
                     and item.nodeid not in _fresh_outcomes])
-    failure = _fresh_outcomes.pop(pyfuncitem.nodeid)
-    if failure:
-        pytest.fail(f"failed in a fresh interpreter:\n{failure}", pytrace=False)
+    outcome, text = _fresh_outcomes.pop(pyfuncitem.nodeid)
+    if outcome == "skipped":
+        pytest.skip(f"in a fresh interpreter: {text}")
+    if outcome != "passed":
+        pytest.fail(f"{outcome} in a fresh interpreter:\n{text}", pytrace=False)
     return True
