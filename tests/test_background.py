@@ -15,11 +15,11 @@ forks = pytest.mark.skipif(not background.can_fork(), reason="needs Linux and tw
 
 
 @pytest.fixture(autouse=True)
-def fork_allows_autograd(monkeypatch, request):
+def fork_allows_autograd(monkeypatch):
     """The process mechanics below need no autograd in the child: do not let this worker's history (a test that
-    exported a model, which makes a fork refuse autograd) send them in place. The probe has its own tests."""
-    if "probe" not in request.keywords:
-        monkeypatch.setattr(background, "forked_autograd_works", lambda: True)
+    exported a model, which makes a fork refuse autograd) send them in place. The probe's own tests run in
+    subprocesses, which this does not reach."""
+    monkeypatch.setattr(background, "forked_autograd_works", lambda: True)
 
 
 def seeded_draw(seed, n):
@@ -131,7 +131,6 @@ def _after_export(export: bool) -> subprocess.CompletedProcess:
                           text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-@pytest.mark.probe
 @forks
 def test_after_an_export_the_work_runs_in_place_says_why_and_gives_the_same_result():
     run = _after_export(True)
@@ -142,7 +141,6 @@ def test_after_an_export_the_work_runs_in_place_says_why_and_gives_the_same_resu
     assert note.startswith("Note: train runs here, in this process") and "restart the kernel" in note
 
 
-@pytest.mark.probe
 @forks
 def test_without_an_export_the_work_still_goes_to_a_second_process():
     run = _after_export(False)
