@@ -23,6 +23,7 @@ from typing import List, Optional
 from ..instructor.grading.assignment import load_assignment
 from ..instructor.grading.batch import add_arguments, grade_submissions
 from ..instructor.grading.references import ReferenceModels, ReferencePolicy
+from ..instructor.grading.preflight import preflight
 from ..instructor.grading.run import Limits
 from ..instructor.grading.sandbox import SandboxUnavailable, find_sandbox
 from ..instructor.grading.score import CheckState, Grade
@@ -106,12 +107,14 @@ def check_notebook(notebook, source: Optional[Path] = None, out: Optional[Path] 
         sandbox = find_sandbox()
     except SandboxUnavailable:
         sandbox = None  # the student's own notebook on the student's own machine
+    limits = grader_limits(hand_in.name)
+    preflight(limits, sandbox)  # PreflightFailed says what this environment lacks, before any point is given
     with tempfile.TemporaryDirectory(prefix="labkit-check-") as tmp:
         folder = Path(tmp) / hand_in.notebook.stem
         folder.mkdir()
         for name in hand_in.payload + (["READ_ME.txt"] if (hand_in.folder / "READ_ME.txt").is_file() else []):
             shutil.copy2(hand_in.folder / name, folder / name)
         grades = grade_submissions(assignment, [folder], Path(out) if out else Path(tmp) / "grades",
-                                   grader_limits(hand_in.name), jobs=1, progress=False, log=lambda *_: None,
+                                   limits, jobs=1, progress=False, log=lambda *_: None,
                                    sandbox=sandbox, references=ReferenceModels(references))
     return NotebookCheck(grades[0], hand_in, sandboxed=sandbox is not None)

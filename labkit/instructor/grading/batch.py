@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Tuple
@@ -23,13 +24,13 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 from ...paths import repo_root
 from .assignment import Assignment, load_assignment
 from .intake import submission_names
-from .plugin import check_nbval_version
 from .prepare import Prepared, prepare
 from .references import ReferenceModels, ReferencePolicy, record_reference_models
 from .report import summary, write_csv, write_feedback
 from .report import safe_text
+from .preflight import preflight
 from .run import KernelRun, Limits, kill_process_tree, run_notebook
-from .sandbox import Sandbox, find_sandbox
+from .sandbox import Sandbox, find_sandbox, python_executable
 from .score import Grade, Status, new_grade, score
 
 __all__ = ["add_arguments", "main", "grade_submissions", "grade_prepared", "reference_policy"]
@@ -138,7 +139,7 @@ class _Batch:
                                         on_start=self.on_start, sandbox=self.sandbox, references=self.references)
             self._write_logs(name, prepared, run)
         except Exception as exc:  # a grader bug on one submission must not stop the others
-            grade = _grader_failed(self.assignment, name, path, exc)
+            grade = _grader_failed(self.assignment, name, path, exc, self.out / "logs")
         finally:
             if own is not None and not self.keep:
                 shutil.rmtree(own, ignore_errors=True)
@@ -155,8 +156,17 @@ class _Batch:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _grader_failed(assignment: Assignment, name: str, path, exc: BaseException) -> Grade:
-    reason = f"the grader failed on this submission ({type(exc).__name__}: {exc})"
+def _grader_failed(assignment: Assignment, name: str, path, exc: BaseException, logs: Optional[Path] = None) -> Grade:
+    """The row of a submission the grader itself failed on; the traceback goes to ``logs/NAME.grader.log``."""
+    log_name = f"{name}.grader.log"
+    try:
+        if logs is not None:
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            (logs / log_name).write_text(safe_text(text), encoding="utf-8")
+    except Exception:  # the row matters more than its log
+        pass
+    reason = (f"the grader itself failed on this submission ({type(exc).__name__}), so nothing was scored; this is "
+              f"a bug of the grader, not the student's: grade it again, and report logs/{log_name}")
     return new_grade(assignment, name, str(path), Status.ERROR, reason, message=reason)
 
 
@@ -173,7 +183,7 @@ def _grade_all(batch: _Batch, names: List[str], paths: List[Path], progress: boo
             try:
                 grade = future.result()
             except Exception as exc:  # every submission gets its row
-                grade = _grader_failed(batch.assignment, names[i], paths[i], exc)
+                grade = _grader_failed(batch.assignment, names[i], paths[i], exc, batch.out / "logs")
             grades[i] = grade
             bar.set_postfix_str(safe_text(f"{grade.submission}: {grade.status.value} "
                                           f"{grade.auto_points:g}/{grade.auto_max:g}"))
@@ -224,7 +234,6 @@ def main(args, log=print) -> int:
     """``labkit grade``: load the assignment, grade the submissions, write the results."""
     if sys.platform == "win32":
         raise ValueError("labkit grade needs Linux or macOS (it uses POSIX process limits).")
-    check_nbval_version()
     sandbox = None
     if args.unsafe_no_sandbox:
         log("warning: --unsafe-no-sandbox: the notebooks run with your permissions, outside any sandbox; grade "
@@ -237,6 +246,12 @@ def main(args, log=print) -> int:
         log(f"note: {skipped.path} was not read for its check ids ({skipped.reason}); "
             "a submission of that assignment may not be recognised as one")
     limits = _limits(args)
+    preflight(limits, sandbox)  # PreflightFailed: what is missing in which interpreter; nothing is graded
+    from .plugin import check_nbval_version  # imports pytest: only once the preflight found it
+
+    check_nbval_version()
+    log(f"preflight: a one-cell notebook ran as submissions will ({python_executable()}, "
+        f"{'in the bubblewrap sandbox' if sandbox else 'without a sandbox'})")
     policy = reference_policy(args)
     if policy is ReferencePolicy.ALLOW:
         log("note: --allow-reference-models: handed-in models that are reference checkpoints are credited "

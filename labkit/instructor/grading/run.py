@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import site
 import subprocess
 import sys
 import time
@@ -26,8 +25,10 @@ from typing import Dict, List, Literal, Optional
 
 import nbformat
 
-__all__ = ["Limits", "Killed", "CellRecord", "KernelRun", "run_notebook", "kill_process_tree", "run_marker_prefix",
-           "PLUGIN_MODULE"]
+from .sandbox import python_executable, user_base
+
+__all__ = ["Limits", "Killed", "CellRecord", "KernelRun", "RunPaths", "environment", "launch", "run_notebook",
+           "kill_process_tree", "run_marker_prefix", "PLUGIN_MODULE"]
 
 GB = 2**30
 PLUGIN_MODULE = f"{__package__}.plugin"   # loaded by pytest with -p
@@ -247,13 +248,6 @@ class ResultsReader:
             self.run.raw.append(line.decode("utf-8", "replace"))
 
 
-def _user_site() -> Optional[str]:
-    try:
-        return site.getusersitepackages()
-    except Exception:  # some embedded or frozen Pythons have no user site at all
-        return None
-
-
 class RunPaths:
     """Where one run's files are, as the run sees them (inside the sandbox, or on the machine without one)."""
 
@@ -278,11 +272,10 @@ class RunPaths:
             self.run, self.cwd, self.tmp = self.notebook_dir, Path(prepared.workdir), self.private / "tmp"
 
 
-def _environment(paths: RunPaths, fd: int, marker: str, limits: Limits, jobs: int, sandbox) -> Dict[str, str]:
+def environment(paths: RunPaths, fd: int, marker: str, limits: Limits, jobs: int, sandbox) -> Dict[str, str]:
     if sandbox is not None:  # only what the run needs: the grader's secrets stay outside
         env = {k: v for k, v in os.environ.items() if k in ENV_KEEP or k.startswith("LC_")}
-        env["PATH"] = os.pathsep.join([os.path.dirname(os.path.realpath(sys.executable)), "/usr/local/bin",
-                                       "/usr/bin", "/bin"])
+        env["PATH"] = os.pathsep.join([os.path.dirname(python_executable()), "/usr/local/bin", "/usr/bin", "/bin"])
         env["HOME"] = str(paths.tmp / "home")
         if sandbox.data:
             env["LABKIT_DATA"] = sandbox.data
@@ -313,8 +306,10 @@ def _environment(paths: RunPaths, fd: int, marker: str, limits: Limits, jobs: in
     env.setdefault("LABKIT_OFFLINE", "1")  # no downloads from a graded run: cached data or labkit's sample
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[name] = str(threads) if limits.threads or name not in os.environ else os.environ[name]
-    user_site = _user_site()
-    if not (user_site and package_parent.startswith(user_site)):
+    base = user_base()
+    if base:  # packages installed with `pip install --user`: HOME moved, so say where they are (read-only inside)
+        env["PYTHONUSERBASE"] = base
+    else:
         env["PYTHONNOUSERSITE"] = "1"  # student code cannot plant modules in ~/.local for the next run
     return env
 
@@ -322,14 +317,14 @@ def _environment(paths: RunPaths, fd: int, marker: str, limits: Limits, jobs: in
 def _pytest_command(paths: RunPaths, limits: Limits) -> List[str]:
     (paths.notebook_dir / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
     return [
-        os.path.realpath(sys.executable), "-m", "pytest", "-p", PLUGIN_MODULE, "-p", "nbval.plugin", "--nbval-lax",
+        python_executable(), "-m", "pytest", "-p", PLUGIN_MODULE, "-p", "nbval.plugin", "--nbval-lax",
         "--nbval-current-env", "--nbval-cell-timeout", str(limits.cell_timeout), "--nbval-kernel-startup-timeout",
         str(limits.startup), "-p", "no:cacheprovider", "--noconftest", "-c", str(paths.run / "pytest.ini"),
         "--rootdir", str(paths.run), "-q", "--tb=line", "-W", "ignore", str(paths.run / "graded.ipynb"),
     ]
 
 
-def _launch(inner: List[str], limits: Limits) -> List[str]:
+def launch(inner: List[str], limits: Limits) -> List[str]:
     """``inner`` started through the launcher that sets the per-process limits (inherited by all of it)."""
     return [sys.executable, "-c", LAUNCHER, str(int(limits.memory_gb * GB)), str(int(limits.file_gb * GB))] + inner
 
@@ -378,7 +373,7 @@ def run_notebook(prepared, rundir: Path, limits: Limits, jobs: int = 1, on_start
     log_path = paths.rundir / "pytest.log"
     marker = f"{run_marker_prefix()}{uuid.uuid4().hex}"
     read_fd, write_fd = os.pipe()
-    env = _environment(paths, write_fd, marker, limits, jobs, sandbox)
+    env = environment(paths, write_fd, marker, limits, jobs, sandbox)
     command = _pytest_command(paths, limits)
     if sandbox is not None:
         command = sandbox.command(command, Path(prepared.root), paths.notebook_dir, paths.private)
@@ -387,7 +382,7 @@ def run_notebook(prepared, rundir: Path, limits: Limits, jobs: int = 1, on_start
     start = time.monotonic()
     try:
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(_launch(command, limits), cwd=str(paths.notebook_dir), env=env,
+            proc = subprocess.Popen(launch(command, limits), cwd=str(paths.notebook_dir), env=env,
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True, pass_fds=(write_fd,))
             os.close(write_fd)

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-__all__ = ["Sandbox", "SandboxUnavailable", "find_sandbox", "sandbox_works", "SUBMISSION_DIR", "RUN_DIR",
-           "INSTALL_HINT"]
+__all__ = ["Sandbox", "SandboxUnavailable", "find_sandbox", "sandbox_works", "python_executable", "user_base",
+           "SUBMISSION_DIR", "RUN_DIR", "INSTALL_HINT"]
 
 SUBMISSION_DIR = "/grading/submission"   # the copy of the submission, inside the sandbox (writable)
 RUN_DIR = "/grading/run"                 # the notebook being run and pytest.ini (read-only)
@@ -67,18 +67,41 @@ def _top_level(roots: List[str]) -> List[str]:
     return sorted(kept)
 
 
+def python_executable() -> str:
+    """The interpreter every run starts: the one the grader runs in, *as invoked*, not its real path.
+
+    In a virtual environment ``bin/python`` is usually a symlink to the base interpreter; started through
+    its real path, Python would not find the environment's ``pyvenv.cfg`` and would import the base
+    interpreter's packages instead of the environment's (issue 22).
+    """
+    return os.path.abspath(sys.executable)
+
+
+def user_base() -> Optional[str]:
+    """The ``pip install --user`` folder this interpreter imports from, if it does (None otherwise)."""
+    if not getattr(site, "ENABLE_USER_SITE", False):
+        return None
+    try:
+        base, packages = site.getuserbase(), site.getusersitepackages()
+    except Exception:  # some embedded or frozen Pythons have no user site at all
+        return None
+    used = any(os.path.realpath(p) == os.path.realpath(packages) for p in sys.path if p)
+    return base if used and os.path.isdir(packages) else None
+
+
 def python_roots() -> List[str]:
-    """The folders of the Python installation the runs import from (prefixes and site-packages)."""
-    roots = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
-                                            os.path.dirname(os.path.realpath(sys.executable)))}
+    """The folders of the Python installation the runs import from (prefixes, site-packages, the user base),
+    wherever they live: a virtual environment, its base interpreter, a conda-style prefix, ``~/.local``."""
+    executable = python_executable()
+    roots = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(executable),
+                                            os.path.dirname(os.path.realpath(executable)))}
     try:
         roots.update(os.path.realpath(p) for p in site.getsitepackages())
     except AttributeError:  # some virtualenvs have no getsitepackages
         pass
-    user_site = getattr(site, "ENABLE_USER_SITE", False) and site.getusersitepackages()
     candidates = [p for p in sys.path if p and ("site-packages" in p or "dist-packages" in p)]
-    if user_site:
-        candidates.append(user_site)
+    if user_base():
+        candidates.append(site.getusersitepackages())
     roots.update(os.path.realpath(p) for p in candidates)
     return [r for r in _top_level([r for r in roots if os.path.isdir(r)]) if r != "/"]
 
@@ -206,8 +229,10 @@ def find_sandbox(bwrap: Optional[str] = None) -> Sandbox:
         raise SandboxUnavailable(INSTALL_HINT.format(why="bwrap was not found on PATH"))
     mounts, data = _mounts()
     sandbox = Sandbox(bwrap=path, mounts=mounts, data=data)
+    # Only whether bwrap can build the sandbox and start this interpreter in it: whether the interpreter has
+    # what a graded run imports is the preflight's question (preflight.py), with its own message.
     probe = [path, *NAMESPACES, "--tmpfs", "/tmp", *mounts, "--proc", "/proc", "--dev", "/dev", "--",
-             os.path.realpath(sys.executable), "-c", "import os, labkit; assert os.getuid() == %d" % UID]
+             python_executable(), "-I", "-S", "-c", "import os; assert os.getuid() == %d" % UID]
     try:
         done = subprocess.run(probe, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -110,9 +110,10 @@ def _missing_record_stop(run: KernelRun, role: CellRole, limits: Limits) -> Stop
                     "stopped", Status.ERROR)
     if run.killed is Killed.STARTUP:
         return Stop("the kernel did not start in time", Status.ERROR)
-    if not run.has("configured"):
-        tail = " ".join(run.log.strip().splitlines()[-3:])[:300]
-        return Stop(f"the grader could not run the notebook ({tail or 'no output'})", Status.ERROR)
+    if not run.has("configured"):  # pytest or nbval failed before the first cell: the log has the traceback
+        return Stop("the grader could not start this notebook's run (pytest or its kernel stopped before the first "
+                    "cell); this is a problem of the grading set-up, not of the submission: the instructor can see "
+                    "why in the run's log file and grade it again", Status.ERROR)
     return Stop(f"the run ended before {role.where()}", Status.ERROR)
 
 
