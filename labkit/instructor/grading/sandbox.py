@@ -27,6 +27,7 @@ import site
 import stat
 import subprocess
 import sys
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -99,6 +100,9 @@ def python_roots() -> List[str]:
         roots.update(os.path.realpath(p) for p in site.getsitepackages())
     except AttributeError:  # some virtualenvs have no getsitepackages
         pass
+    libdir = sysconfig.get_config_var("LIBDIR")  # libpython, where the binary's run path names it (prefix builds)
+    if libdir and os.path.isfile(os.path.join(libdir, str(sysconfig.get_config_var("LDLIBRARY")))):
+        roots.add(os.path.realpath(libdir))
     candidates = [p for p in sys.path if p and ("site-packages" in p or "dist-packages" in p)]
     if user_base():
         candidates.append(site.getusersitepackages())
