@@ -5,6 +5,7 @@ next to a classic baseline trained on the same data with the same budget in the 
     python benchmarks/benchmark.py --quick         # quick-mode budgets, 1 seed (a smoke test)
     python benchmarks/benchmark.py --only gan1d --seeds 0 1 --jobs 2
     python benchmarks/benchmark.py --tiers --seeds 0 1 2     # 1D GAN: baseline, baseline x10, tuned vs the tiers
+    python benchmarks/benchmark.py --tiers --arms tuned --cases laplace+halfnormal   # one arm, the handout's mixture
     python benchmarks/benchmark.py --threads                 # 1D GAN: 500 steps with 1 and 2 torch threads
     python benchmarks/benchmark.py --fast-paths              # 1D GAN: FlatAdam and direct draws against torch/scipy
 
@@ -104,52 +105,71 @@ def execute(run: Run) -> Dict:
 GAN1D_ARMS = ("baseline", "baseline x10", "tuned")
 
 
-def gan1d_tier_config(arm: str, name: str, seed: int, quick: bool):
-    """The config of one arm of the tiers table: the course baseline (3,000 steps), the same trained ten times
-    longer, and the solution's tuned recipe; quick mode shortens each with GanConfig.quick (ratios kept)."""
+def gan1d_tier_config(arm: str, case: str, seed: int, quick: bool):
+    """The config of one arm of the tiers table on the target ``TIER_TARGETS[case]``: the course baseline (3,000
+    steps), the same trained ten times longer, and the solution's tuned recipe; quick mode shortens each with
+    GanConfig.quick (ratios kept)."""
+    from labkit.checks.gan1d import TIER_TARGETS
     from labkit.instructor.notebook import load_exports
     from labkit.labs.gan1d import GanConfig
 
+    target = TIER_TARGETS[case]
     if arm == "tuned":
-        config = load_exports(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb").tuned_config(name, seed=seed)
+        config = load_exports(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb").tuned_config(target, seed=seed)
     else:
-        baseline = GanConfig(target=name, seed=seed)
-        config = baseline if arm == "baseline" else GanConfig(target=name, seed=seed, epochs=10 * baseline.epochs)
+        baseline = GanConfig(target=target, seed=seed)
+        config = baseline if arm == "baseline" else GanConfig(target=target, seed=seed, epochs=10 * baseline.epochs)
     return config.quick() if quick else config
+
+
+def _tier_reached(case: str, ks: float, w1: float) -> str:
+    """The best tier whose limits ``ks`` and ``w1`` (W1/std) meet on ``case``'s target, or "-" (or "?": no limits
+    set yet for that target)."""
+    from labkit.checks.gan1d import QUALITY_TIERS
+
+    tiers = QUALITY_TIERS.get(case)
+    if tiers is None:
+        return "?"
+    return next((t for t in ("good", "fair") if ks <= tiers[t][0] and w1 <= tiers[t][1]), "-")
 
 
 def gan1d_tier_row(args) -> Dict:
     """Train one (arm, target, seed) of the tiers table with the solution's train_gan; measure it as graded."""
     import torch
 
-    from labkit.checks.gan1d import quality_tiers
+    from labkit.checks.gan1d import TIER_TARGETS
     from labkit.instructor.notebook import load_exports
     from labkit.labs.gan1d import measure
 
-    arm, name, seed, quick = args
+    arm, case, seed, quick = args
     torch.set_num_threads(1)
     solution = load_exports(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb")
-    config = gan1d_tier_config(arm, name, seed, quick)
+    config = gan1d_tier_config(arm, case, seed, quick)
     start = time.perf_counter()
     result = solution.train_gan(config, snapshot_every=config.epochs)
     seconds = time.perf_counter() - start
-    m = measure(result.generator, name)
-    tiers = quality_tiers(name)
-    tier = next((t for t in ("good", "fair") if m["ks"] <= tiers[t][0] and m["w1_over_std"] <= tiers[t][1]), "-")
-    return {"target": name, "arm": arm, "seed": seed, "steps": config.total_steps, "train_s": seconds,
-            "KS": m["ks"], "W1/std": m["w1_over_std"], "tier": tier}
+    m = measure(result.generator, TIER_TARGETS[case])
+    row = {"target": case, "arm": arm, "seed": seed, "steps": config.total_steps, "train_s": seconds,
+           "KS": m["ks"], "W1/std": m["w1_over_std"], "tier": _tier_reached(case, m["ks"], m["w1_over_std"])}
+    print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+    return row
 
 
-def gan1d_tiers(quick: bool, seeds: List[int], jobs: int, cases=None) -> List[Dict]:
-    """The 1D quality tiers against what earns them: per target, the baseline, the baseline trained ten times
-    longer and the tuned recipe, each measured like the graded check (100,000 samples); prints one row per run,
-    then per target and arm the worst KS and W1/std over the seeds and the tiers reached."""
-    from labkit import distributions
-    from labkit.checks.gan1d import quality_tiers
+def gan1d_tiers(quick: bool, seeds: List[int], jobs: int, cases=None, arms=GAN1D_ARMS) -> List[Dict]:
+    """The 1D quality tiers against what earns them: per target of TIER_TARGETS (the named ones and the handout's
+    mixture), the baseline, the baseline trained ten times longer and the tuned recipe (or only ``arms``), each
+    measured like the graded check (100,000 samples); prints one line per run as it ends, then the table, then per
+    target and arm the worst and best KS and W1/std over the seeds and the tiers reached. Also the torch version,
+    its CPU capability and the threads: the numbers drift slightly between them (docs/benchmarks.md)."""
+    import torch
+
+    from labkit.checks.gan1d import QUALITY_TIERS, TIER_TARGETS
     from labkit.tables import format_table
 
-    names = [n for n in distributions.names() if not cases or n in cases]
-    tasks = [(arm, name, seed, quick) for name in names for arm in GAN1D_ARMS for seed in seeds]
+    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, 1 torch thread "
+          "per run", flush=True)
+    names = [n for n in TIER_TARGETS if not cases or n in cases]
+    tasks = [(arm, name, seed, quick) for name in names for arm in arms for seed in seeds]
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
             rows = list(pool.map(gan1d_tier_row, tasks))
@@ -158,14 +178,15 @@ def gan1d_tiers(quick: bool, seeds: List[int], jobs: int, cases=None) -> List[Di
     print(format_table(rows))
     summary = []
     for name in names:
-        tiers = quality_tiers(name)
-        for arm in GAN1D_ARMS:
+        tiers = QUALITY_TIERS.get(name)
+        for arm in arms:
             mine = [r for r in rows if r["target"] == name and r["arm"] == arm]
             summary.append({"target": name, "arm": arm, "seeds": len(mine),
                             "max KS": max(r["KS"] for r in mine), "max W1/std": max(r["W1/std"] for r in mine),
                             "min KS": min(r["KS"] for r in mine), "min W1/std": min(r["W1/std"] for r in mine),
                             "tiers": " ".join(r["tier"] for r in mine),
-                            "good <=": "KS %s, W1/std %s" % tiers["good"], "fair <=": "KS %s, W1/std %s" % tiers["fair"]})
+                            "good <=": "KS %s, W1/std %s" % tiers["good"] if tiers else "not set",
+                            "fair <=": "KS %s, W1/std %s" % tiers["fair"] if tiers else "not set"})
     print(format_table(summary), flush=True)
     return rows
 
@@ -279,10 +300,13 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="quick-mode budgets (smoke test)")
     parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS), default=sorted(BENCHMARKS))
     parser.add_argument("--seeds", nargs="*", type=int, help="default: 0..4 (full), 0 (quick)")
-    parser.add_argument("--cases", nargs="*", help="only these cases (e.g. halfnormal)")
+    parser.add_argument("--cases", nargs="*", help="only these cases (e.g. halfnormal; with --tiers also "
+                                                   "laplace+halfnormal, the handout's mixture)")
     parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes (one thread each)")
     parser.add_argument("--tiers", action="store_true",
                         help="1D GAN: baseline, baseline x10 and tuned per target against the graded quality tiers")
+    parser.add_argument("--arms", nargs="*", choices=GAN1D_ARMS, default=list(GAN1D_ARMS),
+                        help="with --tiers: only these arms")
     parser.add_argument("--threads", action="store_true", help="1D GAN: 500 generator steps with 1 and 2 threads")
     parser.add_argument("--fast-paths", action="store_true",
                         help="1D GAN: 500 generator steps with FlatAdam and direct draws, and with torch.optim.Adam "
@@ -298,7 +322,7 @@ def main(argv=None):
         gan1d_fast_paths()
         return
     if args.tiers:
-        gan1d_tiers(args.quick, seeds, args.jobs, args.cases)
+        gan1d_tiers(args.quick, seeds, args.jobs, args.cases, tuple(args.arms))
         return
     for name in args.only:
         runs = list(BENCHMARKS[name](args.quick, seeds))
