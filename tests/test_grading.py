@@ -7,7 +7,9 @@ defences they would get full marks (plain ``pytest --nbval-lax`` passes every on
 cells). The cases of issue 12 (a spy, a contaminator, forged passes, tampered check state,
 shadowing files, a generator that draws its own noise, text that cannot be encoded, names that
 collide) run in the same run, in the bubblewrap sandbox; a second run checks that the
-contaminating one changed nothing. Without a working ``bwrap`` the run uses
+contaminating one changed nothing. The guard cases of issue 28 (numpy's functions replaced by callable
+objects, partials and bound methods; a callable-object trace function that rewrites a check's locals) run
+there too. Without a working ``bwrap`` the run uses
 ``--unsafe-no-sandbox`` and the cases that need the sandbox are skipped.
 """
 from __future__ import annotations
@@ -620,3 +622,118 @@ def test_grade_refuses_to_run_without_bwrap(tmp_path, monkeypatch):
     assert code == 2 and "bwrap was not found" in err.getvalue()
     assert "apt-get install bubblewrap" in err.getvalue() and "--unsafe-no-sandbox" in err.getvalue()
     assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- issue 28: the guard
+
+
+def test_numpy_replaced_by_objects_without_code_is_undone(graded):
+    # np.all a callable object, np.abs a functools.partial of numpy, np.allclose a bound method: checks.close
+    # said yes to the wrong saved model. Before issue 28 only the bound method was flagged, and the case got 5.
+    row = _case(graded, "callable_numpy")
+    assert (row["status"], float(row["auto_points"])) == ("ok", 0)
+    assert _check_results(graded, "callable_numpy") == ALL_FAILED
+    assert row["flags"].split(" | ") == [
+        "runtime: before check 'square': numpy.abs was replaced by functools.partial(multiply) (defined in another "
+        "library); restored",
+        "runtime: before check 'square': numpy.all was replaced by an object of class AlwaysTrue (defined in "
+        "notebook code); restored",
+        "runtime: before check 'square': numpy.allclose was replaced by AlwaysTrue.__call__ (defined in notebook "
+        "code); restored"]
+
+
+def test_a_trace_function_set_after_the_first_cell_is_removed(graded):
+    # A callable-object trace function, set as getattr(sys, "set" + "trace"), rewrote checks.close's arguments
+    # while the model check ran. Before issue 28: 5 points (the saved-model check), no flag.
+    row = _case(graded, "trace_rewrite")
+    assert (row["status"], float(row["auto_points"])) == ("ok", 0)
+    assert _check_results(graded, "trace_rewrite") == ALL_FAILED
+    assert row["flags"] == ("runtime: before check 'square': a trace function (an object of class Rewriter (defined "
+                            "in notebook code)) was set after the first cell (sys.settrace); removed")
+
+
+GUARD_SCRIPT = r'''
+import functools, gc, operator, signal, sys, threading
+from labkit.instructor.grading import guard
+
+
+class Monitoring:   # sys.monitoring's calls (Python 3.12+), recorded
+    class events:
+        NO_EVENTS, PY_START, LINE = 0, 1, 32
+
+    def __init__(self):
+        self.tools, self.callbacks, self.events_on = {}, {}, {}
+
+    def get_tool(self, tool):
+        return self.tools.get(tool)
+
+    def use_tool_id(self, tool, name):
+        self.tools[tool] = name
+
+    def set_events(self, tool, events):
+        self.events_on[tool] = events
+
+    def register_callback(self, tool, event, function):
+        self.callbacks[(tool, event)] = function
+
+    def free_tool_id(self, tool):
+        self.tools.pop(tool)
+
+
+guard._MONITORING = monitoring = Monitoring()
+guard.init(imports=("labkit.checks", "torch"))
+import numpy as np
+import torch
+import torch._dynamo   # rewraps torch.manual_seed: the library's own change, not a finding
+import labkit.checks as checks
+
+
+class Sneaky:
+    def __call__(self, *args, **kwargs):
+        return None
+
+
+class Truthy(dict):
+    pass
+
+
+np.isclose = operator.is_not                      # a C function of another library
+np.array_equal = Truthy().__contains__           # a C method bound to an object of a notebook class
+checks.close = functools.partial(max, True)       # labkit's own: every callable is watched
+threading.settrace(Sneaky())
+sys.setprofile(functools.partial(Sneaky(), "x"))
+gc.callbacks.append(Sneaky())
+signal.signal(signal.SIGALRM, Sneaky())
+signal.setitimer(signal.ITIMER_REAL, 100)
+monitoring.use_tool_id(3, "sneaky")
+monitoring.set_events(3, monitoring.events.LINE)
+monitoring.register_callback(3, monitoring.events.LINE, Sneaky())
+guard.before_check("one")
+assert checks.close([0, 0], [3, 1]) is False and np.isclose(1, 1) and sys.getprofile() is None
+assert threading.gettrace() is None and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+assert not [cb for cb in gc.callbacks if isinstance(cb, Sneaky)] and signal.getsignal(signal.SIGALRM) == signal.SIG_DFL
+assert monitoring.tools == {} and monitoring.callbacks[(3, 32)] is None and monitoring.events_on[3] == 0
+guard.before_check("two")   # nothing left to find
+'''
+
+
+def test_the_guard_puts_back_objects_without_code_and_removes_every_hook(tmp_path):
+    """In a fresh interpreter (no kernel): what issue 28 added to the guard, and what it must leave alone."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", GUARD_SCRIPT], capture_output=True, text=True, env=env,
+                            cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = [l.split(": ", 1)[1] for l in result.stdout.splitlines() if l.startswith("LABKIT-GUARD before check 'one'")]
+    assert sorted(lines) == sorted([
+        "a profile function (functools.partial(an object of class Sneaky) (defined in notebook code)) was set after "
+        "the first cell (sys.setprofile); removed",
+        "a trace function (an object of class Sneaky (defined in notebook code)) was set after the first cell "
+        "(threading.settrace); removed",
+        "a sys.monitoring tool ('sneaky', id 3) was registered after the first cell; its events and callbacks were "
+        "removed",
+        "a garbage collector callback (an object of class Sneaky (defined in notebook code)) was added; removed",
+        "a handler for SIGALRM (an object of class Sneaky (defined in notebook code)) was installed; restored",
+        "labkit.checks.close was replaced by functools.partial(max) (defined in another library); restored",
+        "numpy.isclose was replaced by is_not (defined in another library); restored",
+        "numpy.array_equal was replaced by Truthy.__contains__ (defined in notebook code); restored"])
+    assert "before check 'two'" not in result.stdout and "manual_seed" not in result.stdout

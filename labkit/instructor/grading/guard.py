@@ -10,9 +10,15 @@ The grader adds two kinds of cells to the student's notebook:
 * one *guard* cell right before every check cell: :func:`before_check` compares the kernel
   with that record, puts back whatever student code replaced (functions, classes' methods,
   the data of labkit's modules: dicts, tiers, arrays, paths, see :mod:`.moduledata`; the import
-  system; labkit's environment variables), rebinds the names the check cells rely on
+  system; labkit's environment variables), removes every trace or profile function and
+  ``sys.monitoring`` tool set since the first cell, and notebook code left to run during a check
+  (gc callbacks, signal handlers and their timers), rebinds the names the check cells rely on
   (``checks``, ``require``, ``np`` ...) and prints one ``LABKIT-GUARD`` line per finding. The
   grader turns these lines into flags in grades.csv and in the feedback.
+
+A replacement need not have code of its own: a callable object, a ``functools.partial`` or a bound
+method in the place of ``np.all`` is put back like a function (only a library's own rewrap of its
+function, such as torch's of ``torch.manual_seed``, is accepted).
 
 The init cell imports with the notebook's folder off ``sys.path`` (the kernel starts without it),
 and puts it back at the *end* afterwards: a file beside the notebook can neither replace a module
@@ -27,14 +33,18 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
+import gc
 import importlib
 import importlib.util
 import os
+import signal
 import site
 import sys
 import sysconfig
 import threading
 import types
+from typing import Callable, NamedTuple
 
 from . import moduledata
 
@@ -50,10 +60,38 @@ ENVIRONMENT = ("LABKIT_GRADING", "LABKIT_QUICK", "LABKIT_OFFLINE", "LABKIT_DEVIC
                "LABKIT_CHECKPOINTS", "CUDA_VISIBLE_DEVICES")
 # The genuine import machinery, taken when the init cell imports this module (before any notebook code).
 _IMPORT_MODULE, _RELOAD, _FIND_SPEC = importlib.import_module, importlib.reload, importlib.util.find_spec
+
+
+class TraceHook(NamedTuple):
+    """A hook that runs code on calls or lines of every frame of a thread: how notebook code sets it, and the
+    genuine getter and setter (taken before any notebook code: a notebook may replace ``sys.settrace``)."""
+
+    label: str                 # e.g. "sys.settrace"
+    kind: str                  # "trace" or "profile"
+    get: Callable[[], object]
+    set: Callable[[object], None]
+
+
+def _threading_hook(name: str) -> Callable[[], object]:
+    """``threading.gettrace``/``getprofile`` (Python 3.10+), or the attribute they read on older versions."""
+    getter = getattr(threading, f"get{name}", None)
+    return getter if getter is not None else (lambda: getattr(threading, f"_{name}_hook", None))
+
+
+TRACE_HOOKS = (TraceHook("sys.settrace", "trace", sys.gettrace, sys.settrace),
+               TraceHook("sys.setprofile", "profile", sys.getprofile, sys.setprofile),
+               TraceHook("threading.settrace", "trace", _threading_hook("trace"), threading.settrace),
+               TraceHook("threading.setprofile", "profile", _threading_hook("profile"), threading.setprofile))
+_MONITORING = getattr(sys, "monitoring", None)   # PEP 669 tools (Python 3.12+), the genuine namespace
+MONITORING_TOOL_IDS = range(6)
+# Signals whose handler a timer raises: a notebook's handler would run in the middle of a check.
+TIMER_SIGNALS = {name: which for name, which in (("SIGALRM", "ITIMER_REAL"), ("SIGVTALRM", "ITIMER_VIRTUAL"),
+                                                  ("SIGPROF", "ITIMER_PROF")) if hasattr(signal, which)}
 # Classes whose methods are worth watching when their module is loaded.
 WATCHED_CLASSES = (("torch", "Tensor"), ("torch.nn", "Module"))
-# Builtins that IPython itself swaps in and out around each cell.
-VOLATILE_BUILTINS = {"exit", "quit", "get_ipython", "display", "_", "__", "___", "__IPYTHON__", "__builtins__"}
+# Builtins that IPython itself swaps in and out around each cell (ipykernel binds input to each request).
+VOLATILE_BUILTINS = {"exit", "quit", "get_ipython", "display", "_", "__", "___", "__IPYTHON__", "__builtins__",
+                     "input"}
 # Attributes of the IPython shell that decide how a cell runs and how its errors are reported.
 SHELL_ATTRIBUTES = ("compile", "input_transformer_manager", "InteractiveTB", "SyntaxTB", "displayhook",
                     "display_pub", "display_trap", "events", "kernel", "prefilter_manager", "builtin_trap")
@@ -92,12 +130,8 @@ def library_roots():
     return tuple(sorted(roots))
 
 
-def _foreign(obj) -> bool:
-    """Whether ``obj`` is a Python function (or method) defined outside the installed libraries."""
-    func = getattr(obj, "__func__", obj)
-    code = getattr(func, "__code__", None)
-    if not isinstance(code, types.CodeType):
-        return False
+def _code_from_notebook(code) -> bool:
+    """Whether a code object was compiled from a notebook cell or a file outside the installed libraries."""
     filename = code.co_filename
     if filename.startswith("<frozen"):
         return False
@@ -107,19 +141,103 @@ def _foreign(obj) -> bool:
     return not any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in _STATE["roots"])
 
 
+def _class_from_notebook(cls) -> bool:
+    """Whether a class was defined by notebook code: in a cell (``__main__``), in a module outside the
+    libraries, or with a method of notebook code anywhere in its MRO (remembered during one guard cell)."""
+    verdicts = _STATE.setdefault("class_verdicts", {})
+    if id(cls) not in verdicts:
+        verdicts[id(cls)] = (cls, _defined_by_notebook(cls))   # the class is kept so that its id stays its own
+    return verdicts[id(cls)][1]
+
+
+def _defined_by_notebook(cls) -> bool:
+    if getattr(cls, "__module__", None) == "__main__":
+        return True
+    module = sys.modules.get(getattr(cls, "__module__", None) or "")
+    filename = getattr(module, "__file__", None)
+    if isinstance(filename, str) and filename.endswith(".py"):
+        real = os.path.realpath(filename)
+        if not any(real.startswith(root.rstrip(os.sep) + os.sep) for root in _STATE["roots"]):
+            return True
+    for klass in getattr(cls, "__mro__", ()):
+        if klass is object:
+            continue
+        for value in list(vars(klass).values()):
+            value = getattr(value, "__func__", value)            # staticmethod, classmethod
+            code = getattr(value, "__code__", None) if isinstance(value, types.FunctionType) else None
+            if code is not None and _code_from_notebook(code):
+                return True
+    return False
+
+
+def _foreign(obj, depth: int = 0) -> bool:
+    """Whether calling ``obj`` runs code defined outside the installed libraries (notebook code).
+
+    That is a function or method of notebook code, and also what has no ``__code__`` of its own: a
+    ``functools.partial`` over notebook code or with notebook objects among its arguments, a method
+    bound to an object of a notebook class, an instance of such a class (a callable object) or the
+    class itself.
+    """
+    if depth > 4:
+        return False
+    try:
+        if isinstance(obj, functools.partial):
+            parts = (obj.func, *obj.args, *obj.keywords.values())
+            return _class_from_notebook(type(obj)) or any(_foreign(p, depth + 1) for p in parts)
+        if isinstance(obj, types.MethodType):
+            return _foreign(obj.__func__, depth + 1) or _foreign(obj.__self__, depth + 1)
+        if isinstance(obj, (types.BuiltinFunctionType, types.MethodWrapperType)):  # C code, maybe bound to an object
+            owner = obj.__self__
+            return owner is not None and not isinstance(owner, types.ModuleType) and _foreign(owner, depth + 1)
+        code = getattr(obj, "__code__", None) if isinstance(obj, types.FunctionType) else None
+        if isinstance(code, types.CodeType):
+            return _code_from_notebook(code)
+        if isinstance(obj, type):
+            return _class_from_notebook(obj)
+        return _class_from_notebook(type(obj))
+    except Exception:  # an object that lies about its attributes is not the libraries' own
+        return True
+
+
+def _library_rewrap(current, original) -> bool:
+    """Whether ``current``, found where ``original`` was recorded, is the library's own new version of it.
+
+    torch wraps ``torch.manual_seed`` once ``torch._dynamo`` loads: a plain function of library code
+    that wraps the original (``__wrapped__``) or bears its name. Anything else in its place is a
+    replacement, whatever it wraps: a callable object, a ``functools.partial``, a bound method, a C
+    function from elsewhere (``operator.is_not`` as ``np.allclose`` answers True).
+    """
+    if not isinstance(current, types.FunctionType) or _foreign(current):
+        return False
+    wrapped = current
+    for _ in range(8):
+        wrapped = getattr(wrapped, "__wrapped__", None)
+        if wrapped is None:
+            break
+        if wrapped is original:
+            return True
+    return current.__name__ == getattr(original, "__name__", None)
+
+
 def _interesting(value) -> bool:
     return isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type, types.ModuleType)) or (
         callable(value) and type(value).__name__ in ("ufunc", "_ArrayFunctionDispatcher", "builtin_function_or_method"))
 
 
-def _snapshot_namespace(namespace) -> dict:
+def _snapshot_namespace(namespace, every_callable: bool = False) -> dict:
+    """The callables of a namespace worth watching (``every_callable``: callable objects and partials too)."""
     record = {}
     for key, value in list(namespace.items()):
-        if _interesting(value):
+        if _interesting(value) or (every_callable and callable(value) and not key.startswith("__")):
             code = value.__code__ if isinstance(value, types.FunctionType) else None
             defaults = (value.__defaults__, value.__kwdefaults__) if code is not None else None
             record[key] = (value, code, defaults)
     return record
+
+
+def _strict(module_name: str) -> bool:
+    """Modules whose every callable must stay as recorded: builtins and labkit's own (no library rewraps them)."""
+    return module_name in ("builtins", "labkit") or module_name.startswith("labkit.")
 
 
 def _watched_modules():
@@ -235,7 +353,7 @@ def init(imports=(), aliases=()) -> None:
     _STATE = {"stdout": sys.stdout, "stderr": sys.stderr, "roots": (), "aliases": [tuple(a) for a in aliases]}
     _STATE["roots"] = library_roots()
     watched = _watched_modules()
-    _STATE["modules"] = {name: (sys.modules[name], _snapshot_namespace(vars(sys.modules[name])))
+    _STATE["modules"] = {name: (sys.modules[name], _snapshot_namespace(vars(sys.modules[name]), _strict(name)))
                          for name in watched}
     _STATE["data"] = {name: (sys.modules[name], moduledata.record_module(sys.modules[name]))
                       for name in watched if name == "labkit" or name.startswith("labkit.")}
@@ -270,6 +388,10 @@ def init(imports=(), aliases=()) -> None:
         _STATE["custom_exceptions"] = shell.custom_exceptions
         _STATE["events"] = {k: list(v) for k, v in shell.events.callbacks.items()}
     _STATE["hooks"] = {"displayhook": sys.displayhook, "excepthook": sys.excepthook}
+    _STATE["tracers"] = {hook.label: hook.get() for hook in TRACE_HOOKS}
+    _STATE["monitoring"] = {tool: _MONITORING.get_tool(tool) for tool in MONITORING_TOOL_IDS} if _MONITORING else {}
+    _STATE["gc_callbacks"] = list(gc.callbacks)
+    _STATE["signals"] = _signal_handlers()
     _skip_idle_flushes()
     for problem in problems:
         _say(f"init: {problem}")
@@ -300,9 +422,21 @@ def _skip_idle_flushes() -> None:
     OutStream.flush = flush_when_pending
 
 
+def _name(value) -> str:
+    """A callable's name for a finding: ``f``, ``functools.partial(f)``, ``an object of class Fake``."""
+    try:
+        if isinstance(value, functools.partial):
+            return f"functools.partial({_name(value.func)})"
+        name = getattr(value, "__qualname__", None) or getattr(value, "__name__", None)
+        if isinstance(name, str):
+            return name
+    except Exception:  # an object that lies about its attributes: name it by its class
+        pass
+    return f"an object of class {type(value).__qualname__}"
+
+
 def _describe(value) -> str:
-    name = getattr(value, "__qualname__", None) or getattr(value, "__name__", None) or type(value).__name__
-    return f"{name} (defined in {'notebook code' if _foreign(value) else 'another library'})"
+    return f"{_name(value)} (defined in {'notebook code' if _foreign(value) else 'another library'})"
 
 
 def _repair_modules(findings) -> None:
@@ -313,14 +447,14 @@ def _repair_modules(findings) -> None:
         namespace = vars(module)
         # labkit's own modules and builtins must not change at all; numpy, torch ... rewrap some of
         # their functions themselves (torch.manual_seed once torch._dynamo loads), so there only
-        # replacements by notebook code count.
-        strict = name == "builtins" or name == "labkit" or name.startswith("labkit.")
+        # such rewraps are accepted.
+        strict = _strict(name)
         for key, (value, code, defaults) in list(record.items()):
             current = namespace.get(key, None)
             if current is not value:
                 if name == "builtins" and key in VOLATILE_BUILTINS:
                     continue
-                if key in namespace and not strict and not _foreign(current):
+                if key in namespace and not strict and _library_rewrap(current, value):
                     record[key] = (current, current.__code__ if isinstance(current, types.FunctionType) else None,
                                    (current.__defaults__, current.__kwdefaults__)
                                    if isinstance(current, types.FunctionType) else None)
@@ -362,7 +496,7 @@ def _repair_classes(findings) -> None:
         for key, (value, code, _defaults) in list(record.items()):
             current = vars(cls).get(key)
             if current is not value:
-                if current is not None and not _foreign(current):  # the library's own change
+                if current is not None and _library_rewrap(current, value):  # the library's own change
                     record[key] = (current, current.__code__ if isinstance(current, types.FunctionType) else None, None)
                     continue
                 findings.append(f"{label}.{key} was replaced; restored")
@@ -504,19 +638,11 @@ def _repair_environment(findings) -> None:
                 os.environ[name] = value
 
 
-def _foreign_object(obj) -> bool:
-    """An object (a finder, a hook) whose class or callables come from notebook code."""
-    if _foreign(obj):
-        return True
-    cls = obj if isinstance(obj, type) else type(obj)
-    return any(_foreign(v) for c in cls.__mro__ if c is not object for v in vars(c).values())
-
-
 def _repair_import_system(findings) -> None:
     """Import finders and path hooks added by notebook code are removed; labkit modules not from labkit dropped."""
     for label, current, original in (("sys.meta_path", sys.meta_path, _STATE["meta_path"]),
                                      ("sys.path_hooks", sys.path_hooks, _STATE["path_hooks"])):
-        extra = [f for f in current if not any(f is o for o in original) and _foreign_object(f)]
+        extra = [f for f in current if not any(f is o for o in original) and _foreign(f)]
         if extra:
             findings.append(f"an import hook was added to {label} by notebook code; removed")
             current[:] = [f for f in current if not any(f is e for e in extra)]
@@ -530,7 +656,7 @@ def _repair_import_system(findings) -> None:
             del sys.modules[name]
 
 
-def _flag_threads_and_tracers(findings) -> None:
+def _flag_threads(findings) -> None:
     """Threads started by notebook code run during the check: reported (they cannot be stopped safely)."""
     for thread in threading.enumerate():
         if thread.ident in _STATE["threads"] or not thread.is_alive():
@@ -538,11 +664,78 @@ def _flag_threads_and_tracers(findings) -> None:
         target = getattr(thread, "_target", None)
         if _foreign(target) or _foreign(getattr(type(thread), "run", None)):
             findings.append(f"a thread started by notebook code ({thread.name}) is still running during the check")
-    for getter, setter, label in ((sys.gettrace, sys.settrace, "trace"), (sys.getprofile, sys.setprofile, "profile")):
-        hook = getter()
-        if hook is not None and _foreign(hook):
-            findings.append(f"a {label} function set by notebook code (sys.set{label}) was removed")
-            setter(None)
+
+
+def _remove_tracers(findings) -> None:
+    """Any trace or profile function set after the first cell is removed, whoever wrote it: it could rewrite
+    a check's local variables (its KS statistic) while the check runs."""
+    for hook in TRACE_HOOKS:
+        current, recorded = hook.get(), _STATE["tracers"][hook.label]
+        if current is recorded:
+            continue
+        what = f"a {hook.kind} function ({_describe(current)})" if current is not None else \
+            f"the {hook.kind} function present at the first cell"
+        findings.append(f"{what} was set after the first cell ({hook.label}); "
+                        + ("removed" if recorded is None else "the first cell's put back"))
+        hook.set(recorded)
+    _remove_monitoring_tools(findings)
+
+
+def _monitoring_events() -> list:
+    events = _MONITORING.events
+    values = (getattr(events, name) for name in dir(events) if name.isupper())
+    return [v for v in values if isinstance(v, int) and v > 0 and v & (v - 1) == 0]
+
+
+def _remove_monitoring_tools(findings) -> None:
+    """sys.monitoring tools (Python 3.12+) registered after the first cell lose their events and callbacks."""
+    if _MONITORING is None:
+        return
+    for tool, recorded in _STATE["monitoring"].items():
+        name = _MONITORING.get_tool(tool)
+        if name is None or name == recorded:
+            continue
+        findings.append(f"a sys.monitoring tool ({name!r}, id {tool}) was registered after the first cell; "
+                        "its events and callbacks were removed")
+        for undo in [lambda: _MONITORING.set_events(tool, 0)] + [
+                (lambda e=event: _MONITORING.register_callback(tool, e, None)) for event in _monitoring_events()] + [
+                lambda: _MONITORING.free_tool_id(tool)]:
+            try:
+                undo()
+            except Exception:  # an event this Python cannot set or clear on its own
+                pass
+
+
+def _signal_handlers() -> dict:
+    handlers = {}
+    for signum in signal.valid_signals():
+        try:
+            handler = signal.getsignal(signum)
+        except (ValueError, OSError):
+            continue
+        if handler is not None:
+            handlers[signum] = handler
+    return handlers
+
+
+def _remove_deferred_code(findings) -> None:
+    """Code that notebook code leaves to run in the middle of a check, where it could set a trace function
+    after this guard: gc callbacks, and signal handlers (with the timer that raises their signal)."""
+    added = [cb for cb in gc.callbacks if not any(cb is o for o in _STATE["gc_callbacks"]) and _foreign(cb)]
+    if added:
+        findings.append(f"a garbage collector callback ({_describe(added[0])}) was added; removed")
+        gc.callbacks[:] = [cb for cb in gc.callbacks if not any(cb is a for a in added)]
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can be set from the main thread only
+    for signum, recorded in _STATE["signals"].items():
+        current = signal.getsignal(signum)
+        if current is recorded or current == recorded or not _foreign(current):
+            continue
+        name = signal.Signals(signum).name
+        findings.append(f"a handler for {name} ({_describe(current)}) was installed; restored")
+        signal.signal(signum, recorded)
+        if name in TIMER_SIGNALS:
+            signal.setitimer(getattr(signal, TIMER_SIGNALS[name]), 0)
 
 
 def before_check(check_id=None) -> None:
@@ -551,8 +744,11 @@ def before_check(check_id=None) -> None:
         _say(f"guard state lost: {__name__} was removed from sys.modules or reloaded")
         return
     findings = []
-    for step in (_repair_streams, _repair_shell, _repair_environment, _repair_import_system, _repair_modules,
-                 _repair_data, _repair_classes, _flag_threads_and_tracers, _rebind_aliases):
+    _STATE["class_verdicts"] = {}
+    # Tracers first: until they are gone they run on every line of this guard too.
+    for step in (_remove_tracers, _remove_deferred_code, _repair_streams, _repair_shell, _repair_environment,
+                 _repair_import_system, _repair_modules, _repair_data, _repair_classes, _flag_threads,
+                 _rebind_aliases):
         try:
             step(findings)
         except Exception as exc:  # keep going: a failing repair must not block the check
