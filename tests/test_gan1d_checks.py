@@ -345,3 +345,124 @@ def test_notebook_text_says_before_the_update_and_that_quality_checks_need_a_ful
     assert "every check should pass in a minute" not in hand_in
     assert any("D^*(x) = \\frac{p(x)}{p(x) + q(x)}" in c.source and "2\\log 2" in c.source for c in cells)
     assert any("Mode collapse" in c.source for c in cells)
+
+
+# Issue 27: the last wrong answers that passed, crashed or were told another mistake, and the valid variants
+# beside them.
+
+def _d_step_with(fake_target=lambda real_label: 0.0, loss=F.binary_cross_entropy, zero="before", own_noise=False,
+                 step_per_term=False, zero_with=None):
+    """A d_step in the solution's shape with one thing changed: the fake batch's target (a function of
+    real_label), the BCE, where zero_grad sits ("before", "between" backward and step), its own noise, a step
+    after each BCE term, or zeroing through another object (``zero_with(D, opt_d)``)."""
+    def d_step(G, D, opt_d, real, z, real_label=1.0):
+        if zero == "before":
+            (zero_with or (lambda D, opt: opt.zero_grad()))(D, opt_d)
+        z = torch.randn_like(z) if own_noise else z
+        p_real, p_fake = D(real), D(G(z).detach())
+        real_term = loss(p_real, torch.full_like(p_real, real_label))
+        fake_term = loss(p_fake, torch.full_like(p_fake, fake_target(real_label)))
+        if step_per_term:
+            real_term.backward()
+            opt_d.step()
+            fake_term.backward()
+            opt_d.step()
+        else:
+            (real_term + fake_term).backward()
+            if zero == "between":
+                opt_d.zero_grad()
+            opt_d.step()
+        loss_d = real_term + fake_term
+        return {"loss_d": loss_d.item(), "d_real": p_real.mean().item(), "d_fake": p_fake.mean().item()}
+    return d_step
+
+
+def _g_step_with(loss=lambda p: bce(p, 1.0), zero="before", own_noise=False, freeze=None):
+    """A g_step in the solution's shape with one thing changed: the loss, where zero_grad sits, its own noise,
+    or D frozen around the step (``freeze``: "leave" frozen, "restore" it, "loop": per parameter and restored)."""
+    def g_step(G, D, opt_g, z):
+        if freeze in ("leave", "restore"):
+            D.requires_grad_(False)
+        if freeze == "loop":
+            for q in D.parameters():
+                q.requires_grad = False
+        if zero == "before":
+            opt_g.zero_grad()
+        z = torch.randn_like(z) if own_noise else z
+        loss_g = loss(D(G(z)))
+        loss_g.backward()
+        if zero == "between":
+            opt_g.zero_grad()
+        opt_g.step()
+        if freeze == "restore":
+            D.requires_grad_(True)
+        if freeze == "loop":
+            for q in D.parameters():
+                q.requires_grad = True
+        return {"loss_g": loss_g.item()}
+    return g_step
+
+
+def _with_logits(p, y):
+    return F.binary_cross_entropy_with_logits(p, torch.full_like(p, y))
+
+
+@pytest.mark.parametrize("d_step, message", [
+    (_d_step_with(fake_target=lambda r: 1 - r), r"With real_label=0.9 .*fake batch's target moved away from 0.*"
+                                                r"one-sided: real_label is the target of the real batch only"),
+    (_d_step_with(fake_target=lambda r: 0.0 if r == 1 else 0.9), "one-sided"),
+    (_d_step_with(zero="between"), r"opt_d.zero_grad\(\) ran after loss_d.backward\(\): it erased the gradient"),
+    (_d_step_with(own_noise=True), r"d_step drew its own random numbers .* instead of using the z it is given"),
+    (_d_step_with(loss=lambda p, y: F.binary_cross_entropy_with_logits(p, y)),
+     r"loss_d matches a BCE \*with logits\* .* second sigmoid"),
+    (_d_step_with(step_per_term=True), r"d_step crashed with PyTorch's in-place error: opt_d.step\(\) ran between two "
+                                       r"backward passes"),
+])
+def test_d_step_mistakes_of_issue_27_are_named(d_step, message):
+    with pytest.raises(CheckFailed, match=message) as info:
+        checks.check_d_step(d_step)
+    assert "not a hard-coded 1" not in str(info.value) and "detach" not in str(info.value).lower()
+
+
+def test_a_hard_coded_real_target_is_still_told_as_such():
+    with pytest.raises(CheckFailed, match="not a hard-coded 1"):
+        checks.check_d_step(make_d_step(smooth=False))
+
+
+@pytest.mark.parametrize("d_step", [
+    _d_step_with(),
+    _d_step_with(zero_with=lambda D, opt: D.zero_grad()),                    # zeroing through the network
+    _d_step_with(zero_with=lambda D, opt: opt.zero_grad(set_to_none=False)),
+    _d_step_with(loss=lambda p, y: torch.nn.BCELoss()(p, y)),
+], ids=["solution shape", "D.zero_grad", "zero_grad to zeros", "nn.BCELoss"])
+def test_valid_d_step_variants_pass(d_step, capsys):
+    checks.check_d_step(d_step)
+    assert "✔ d_step" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("g_step, message", [
+    (_g_step_with(zero="between"), r"opt_g.zero_grad\(\) ran after loss_g.backward\(\): it erased the gradient"),
+    (_g_step_with(freeze="leave"), r"g_step leaves D's weights frozen \(requires_grad False\) when it returns"),
+    (_g_step_with(own_noise=True), r"g_step drew its own random numbers"),
+    (_g_step_with(loss=lambda p: _with_logits(p, 1.0)), r"loss_g matches a BCE \*with logits\*"),
+])
+def test_g_step_mistakes_of_issue_27_are_named(g_step, message):
+    with pytest.raises(CheckFailed, match=message) as info:
+        checks.check_g_step(g_step)
+    assert "was detached" not in str(info.value)
+
+
+@pytest.mark.parametrize("g_step", [
+    _g_step_with(freeze="restore"), _g_step_with(freeze="loop"), _g_step_with(loss=lambda p: -torch.log(p).mean()),
+], ids=["D frozen and restored", "per-parameter freeze, restored", "-log D(G(z))"])
+def test_valid_g_step_variants_pass(g_step, capsys):
+    checks.check_g_step(g_step)
+    assert "✔ g_step" in capsys.readouterr().out
+
+
+def test_a_g_step_that_leaves_d_frozen_would_stop_the_next_d_step(solution):
+    """What the frozen-D message says: the next d_step then fails with an autograd error."""
+    G, D, opt_g, opt_d, real, z = checks.fixed_case()
+    _g_step_with(freeze="leave")(G, D, opt_g, z)
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        solution.d_step(G, D, opt_d, real, z)
