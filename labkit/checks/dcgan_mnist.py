@@ -7,7 +7,13 @@ solution by ``scripts/make_references.py``.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import tempfile
+from enum import Enum
+from pathlib import Path
 from types import MappingProxyType
+from typing import List, Sequence
 
 import numpy as np
 import torch
@@ -16,13 +22,15 @@ from torch import nn
 
 from . import CheckFailed, close, passed, reference, require
 from .samples import require_generated_images
+from .layers import ACTIVATIONS, WEIGHT_OPS, Layer, Op, between, trace
 from .quality import saved_generator_scores
-from .steps import (STALE_GRADIENT, OptimizerSpy, build_student_model, flat_params, require_history, require_value, result_dict,
-                    stale_gradients)
+from .steps import (STALE_GRADIENT, DeviceSlip, OptimizerSpy, build_student_model, device_slip, flat_params,
+                    require_history, require_value, result_dict, stale_gradients)
 
 __all__ = [
     "check_generator", "check_discriminator", "check_criterion", "check_optimizers", "check_train_step",
-    "check_history", "check_generate", "check_quality", "graded_scores", "tiers_met", "run_train_step", "fixed_case", "flat_params", "QUALITY_TIERS",
+    "check_history", "check_generate", "check_quality", "graded_scores", "tiers_met", "run_train_step", "fixed_case",
+    "flat_params", "run_loop_case", "discriminator_scores", "Scores", "NoiseImages", "QUALITY_TIERS",
 ]
 
 LATENT_DIM = 100
@@ -40,17 +48,59 @@ def _count(module: nn.Module, *types) -> int:
 # --------------------------------------------------------------------------- architectures
 
 
-@torch.no_grad()
-def _outputs(model: nn.Module, inputs: torch.Tensor, call: str, hint: str):
-    """``model(inputs)`` and ``model(1000 * inputs)``: far-out inputs push an unbounded last layer out of range."""
+class Scores(Enum):
+    """What the student's discriminator outputs, which decides the loss that goes with it."""
+    PROBABILITIES = "probabilities"    # ends in a sigmoid: nn.BCELoss
+    LOGITS = "logits"                  # ends in its Linear layer: nn.BCEWithLogitsLoss
+
+
+def _run(model: nn.Module, inputs: torch.Tensor, call: str, hint: str):
+    """``model(inputs)``, the layers it ran, and ``model(1000 * inputs)`` (far-out inputs push an unbounded last
+    layer out of range); a RuntimeError becomes a CheckFailed with ``hint``, or names a Linear fed images."""
     try:
-        return model(inputs), model(inputs * 1000)
+        with torch.no_grad():
+            out, layers = trace(model, inputs)
+            extreme = model(inputs * 1000)
     except RuntimeError as exc:
+        if any(layer.op is Op.LINEAR and layer.input_dims > 2 for layer in getattr(exc, "layers", ())):
+            raise CheckFailed(f"{call} failed: the Linear layer got images, not vectors: a Linear layer multiplies "
+                              "the last axis only, so the feature maps must be flattened to (B, features) before "
+                              "it (nn.Flatten()).") from None
         raise CheckFailed(f"{call} failed: {exc}. {hint}") from None
+    return out, extreme, layers
+
+
+def _weight_layers(layers: Sequence[Layer]) -> List[int]:
+    return [i for i, layer in enumerate(layers) if layer.op in WEIGHT_OPS]
+
+
+def _require_generator_layers(layers: Sequence[Layer]) -> None:
+    """DCGAN's rules for G, as the text teaches them: batch norm and ReLU after every layer but the output layer,
+    none of either after it."""
+    weights = _weight_layers(layers)
+    after_last = between(layers, weights[-1], len(layers))
+    require(Op.BATCH_NORM not in after_last,
+            "The generator's output layer is followed by batch norm: DCGAN leaves batch norm out of G's output "
+            "layer (normalising the images each batch made samples oscillate and training unstable); the output "
+            "layer goes straight to Tanh.")
+    hidden = [between(layers, i, j) for i, j in zip(weights, weights[1:])]
+    used = {op for ops in hidden for op in ops}
+    if Op.RELU not in used:
+        other = sorted(op.value for op in used & ACTIVATIONS)
+        raise CheckFailed("The generator has no ReLU between its layers" + (
+            f" (it uses {', '.join(other)}): DCGAN's rule is ReLU in G, LeakyReLU in D." if other else
+            ": without a non-linearity the stacked layers are one linear map. DCGAN puts ReLU after every layer of G "
+            "but the output layer."))
+    for k, ops in enumerate(hidden, start=1):
+        require(Op.RELU in ops, f"Layer {k} of the generator (of {len(weights)}) is not followed by a ReLU: DCGAN puts "
+                                "ReLU after every layer of G but the output layer.")
+        require(Op.BATCH_NORM in ops, f"Layer {k} of the generator (of {len(weights)}) has no BatchNorm2d after it: "
+                                      "DCGAN puts batch norm after every layer of G but the output layer.")
 
 
 def check_generator(Generator) -> None:
-    """Generator(latent_dim=100): (B, 100) noise -> (B, 1, 28, 28) in [-1, 1], 2-3 transposed convolutions."""
+    """Generator(latent_dim=100): (B, 100) noise -> (B, 1, 28, 28) in [-1, 1], 2-3 upsampling layers, batch norm
+    and ReLU after each but the last."""
     torch.manual_seed(0)
     G = build_student_model(Generator, "Generator", latent_dim=LATENT_DIM).eval()
     n_up = _count(G, nn.ConvTranspose2d)
@@ -59,11 +109,11 @@ def check_generator(Generator) -> None:
             f"The generator has {n_up} ConvTranspose2d (and {n_upsample} Upsample) layers: the lab asks for 2-3 "
             "upsampling layers, transposed convolutions or Upsample + Conv2d pairs.")
     require(_count(G, nn.BatchNorm2d) >= 1, "The generator has no BatchNorm2d: DCGAN puts batch norm after every "
-                                            "transposed convolution except the last.")
+                                            "layer of G except the output layer.")
     require(_count(G, nn.MaxPool2d, nn.AvgPool2d) == 0, "The generator should not pool; it upsamples.")
-    out, extreme = _outputs(G, torch.randn(4, LATENT_DIM), "G(z) with z of shape (4, 100)",
-                            "Reshape z to (B, 100, 1, 1) before the first transposed convolution, and check each "
-                            "layer's in_channels.")
+    out, extreme, layers = _run(G, torch.randn(4, LATENT_DIM), "G(z) with z of shape (4, 100)",
+                                "Reshape z to (B, 100, 1, 1) before the first transposed convolution, and check each "
+                                "layer's in_channels.")
     shape = tuple(out.shape)
     if shape == (4, 784):
         raise CheckFailed("G(z) returns (B, 784): reshape to images of shape (B, 1, 28, 28).")
@@ -71,57 +121,131 @@ def check_generator(Generator) -> None:
         raise CheckFailed(f"G(z) returns images of {shape[2]}×{shape[3]}, not 28×28: recompute each layer's output "
                           "with out = (in - 1)·stride - 2·padding + kernel.")
     require(shape == (4, 1, 28, 28), f"G(z) must return shape (B, 1, 28, 28) = (4, 1, 28, 28), got {shape}.")
+    _require_generator_layers(layers)
     require(float(out.abs().max()) <= 1.0 + 1e-6 and float(extreme.abs().max()) <= 1.0 + 1e-6,
             "G(z) can leave [-1, 1]: end the generator with nn.Tanh() (the training images are scaled to [-1, 1]).")
     require(float(out.min()) < 0 < float(out.max()), "G(z) is never negative (or never positive): the last activation "
                                                      "must be tanh, not sigmoid or ReLU.")
     require(float(out.std(dim=0).mean()) > 1e-4, "G(z) gives the same image for every z: does forward use z?")
     passed(f"Generator: (4, 100) -> {shape}, values in [{float(out.min()):.2f}, {float(out.max()):.2f}], "
-           f"{n_up} transposed convolutions")
+           f"{n_up + n_upsample} upsampling layers, batch norm and ReLU after each but the output layer")
+
+
+def _require_discriminator_layers(layers: Sequence[Layer]) -> Scores:
+    """DCGAN's rules for D: no batch norm on the input layer, batch norm after some later layer, LeakyReLU after
+    every convolution, and a last activation that makes one score per image; returns what D outputs."""
+    weights = _weight_layers(layers)
+    first = [layer.op for layer in layers[:weights[0]]] + between(layers, weights[0], weights[1])
+    require(Op.BATCH_NORM not in first,
+            "Batch norm on the discriminator's input layer: DCGAN leaves it out there (normalising the images "
+            "themselves made training unstable); it goes after the second convolution and later ones.")
+    require(any(layer.op is Op.BATCH_NORM for layer in layers),
+            "The discriminator has no BatchNorm2d: DCGAN puts batch norm in both networks, in D after every "
+            "convolution but the first.")
+    for k, (i, j) in enumerate(zip(weights, weights[1:]), start=1):
+        ops = between(layers, i, j)
+        if Op.LEAKY_RELU not in ops:
+            used = sorted(op.value for op in set(ops) & ACTIVATIONS)
+            raise CheckFailed(f"Layer {k} of the discriminator is followed by {', '.join(used) or 'no activation'}: "
+                              "DCGAN puts LeakyReLU(0.2) after every hidden layer of D (a ReLU would block the "
+                              "gradient that reaches G through negative inputs).")
+    last = between(layers, weights[-1], len(layers))
+    if Op.SOFTMAX in last:
+        raise CheckFailed("D ends in a softmax: over one output per image a softmax is always 1, whatever the image. "
+                          "A single probability comes from a sigmoid.")
+    if last and last[-1] is Op.SIGMOID:
+        return Scores.PROBABILITIES
+    require(not (set(last) & ACTIVATIONS), f"D ends in {last[-1].value if last else '?'}: its output must be a "
+                                           "probability (a sigmoid at the end) or a logit (the Linear layer's output).")
+    return Scores.LOGITS
+
+
+def _discriminator(Discriminator):
+    torch.manual_seed(0)
+    return build_student_model(Discriminator, "Discriminator").eval()
+
+
+def discriminator_scores(Discriminator) -> Scores:
+    """Whether the student's discriminator outputs probabilities or logits (its last op after its last layer)."""
+    _, _, layers = _run(_discriminator(Discriminator), torch.zeros(2, 1, 28, 28), "D(x)", "")
+    weights = _weight_layers(layers)
+    last = between(layers, weights[-1], len(layers)) if weights else []
+    return Scores.PROBABILITIES if last and last[-1] is Op.SIGMOID else Scores.LOGITS
 
 
 def check_discriminator(Discriminator) -> None:
-    """Discriminator(): (B, 1, 28, 28) -> (B, 1) probabilities, 3-4 convolutions and one linear layer."""
-    torch.manual_seed(0)
-    D = build_student_model(Discriminator, "Discriminator").eval()
+    """Discriminator(): (B, 1, 28, 28) -> (B, 1), a probability (sigmoid) or a logit per image, 3-4 convolutions
+    and one linear layer, batch norm after every convolution but the first, LeakyReLU."""
+    D = _discriminator(Discriminator)
     n_conv, n_linear = _count(D, nn.Conv2d), _count(D, nn.Linear)
     require(3 <= n_conv <= 4, f"The discriminator has {n_conv} Conv2d layers: the lab asks for 3-4.")
     require(n_linear == 1, f"The discriminator has {n_linear} Linear layers: the lab asks for exactly one, at the end.")
     require(_count(D, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d) == 0,
             "The discriminator pools: DCGAN downsamples with strided convolutions (stride=2) instead.")
-    require(_count(D, nn.LeakyReLU) >= 1, "The discriminator has no LeakyReLU: DCGAN uses LeakyReLU(0.2) in D.")
-    out, extreme = _outputs(D, torch.rand(5, 1, 28, 28) * 2 - 1, "D(x) with x of shape (5, 1, 28, 28)",
-                            "Check the Linear layer's in_features: channels × height × width of the last "
-                            "convolution's output.")
+    out, extreme, layers = _run(D, torch.rand(5, 1, 28, 28) * 2 - 1, "D(x) with x of shape (5, 1, 28, 28)",
+                                "Check the Linear layer's in_features: channels × height × width of the last "
+                                "convolution's output.")
     shape = tuple(out.shape)
-    require(shape in ((5, 1), (5,)), f"D(x) must return one probability per image, shape (B, 1); got {shape}.")
+    if len(shape) == 4 and any(layer.op is Op.LINEAR and layer.input_dims > 2 for layer in layers):
+        raise CheckFailed(f"D(x) returns shape {shape}: the Linear layer got the feature maps unflattened and acted on "
+                          "their last axis only. Flatten them to (B, features) before it (nn.Flatten()).")
+    require(shape in ((5, 1), (5,)), f"D(x) must return one score per image, shape (B, 1); got {shape}.")
+    scores = _require_discriminator_layers(layers)
     low, high = min(float(out.min()), float(extreme.min())), max(float(out.max()), float(extreme.max()))
-    require(low >= 0 and high <= 1,
-            f"D(x) has values in [{low:.3g}, {high:.3g}], not probabilities: end with "
-            "nn.Sigmoid() (and use nn.BCELoss).")
-    require(float(out.std()) > 0, "D(x) gives the same probability for every image: does forward use x?")
-    passed(f"Discriminator: (5, 1, 28, 28) -> {shape}, {n_conv} convolutions + 1 linear, probabilities in (0, 1)")
+    if scores is Scores.PROBABILITIES:
+        require(low >= 0 and high <= 1, f"D(x) has values in [{low:.3g}, {high:.3g}] after its sigmoid: something "
+                                         "after the sigmoid changes them.")
+    require(float(out.std()) > 0, "D(x) gives the same score for every image: does forward use x?")
+    what = ("probabilities in (0, 1): train it with nn.BCELoss" if scores is Scores.PROBABILITIES else
+            "logits (no sigmoid): train it with nn.BCEWithLogitsLoss")
+    passed(f"Discriminator: (5, 1, 28, 28) -> {shape}, {n_conv} convolutions + 1 linear, {what}")
 
 
 # --------------------------------------------------------------------------- loss and optimisers
 
 
-def check_criterion(criterion) -> None:
-    """The loss is binary cross-entropy on probabilities, averaged over the batch."""
+def _takes_logits(criterion) -> bool:
+    """Whether ``criterion`` is binary cross-entropy on logits (probed with scores outside [0, 1])."""
+    s, y = torch.tensor([[2.0], [-1.5]]), torch.tensor([[1.0], [0.0]])
+    try:
+        with torch.no_grad():
+            return close(float(criterion(s, y)), float(F.binary_cross_entropy_with_logits(s, y)))
+    except (RuntimeError, ValueError, TypeError):
+        return False
+
+
+def check_criterion(criterion, Discriminator) -> None:
+    """The loss is binary cross-entropy averaged over the batch, on what the discriminator outputs: probabilities
+    (nn.BCELoss) after a sigmoid, logits (nn.BCEWithLogitsLoss) without one."""
     require(callable(criterion), f"criterion must be a loss module such as nn.BCELoss(), got {type(criterion).__name__}.")
+    scores = discriminator_scores(Discriminator)
     p = torch.tensor([[0.9], [0.2], [0.6]])
     y = torch.tensor([[1.0], [0.0], [1.0]])
-    got = float(criterion(p, y))
+    x = p if scores is Scores.PROBABILITIES else torch.logit(p)
+    if scores is Scores.PROBABILITIES and _takes_logits(criterion):
+        raise CheckFailed("This is the logits loss (BCEWithLogitsLoss applies a sigmoid itself), but your "
+                          "discriminator already ends in a sigmoid: its probabilities would be squashed a second "
+                          "time. A discriminator with a sigmoid goes with the loss on probabilities.")
+    try:
+        with torch.no_grad():
+            value = criterion(x, y)
+    except RuntimeError as exc:
+        if scores is Scores.LOGITS and "between 0 and 1" in str(exc):
+            raise CheckFailed("Your discriminator outputs logits (no sigmoid at the end), but this loss expects "
+                              "probabilities in [0, 1]: with logits use the logits version of binary cross-entropy "
+                              "(or end D with a sigmoid).") from None
+        raise CheckFailed(f"criterion(scores, targets) failed: {exc}") from None
+    require(torch.is_tensor(value) and value.numel() == 1,
+            "criterion returns one loss per sample: keep the default reduction, the mean over the batch.")
+    got = float(value)
     bce = float(F.binary_cross_entropy(p, y))
-    if isinstance(criterion, nn.BCEWithLogitsLoss):
-        raise CheckFailed("BCEWithLogitsLoss expects logits, but this discriminator ends in a sigmoid and outputs "
-                          "probabilities: use nn.BCELoss() (or remove the sigmoid from D and keep the logits loss).")
-    if close(got, float(F.mse_loss(p, y))):
+    if close(got, float(F.mse_loss(x, y))):
         raise CheckFailed("This is the mean squared error (a least-squares GAN); the lab uses binary cross-entropy.")
     if close(got, bce * 3):
-        raise CheckFailed("The loss is summed over the batch: use the mean (nn.BCELoss's default reduction).")
-    require(close(got, bce), f"criterion(p, y) = {got:.5f}, expected the binary cross-entropy {bce:.5f}.")
-    passed("criterion: binary cross-entropy on probabilities, averaged over the batch")
+        raise CheckFailed("The loss is summed over the batch: the lab averages it (the default reduction), so the "
+                          "step size does not depend on the batch size.")
+    require(close(got, bce), f"criterion(scores, targets) = {got:.5f}, expected the binary cross-entropy {bce:.5f}.")
+    passed(f"criterion: binary cross-entropy on {scores.value}, averaged over the batch")
 
 
 def check_optimizers(make_optimizers, Generator, Discriminator) -> None:
@@ -154,13 +278,14 @@ def check_optimizers(make_optimizers, Generator, Discriminator) -> None:
 # --------------------------------------------------------------------------- one training step
 
 
-def fixed_case(seed: int = CASE_SEED):
-    """Tiny DCGAN G and D, SGD optimisers, a real batch and a noise batch, all from ``seed``."""
+def fixed_case(seed: int = CASE_SEED, scores: Scores = Scores.PROBABILITIES):
+    """Tiny DCGAN G and D (D outputs ``scores``; same weights either way), SGD optimisers, a real batch and a
+    noise batch, all from ``seed``."""
     from ..models.conv import DCGANDiscriminator, DCGANGenerator
 
     torch.manual_seed(seed)
     G = DCGANGenerator(latent_dim=CASE_LATENT, channels=2)
-    D = DCGANDiscriminator(channels=2)
+    D = DCGANDiscriminator(channels=2, probability=scores is Scores.PROBABILITIES)
     opt_g = torch.optim.SGD(G.parameters(), lr=CASE_LR)
     opt_d = torch.optim.SGD(D.parameters(), lr=CASE_LR)
     gen = torch.Generator().manual_seed(seed)
@@ -169,119 +294,331 @@ def fixed_case(seed: int = CASE_SEED):
     return G, D, opt_g, opt_d, real, z
 
 
-def run_train_step(train_step, seed: int = CASE_SEED):
-    """Run ``train_step`` on the fixed case with stale gradients and spies; return (result, G, D, spies)."""
-    G, D, opt_g, opt_d, real, z = fixed_case(seed)
+def _loss_for(scores: Scores) -> nn.Module:
+    return nn.BCELoss() if scores is Scores.PROBABILITIES else nn.BCEWithLogitsLoss()
+
+
+class _CallWatch:
+    """Forward pre-hooks that note, at every call of G and D, whether it ran in training mode, and whether G got
+    the noise batch the step was given."""
+
+    def __init__(self, G: nn.Module, D: nn.Module, z: torch.Tensor):
+        self.eval_calls = []          # "G" / "D" for each call made in eval mode
+        self.other_noise = False      # G was called with something other than z (or z.detach())
+
+        def watch(name):
+            def hook(module, inputs):
+                if not module.training:
+                    self.eval_calls.append(name)
+                if name == "G" and not (torch.is_tensor(inputs[0]) and inputs[0].shape == z.shape
+                                        and torch.equal(inputs[0].detach(), z)):
+                    self.other_noise = True
+            return hook
+
+        G.register_forward_pre_hook(watch("G"))
+        D.register_forward_pre_hook(watch("D"))
+
+
+def run_train_step(train_step, seed: int = CASE_SEED, scores: Scores = Scores.PROBABILITIES):
+    """Run ``train_step`` on the fixed case with stale gradients, spies and call watches; return
+    (result, G, D, (spy_d, spy_g, watch))."""
+    G, D, opt_g, opt_d, real, z = fixed_case(seed, scores)
     stale_gradients(G)
     stale_gradients(D)
     spy_d, spy_g = OptimizerSpy(opt_d, G=G), OptimizerSpy(opt_g, D=D)
+    watch = _CallWatch(G, D, z)
     try:
-        out = train_step(G, D, opt_g, opt_d, nn.BCELoss(), real, z)
+        out = train_step(G, D, opt_g, opt_d, _loss_for(scores), real, z)
+    except NotImplementedError:
+        raise CheckFailed("train_step still raises NotImplementedError: write the TODO lines and run the cell.") from None
+    except ValueError as exc:
+        if "target size" in str(exc):
+            raise CheckFailed(f"criterion got targets of another shape than the scores ({exc}): a target holds one "
+                              "number per score, in the scores' shape (B, 1).") from None
+        raise
     except RuntimeError as exc:
         if "second time" in str(exc):
-            raise CheckFailed("train_step went backward through G(z) a second time: in the D step score "
-                              "D(fake.detach()), so loss_d.backward() stops at the fake images and the G step can "
-                              "still backpropagate through G.") from None
+            raise CheckFailed("train_step went backward through G(z) a second time: the D step's loss reached into G. "
+                              "The D step must score fake images cut off from G's graph (detached), so "
+                              "loss_d.backward() stops at them and the G step can still backpropagate through G.") from None
+        if "inplace operation" in str(exc):
+            raise CheckFailed("loss_g's graph went stale: D's scores for the generator were computed before "
+                              "opt_d.step(), which then changed D's weights in place. The G step scores the fakes "
+                              "with D after its update.") from None
+        if "between 0 and 1" in str(exc):
+            raise CheckFailed("criterion got a first argument outside [0, 1] (or NaN): a loss takes the prediction "
+                              "first, then the target. With the two swapped, D's update explodes and its next scores "
+                              "are NaN.") from None
+        if "does not require grad" in str(exc):
+            raise CheckFailed(f"A loss does not reach any weight ({str(exc).splitlines()[0]}): the G step's scores "
+                              "must come from fakes still attached to G (not detached, not the D step's scores, not "
+                              "under torch.no_grad()).") from None
         raise
-    return out, G, D, (spy_d, spy_g)
+    return out, G, D, (spy_d, spy_g, watch)
 
 
-def _wrong_losses(ref, seed: int = CASE_SEED):
-    """Loss values of typical mistakes on the fixed case: D-step ones from the untouched networks, G-step ones
-    from D after the reference update (the D the generator's step must use)."""
+def _wrong_values(ref, seed: int = CASE_SEED):
+    """Values of typical mistakes on the fixed case: D-step ones from the untouched networks, G-step ones and
+    probabilities logged late from D after the reference update (the D the generator's step must use)."""
     G, D, _, _, real, z = fixed_case(seed)
     G.train(), D.train()
+    bce = F.binary_cross_entropy
     with torch.no_grad():
         fake = G(z)
         p_real, p_fake = D(real), D(fake)
         ones, zeros = torch.ones_like(p_real), torch.zeros_like(p_real)
         both = D(torch.cat([real, fake]))
+        concatenated = bce(both, torch.cat([ones, zeros])).item()
         wrong = {
-            "swapped": (F.binary_cross_entropy(p_real, zeros) + F.binary_cross_entropy(p_fake, ones)).item(),
-            "concatenated": F.binary_cross_entropy(both, torch.cat([ones, zeros])).item(),
-            "g_before_update": F.binary_cross_entropy(p_fake, ones).item(),
+            "swapped": (bce(p_real, zeros) + bce(p_fake, ones)).item(),
+            "both_ones": (bce(p_real, ones) + bce(p_fake, ones)).item(),
+            "both_zeros": (bce(p_real, zeros) + bce(p_fake, zeros)).item(),
+            "arguments_swapped": (bce(ones, p_real) + bce(zeros, p_fake)).item(),
+            "smoothed": (bce(p_real, torch.full_like(p_real, 0.9)) + bce(p_fake, zeros)).item(),
+            "concatenated": concatenated,
+            "concatenated_two_losses": (bce(both[:len(real)], ones) + bce(both[len(real):], zeros)).item(),
+            "g_before_update": bce(p_fake, ones).item(),
+            "logit_means": [D.logits(real).mean().item(), D.logits(fake).mean().item()],
         }
         nn.utils.vector_to_parameters(torch.as_tensor(ref["train_step.D_after"], dtype=torch.float32), D.parameters())
         p_after = D(fake)
-        wrong["g_target_zero"] = F.binary_cross_entropy(p_after, zeros).item()
+        wrong["g_target_zero"] = bce(p_after, zeros).item()
         wrong["g_saturating"] = torch.log(1 - p_after).mean().item()
+        wrong["late_means"] = [D(real).mean().item(), p_after.mean().item()]
     return wrong
 
 
-def check_train_step(train_step) -> None:
-    """One DCGAN step: D on separate real and fake batches (fake detached), then the non-saturating G step."""
-    ref = reference("dcgan_mnist")
-    wrong = _wrong_losses(ref)
-    G0, D0 = fixed_case()[:2]
-    out, G, D, (spy_d, spy_g) = run_train_step(train_step)
-    values = result_dict(out, STEP_KEYS, "train_step")
+def _require_step_calls(spy_d: OptimizerSpy, spy_g: OptimizerSpy, watch: _CallWatch) -> None:
+    """Each optimiser steps once, with fresh gradients, and G and D run in training mode on the given noise."""
+    if len(spy_g.calls) == 0 and len(spy_d.calls) >= 2:
+        raise CheckFailed("opt_d.step() ran twice and opt_g.step() never: the generator's step used the "
+                          "discriminator's optimiser, which holds only D's weights, so G never learns and D takes a "
+                          "step towards the generator's goal.")
     require(len(spy_d.calls) >= 1, "opt_d.step() was never called: the discriminator must be updated in every step.")
     require(len(spy_g.calls) >= 1, "opt_g.step() was never called: the generator must be updated in every step.")
     require(len(spy_d.calls) == 1 and len(spy_g.calls) == 1,
             f"opt_d.step() ran {len(spy_d.calls)} times and opt_g.step() {len(spy_g.calls)} times: one each per step.")
+    for spy, name, loss in ((spy_d, "opt_d", "loss_d"), (spy_g, "opt_g", "loss_g")):
+        require(not spy.erased_before_step,
+                f"{name}.zero_grad() ran between {loss}.backward() and {name}.step(): it erased the gradients the "
+                "backward pass had just computed, so the step had nothing to apply. Gradients are cleared before "
+                "the backward pass.")
+    require(not watch.other_noise, "train_step called G on noise other than the z it was given: it draws its own. The "
+                                   "training loop passes z (on the right device, of the right size); use that one.")
+    require(not watch.eval_calls, f"train_step ran {watch.eval_calls[0] if watch.eval_calls else ''} in eval mode: "
+                                  "training steps run the networks in training mode (batch norm then normalises with "
+                                  "the batch's own statistics); eval mode is for sampling, after training.")
+
+
+def _require_device_free(train_step, scores: Scores) -> None:
+    """Run the step once on the ``meta`` device: a tensor it makes on the CPU (targets without device=, its own
+    noise) fails there as it would on a GPU."""
+    G, D, _, _, real, z = fixed_case(scores=scores)
+    G, D = G.to("meta"), D.to("meta")
+    opt_g, opt_d = torch.optim.SGD(G.parameters(), lr=CASE_LR), torch.optim.SGD(D.parameters(), lr=CASE_LR)
+    slip = device_slip(train_step, G, D, opt_g, opt_d, _loss_for(scores), real.to("meta"), z.to("meta"))
+    require(slip is not DeviceSlip.CPU_TENSOR,
+            "train_step makes a tensor on the CPU whatever the batch's device (targets built with torch.ones(...) or "
+            "torch.zeros(...) without device=, typically): on a GPU the step crashes. Every tensor a step creates "
+            "belongs on the batch's device (checked by running the step once on a stand-in device).")
+
+
+def check_train_step(train_step, criterion=None) -> None:
+    """One DCGAN step: D on separate real and fake batches (fake detached), then the non-saturating G step.
+
+    ``criterion``: the notebook's loss; with a logits loss the step runs with a discriminator that outputs logits
+    (the same weights), so either choice of TODO 3 is checked with the discriminator it goes with."""
+    scores = Scores.LOGITS if criterion is not None and _takes_logits(criterion) else Scores.PROBABILITIES
+    ref = reference("dcgan_mnist")
+    wrong = _wrong_values(ref)
+    G0 = fixed_case()[0]
+    out, G, D, (spy_d, spy_g, watch) = run_train_step(train_step, scores=scores)
+    values = result_dict(out, STEP_KEYS, "train_step")
+    _require_step_calls(spy_d, spy_g, watch)
     if close(values["loss_g"], wrong["g_before_update"]):
-        raise CheckFailed("loss_g was computed with D from before its update: first finish the D step (backward, "
-                          "opt_d.step()), then score the fake images again with D(fake) for the generator's loss.")
+        raise CheckFailed("loss_g was computed with D from before its update: the generator's step scores the fakes "
+                          "with the discriminator as it is after opt_d.step().")
     g_grads = spy_d.calls[0]["G"]
     require(np.allclose(g_grads, STALE_GRADIENT) or np.allclose(g_grads, 0),
-            "The generator received gradients during the discriminator's update: score the fake batch with "
-            "D(fake.detach()) in the D step, so loss_d.backward() stops at the fake images.")
+            "The generator received gradients during the discriminator's update: the D step must score fake images "
+            "cut off from G's graph (detached), so loss_d.backward() stops at them.")
     loss_d, expected_d = values["loss_d"], float(ref["train_step.loss_d"])
-    concatenated = ("loss_d looks like one BCE on real and fake images together. With batch norm in D, score real "
-                    "and fake in separate mini-batches (a DCGAN guideline: mixed batches share batch statistics) and "
-                    "add the two losses: loss_d = BCE(D(real), 1) + BCE(D(fake), 0).")
+    concatenated = ("loss_d matches one discriminator pass on real and fake images together. With batch norm in D "
+                    "the two would share batch statistics: DCGAN scores real and fake in separate mini-batches and "
+                    "adds the two losses.")
     require_value(loss_d, expected_d, [
-        (wrong["swapped"], "loss_d matches swapped labels: real images get target 1 (torch.ones_like) and fake "
-                           "images target 0."),
+        (wrong["swapped"], "loss_d matches swapped labels: the discriminator's targets are 1 for real images and 0 "
+                           "for fakes."),
+        (wrong["both_ones"], "loss_d matches target 1 for the fake images too: the discriminator learns to call "
+                             "fakes fake, target 0."),
+        (wrong["both_zeros"], "loss_d matches target 0 for the real images too: the discriminator learns to call "
+                              "real images real, target 1."),
+        (wrong["arguments_swapped"], "loss_d matches criterion(targets, scores): a loss takes the prediction first, "
+                                     "then the target."),
+        (wrong["smoothed"], "loss_d matches real targets of 0.9 (label smoothing): this lab's step uses 1."),
         (wrong["concatenated"], concatenated),
-        (expected_d / 2, concatenated),
-    ], f"loss_d = {loss_d:.5f}, expected {expected_d:.5f}: loss_d = BCE(D(real), 1) + BCE(D(fake.detach()), 0), "
-       "each averaged over the batch.")
-    require(close([values["d_real"], values["d_fake"]], [ref["train_step.d_real"], ref["train_step.d_fake"]]),
-            f"d_real/d_fake = {values['d_real']:.5f}/{values['d_fake']:.5f}, expected "
-            f"{float(ref['train_step.d_real']):.5f}/{float(ref['train_step.d_fake']):.5f}: log the mean of D(real) and "
-            "D(fake) from the discriminator step, before its update.")
+        (wrong["concatenated_two_losses"], concatenated),
+        (expected_d / 2, "loss_d is half the expected value: the two losses are averaged. This lab adds them "
+                         "(as the DCGAN paper's discriminator loss does), which also sets the step size."),
+    ], f"loss_d = {loss_d:.5f}, expected {expected_d:.5f}: the discriminator's loss is the BCE of the real batch "
+       "against 1 plus the BCE of the fake batch against 0, each averaged over the batch.")
+    logged = [values["d_real"], values["d_fake"]]
+    expected_p = [float(ref["train_step.d_real"]), float(ref["train_step.d_fake"])]
+    if not close(logged, expected_p):
+        if close(logged, wrong["logit_means"]):
+            raise CheckFailed("d_real/d_fake are means of logits: log probabilities, the sigmoid of D's scores, so "
+                              "0.5 means D cannot tell.")
+        if close(logged, wrong["late_means"]):
+            raise CheckFailed("d_real/d_fake come from D after its update: log the scores of the discriminator step "
+                              "itself, the ones its loss was computed from.")
+        raise CheckFailed(f"d_real/d_fake = {logged[0]:.5f}/{logged[1]:.5f}, expected {expected_p[0]:.5f}/"
+                          f"{expected_p[1]:.5f}: log the mean D(x) of the real batch and of the fake batch of the "
+                          "discriminator step, before its update.")
     require(close(flat_params(D), ref["train_step.D_after"], 1e-4),
-            "loss_d is right but D's update is not: call opt_d.zero_grad() before loss_d.backward() (the check "
-            "leaves old gradients in D to catch this), and step D only once.")
+            "loss_d is right but D's update is not: opt_d.zero_grad() must clear the old gradients before "
+            "loss_d.backward() (the check leaves old gradients in D to catch this), and D steps only once.")
     loss_g, expected_g = values["loss_g"], float(ref["train_step.loss_g"])
-    saturating = ("This is the saturating loss log(1 - D(G(z))). Use the non-saturating one: BCE(D(fake), 1) = "
-                  "-log D(G(z)), which keeps gradients alive when D wins.")
+    saturating = ("This is the saturating loss log(1 - D(G(z))). The lab uses the non-saturating one, -log D(G(z)), "
+                  "which keeps gradients alive when D wins.")
     require_value(loss_g, expected_g, [
-        (wrong["g_target_zero"], "loss_g uses target 0: the generator wants D to call its images real, so its loss "
-                                 "is BCE(D(fake), 1)."),
+        (wrong["g_target_zero"], "loss_g uses target 0: the generator wants D to call its images real, target 1."),
         (wrong["g_saturating"], saturating),
         (-wrong["g_saturating"], saturating),
-    ], f"loss_g = {loss_g:.5f}, expected {expected_g:.5f}: the generator's loss is BCE(D(fake), 1) with D after its "
-       "update, averaged over the batch.")
+    ], f"loss_g = {loss_g:.5f}, expected {expected_g:.5f}: the generator's loss is the BCE of D's scores of the fakes, "
+       "with D after its update, against 1, averaged over the batch.")
     require(not close(flat_params(G), flat_params(G0), 0),
-            "The generator's weights did not change: in the G step do not detach the fake images (the gradient must "
-            "reach G), then call loss_g.backward() and opt_g.step().")
+            "The generator's weights did not change: in the G step the gradient must reach G (the fakes not "
+            "detached), then loss_g.backward() and opt_g.step().")
     require(close(flat_params(G), ref["train_step.G_after"], 1e-4),
-            "The losses are right but G's update is not: call opt_g.zero_grad() before loss_g.backward() (the check "
-            "leaves old gradients in G to catch this; they also hold what loss_d.backward() left there).")
-    del D0
+            "The losses are right but G's update is not: opt_g.zero_grad() must clear the old gradients before "
+            "loss_g.backward() (the check leaves old gradients in G to catch this; they also hold what loss_d.backward() left there).")
+    _require_device_free(train_step, scores)
     passed(f"train_step: loss_d {loss_d:.5f}, loss_g {loss_g:.5f}, D(x) {values['d_real']:.3f}, "
-           f"D(G(z)) {values['d_fake']:.3f}; detach, labels and updates correct")
+           f"D(G(z)) {values['d_fake']:.3f}; detach, labels, updates and devices correct")
 
 
-def check_history(history, expected_length: int) -> None:
-    """The training log: one epoch mean per epoch for each key; D(x) and D(G(z)) are probabilities."""
+class NoiseImages(nn.Module):
+    """A stand-in generator whose images depend on z alone, not on its weights, in [-0.5, 0.5] (inside tanh's range,
+    so a map from [-1, 1] to [0, 1] that depends on the batch, or a clamp, shows).
+
+    Two snapshots of the same noise are equal however training changed the weights, and ``generate`` can be
+    compared with ``(x + 1) / 2`` of the images it was given. Each call notes the mode, whether autograd was
+    recording, and the noise and images.
+    """
+
+    def __init__(self, latent_dim: int = LATENT_DIM):
+        super().__init__()
+        self.latent_dim = latent_dim
+        projection = torch.randn(latent_dim, 28 * 28, generator=torch.Generator().manual_seed(0)) / latent_dim ** 0.5
+        self.register_buffer("projection", projection)
+        self.weight = nn.Parameter(torch.zeros(()))    # something to optimise and to find the device by
+        self.calls = []                                 # (training, grad enabled, z, images) per call
+
+    def forward(self, z):
+        x = (0.5 * torch.tanh(z @ self.projection) + 0 * self.weight).view(len(z), 1, 28, 28)
+        if z.device.type != "meta":
+            self.calls.append((self.training, torch.is_grad_enabled(), z.detach().cpu(), x.detach().cpu()))
+        return x
+
+
+def run_loop_case(train, epochs: int = 2):
+    """The notebook's ``train`` for ``epochs`` epochs of two tiny batches with the stand-in generator; returns the
+    snapshot frames and the images of the fixed noise the case passed."""
+    from unittest import mock
+
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(CASE_SEED)
+    G = NoiseImages()
+    D = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 1), nn.Sigmoid())
+    opt_g, opt_d = torch.optim.SGD(G.parameters(), lr=CASE_LR), torch.optim.SGD(D.parameters(), lr=CASE_LR)
+    loader = DataLoader(TensorDataset(torch.rand(8, 1, 28, 28) * 2 - 1, torch.zeros(8)), batch_size=4)
+    fixed_z = torch.randn(6, LATENT_DIM, generator=torch.Generator().manual_seed(CASE_SEED))
+    # no progress bar or live plot of this case in Jupyter, no printed lines elsewhere
+    with tempfile.TemporaryDirectory() as tmp, mock.patch("labkit.viz.live.in_notebook", return_value=False), \
+            contextlib.redirect_stdout(io.StringIO()):
+        try:
+            _, _, frames, _ = train(G, D, opt_g, opt_d, nn.BCELoss(), loader, epochs, Path(tmp) / "loop_case.pt",
+                                    fixed_z, "cpu")
+        except Exception as exc:  # noqa: BLE001 -- the student's loop may fail in any way; say where
+            raise CheckFailed(f"train(...) failed on a small case of {epochs} epochs: {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    with torch.no_grad():
+        expected = NoiseImages()(fixed_z).numpy()
+    return frames, expected
+
+
+def check_history(history, expected_length: int, train=None) -> None:
+    """The training log: one epoch mean per epoch for each key; D(x) and D(G(z)) are probabilities. With ``train``,
+    also the loop: its snapshots show the fixed noise it was given, the same at every epoch."""
     require_history(history, STEP_KEYS, expected_length, probability_keys=("d_real", "d_fake"))
     require(expected_length < 2 or not np.allclose(history["d_real"], history["d_fake"]),
             "d_real and d_fake are identical: log D(real) and D(fake) separately.")
-    passed(f"training log: {len(STEP_KEYS)} curves of {expected_length} epoch means")
+    checked = ""
+    if train is not None:
+        frames, expected = run_loop_case(train)
+        require(len(frames) == 2, f"train(...) took {len(frames)} snapshots in 2 epochs: one per epoch, of the fixed "
+                                  "noise.")
+        first, second = (np.asarray(images) for _, images in frames)
+        require(first.shape == second.shape and np.allclose(first, second, atol=1e-5),
+                "The snapshots of two epochs come from different noise: the fixed noise is redrawn during training. "
+                "It is drawn once, before training, so that the grid and the GIF show the generator changing, not "
+                "the sampling luck of each epoch.")
+        require(first.shape == expected.shape and np.allclose(first, expected, atol=1e-5),
+                "The snapshots do not come from the fixed_z that train(...) was given: the frames must show that "
+                "batch, the same noise the notebook (and a resumed run) passes in.")
+        checked = "; the loop's snapshots use the fixed noise, unchanged across epochs"
+    passed(f"training log: {len(STEP_KEYS)} curves of {expected_length} epoch means{checked}")
 
 
 # --------------------------------------------------------------------------- generate(n)
 
 
+def _require_sampling_rules(generate) -> None:
+    """``generate`` with the stand-in generator, left in training mode: eval mode, no autograd, noise from
+    N(0, I) of shape (n, latent_dim), the fixed map (x + 1) / 2."""
+    G = NoiseImages().train()
+    images = generate(64, G)
+    require(G.calls, "generate(n, G) never called the G it was given: use it (the default is G_ema).")
+    training, grad_enabled, z, x = G.calls[-1]
+    require(not training, "generate ran G in training mode: switch it to eval mode first, so batch norm uses the "
+                          "statistics it learned instead of the batch's own (a sample then depends on the others "
+                          "drawn with it).")
+    require(not grad_enabled, "generate ran G with autograd recording: sampling needs no gradients, and recording "
+                              "them keeps every intermediate tensor in memory. Run G under torch.no_grad().")
+    require(z.shape == (64, LATENT_DIM), f"generate gave G noise of shape {tuple(z.shape)}: one latent vector of "
+                                         f"{LATENT_DIM} numbers per image, (n, {LATENT_DIM}).")
+    require(float(z.min()) < 0 and 0.8 < float(z.std()) < 1.2 and abs(float(z.mean())) < 0.1,
+            f"generate's noise has mean {float(z.mean()):.2f}, std {float(z.std()):.2f}, minimum {float(z.min()):.2f}: "
+            "G was trained on standard normal noise, N(0, I), and maps only that distribution to digits.")
+    got = np.asarray(images, dtype=np.float32).reshape(len(x), -1)
+    x = x.reshape(len(x), -1).numpy()
+    if got.shape == x.shape and np.allclose(got, (x + 1) / 2, atol=1e-5):
+        return
+    if got.shape == x.shape and np.allclose(got, x.clip(0, 1), atol=1e-5):
+        raise CheckFailed("generate clamps G's [-1, 1] output to [0, 1]: every pixel below 0 becomes black, half of "
+                          "tanh's range lost. Map the range linearly, -1 to 0 and 1 to 1.")
+    raise CheckFailed("generate does not map G's images with the fixed linear map from [-1, 1] to [0, 1] (checked with "
+                      "a stand-in generator whose images lie in [-0.5, 0.5]): a map that depends on the batch, such "
+                      "as min-max scaling, makes every batch span [0, 1] and changes an image with the others drawn "
+                      "beside it.")
+
+
 def check_generate(generate) -> None:
-    """generate(n) -> numpy float32 array (n, 28, 28) in [0, 1], different images, deterministic per call size."""
+    """generate(n) -> numpy float32 array (n, 28, 28) in [0, 1], different images; G in eval mode, without
+    autograd, on N(0, I) noise, mapped with (x + 1) / 2, every tensor on the generator's device."""
     out = generate(6)
     low, high = require_generated_images(out, "generate(6)", "generate(n)")
     require(generate(1).shape == (1, 28, 28), "generate(1) must return shape (1, 28, 28).")
-    passed(f"generate: (6, 28, 28) float32 in [{low:.2f}, {high:.2f}], six different images")
+    _require_sampling_rules(generate)
+    slip = device_slip(generate, 6, NoiseImages().to("meta"))
+    require(slip is not DeviceSlip.CPU_TENSOR, "generate draws its noise on the CPU whatever the generator's device "
+                                               "(torch.randn without device=): on a GPU it crashes. New tensors "
+                                               "belong on the model's device (checked on a stand-in device).")
+    require(slip is not DeviceSlip.NUMPY_ON_DEVICE, "generate calls .numpy() on a tensor still on the generator's "
+                                                    "device: on a GPU that fails. Move the images to the CPU first.")
+    passed(f"generate: (6, 28, 28) float32 in [{low:.2f}, {high:.2f}], six different images; eval mode, no "
+           "gradients, N(0, I) noise, (x + 1) / 2, device-safe")
 
 
 # --------------------------------------------------------------------------- quality of the saved generator

@@ -7,15 +7,18 @@ exist at ``step()`` time) and turn the student's return value into plain floats 
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Sequence
+from enum import Enum
+from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
+from torch.overrides import TorchFunctionMode
 
 from . import CheckFailed, close, require
 
 __all__ = ["STALE_GRADIENT", "flat_params", "flat_grads", "stale_gradients", "result_dict", "require_only_trained",
-           "OptimizerSpy", "require_history", "require_value", "call_student", "build_student_model", "require_loss_tensor"]
+           "OptimizerSpy", "require_history", "require_value", "call_student", "build_student_model", "require_loss_tensor",
+           "DeviceSlip", "device_slip"]
 
 STALE_GRADIENT = 0.05  # what stale_gradients leaves in every .grad
 
@@ -197,3 +200,51 @@ def require_value(value: float, expected: float, mistakes: Sequence, otherwise: 
         if close(value, wrong, tol):
             raise CheckFailed(message)
     raise CheckFailed(otherwise)
+
+
+class DeviceSlip(Enum):
+    """What a function does that works on the CPU but fails once its inputs are on an accelerator."""
+    CPU_TENSOR = "made a tensor on the CPU and used it with tensors on the accelerator"
+    NUMPY_ON_DEVICE = "called .numpy() on a tensor still on the accelerator"
+
+
+_DEVICE_ERRORS = ("is not on the expected device", "Expected all tensors to be on the same device",
+                  "found at least two devices")
+
+
+class _MetaAsAccelerator(TorchFunctionMode):
+    """Lets code run to its end on ``meta`` tensors (shapes without data), as it would on a GPU: ``.item()`` and
+    ``float()`` give 0.5, and ``.cpu()`` / ``.to("cpu")`` give zeros of the right shape on the CPU."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        tensor = args[0] if args and torch.is_tensor(args[0]) else None
+        if tensor is not None and tensor.device.type == "meta":
+            if func in (torch.Tensor.item, torch.Tensor.__float__):
+                return 0.5
+            to_cpu = func is torch.Tensor.cpu or (
+                func is torch.Tensor.to and torch._C._nn._parse_to(*args[1:], **kwargs)[0] == torch.device("cpu"))
+            if to_cpu:
+                return torch.zeros(tensor.shape, dtype=tensor.dtype)
+        return func(*args, **kwargs)
+
+
+def device_slip(fn, *args) -> Optional[DeviceSlip]:
+    """Run ``fn(*args)``, whose tensors and modules the caller put on the ``meta`` device, as on an accelerator.
+
+    A CPU-only machine never sees a tensor made without ``device=`` fail; on ``meta`` it fails as on a GPU. Returns
+    what went wrong with devices, or None; every other error is ignored (some operations need data meta has not):
+    this probe is about devices only, and the caller has checked the values on the CPU already.
+    """
+    try:
+        with _MetaAsAccelerator():
+            fn(*args)
+    except (RuntimeError, TypeError) as exc:
+        message = str(exc)
+        if any(text in message for text in _DEVICE_ERRORS):
+            return DeviceSlip.CPU_TENSOR
+        if "meta device type tensor to numpy" in message:
+            return DeviceSlip.NUMPY_ON_DEVICE
+    except Exception:  # noqa: BLE001 -- see the docstring: only device errors count here
+        pass
+    return None
