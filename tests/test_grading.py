@@ -737,3 +737,69 @@ def test_the_guard_puts_back_objects_without_code_and_removes_every_hook(tmp_pat
         "numpy.isclose was replaced by is_not (defined in another library); restored",
         "numpy.array_equal was replaced by Truthy.__contains__ (defined in notebook code); restored"])
     assert "before check 'two'" not in result.stdout and "manual_seed" not in result.stdout
+
+
+# --------------------------------------------------------------------------- issue 28: reports are inert
+
+ESC_ERASE = "\x1b[2K\x1b[1A\r"   # erase the line, go up one, back to its start: hides the line before it
+HOSTILE_HTML = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
+def _hostile_grade(assignment):
+    from labkit.instructor.grading.score import CellError, new_grade
+
+    grade = new_grade(assignment, "=1+1 x", "-2+3", Status.ERROR, reason=f"{ESC_ERASE}all good {HOSTILE_HTML}",
+                      message=f"\x9b2K{HOSTILE_HTML} | pipe")
+    grade.flags = ['=1+1 x.pt is the reference model', '@SUM(A1)', f"runtime: {ESC_ERASE}hidden \u202eevil"]
+    grade.notes = ["+cmd|' /C calc'!A0", "\tTAB", "\rCR", " =1+2"]
+    grade.errors = [CellError(f"cell 3 {HOSTILE_HTML}", f"Err ``x` {HOSTILE_HTML}",
+                              f"Traceback\n```\n</pre>{HOSTILE_HTML}\n\x1b[31mred")]
+    grade.answers = {"why_outliers": f"{HOSTILE_HTML}\n\x1b]0;new title\x07 plain"}
+    return grade
+
+
+def _active(text: str):
+    """The characters of ``text`` a terminal or viewer would act on (newline and tab are not)."""
+    return [c for c in text if (ord(c) < 32 and c not in "\n\t") or 0x7f <= ord(c) <= 0x9f or c in "\u202e\u2028"]
+
+
+def test_grades_csv_cells_are_never_formulas_nor_control_characters(assignment, tmp_path):
+    from labkit.instructor.grading.report import write_csv
+
+    write_csv(tmp_path / "grades.csv", assignment, [_hostile_grade(assignment)])
+    with open(tmp_path / "grades.csv", newline="", encoding="utf-8") as f:
+        row = next(csv.DictReader(f))
+    assert (row["submission"], row["source"]) == ("'=1+1 x", "'-2+3")
+    assert row["flags"].startswith("'=1+1 x.pt is the reference model | @SUM(A1) | runtime: \\u001b[2K")
+    assert row["notes"] == "'+cmd|' /C calc'!A0 | \tTAB | \\u000dCR |  =1+2"   # one cell: only its start counts
+    for name, cell in row.items():
+        assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (name, cell)
+        assert _active(cell) == [], (name, cell)
+    assert "\\u202eevil" in row["flags"] and "\\u009b2K" not in row["reason"]
+
+
+def test_the_summary_and_the_feedback_show_control_characters_as_escapes(assignment):
+    from labkit.instructor.grading.report import feedback_html, feedback_markdown, inert_text, summary
+
+    grade = _hostile_grade(assignment)
+    text = summary(assignment, [grade], 1.0, 1)
+    assert _active(text) == [] and f"error: =1+1 x: \\u001b[2K\\u001b[1A\\u000dall good" in text
+    for page in (feedback_markdown(assignment, grade), feedback_html(assignment, grade)):
+        written = inert_text(page)   # what write_feedback writes
+        assert _active(written) == [] and "\\u001b]0;new title\\u0007" in written and "\\u009b2K" in written
+    assert inert_text("a\tb\nc\x00\ud800") == "a\tb\nc\\x00\\ud800"   # still encodable, as safe_text
+
+
+@pytest.mark.parametrize("extensions", [[], ["tables", "fenced_code"]])
+def test_markdown_feedback_escapes_html_in_any_renderer(assignment, extensions):
+    import markdown
+
+    from labkit.instructor.grading.report import feedback_markdown
+
+    page = feedback_markdown(assignment, _hostile_grade(assignment))
+    rendered = markdown.markdown(page, extensions=extensions)
+    assert "<script" not in rendered and "<img" not in rendered, rendered
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered   # shown, not run
+    assert "**cell 3 &lt;script&gt;" in page
+    assert ": ``` Err ``x` <script>alert(1)</script><img src=x onerror=alert(2)> ```\n" in page   # a code span
+    assert "    </pre><script>" in page   # the traceback: an indented code block no line can end

@@ -1,13 +1,17 @@
 """What ``labkit grade`` writes: grades.csv, one feedback page per submission (.md and .html), the summary.
 
 Whatever a submission holds ends up in these files (its name, its answers, its output), so every
-text is passed through :func:`safe_text` first: nothing a submission writes can make the files
-fail to encode.
+text is made inert first (:func:`inert_text`): it can always be encoded, and a terminal, a spreadsheet
+or a browser shows it rather than acting on it. Control characters (ESC sequences that erase lines,
+carriage returns that overwrite them, bidirectional overrides) become ``\\u001b``-style escapes, a
+grades.csv cell that would start a formula (``=``, ``+``, ``-``, ``@``, tab, carriage return) gets a
+leading apostrophe, and the Markdown feedback escapes HTML (the HTML page escapes everything).
 """
 from __future__ import annotations
 
 import csv
 import html
+import re
 import statistics
 from collections import Counter
 from pathlib import Path
@@ -17,9 +21,31 @@ from .assignment import Assignment
 from .cells import safe_text
 from .score import CheckState, Grade, Status
 
-__all__ = ["csv_columns", "write_csv", "feedback_markdown", "feedback_html", "write_feedback", "summary", "safe_text"]
+__all__ = ["csv_columns", "write_csv", "feedback_markdown", "feedback_html", "write_feedback", "summary", "safe_text",
+           "inert_text", "csv_cell"]
 
 MARKS = {CheckState.PASSED: "✔ passed", CheckState.FAILED: "✘ failed", CheckState.NOT_RUN: "– not run"}
+
+
+# What a terminal, an editor or a spreadsheet acts on instead of showing: C0 controls but newline and tab, DEL,
+# C1 controls (U+009B is a one-character "ESC ["), line separators and the bidirectional overrides that reorder a line.
+_ACTIVE_CHARACTERS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# A spreadsheet cell starting with one of these is read as a formula (or, tab and CR, moves to one).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert_text(text) -> str:
+    """``text`` as :func:`safe_text` makes it, with every character a terminal or viewer would act on written as
+    a ``\\uXXXX`` escape (ESC becomes ``\\u001b``); newlines and tabs are kept. Valid inside JSON strings too."""
+    return _ACTIVE_CHARACTERS.sub(lambda m: f"\\u{ord(m.group()):04x}", safe_text(text))
+
+
+def csv_cell(value) -> str:
+    """A grades.csv cell that a spreadsheet shows as text: inert, with a leading apostrophe where it would
+    start a formula (``=1+1 x.pt``, a folder named ``-2+3``), also after leading blanks."""
+    text = str(value)
+    cell = inert_text(text)
+    return "'" + cell if text.lstrip(" ").startswith(FORMULA_STARTS) else cell
 
 
 def _num(value: float) -> str:
@@ -34,13 +60,13 @@ def csv_columns(assignment: Assignment) -> List[str]:
 def write_csv(path: Path, assignment: Assignment, grades: List[Grade]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow([safe_text(c) for c in csv_columns(assignment)])
+        writer.writerow([csv_cell(c) for c in csv_columns(assignment)])
         for g in grades:
             row = ([g.submission, g.status.value, _num(g.auto_points), _num(g.auto_max), _num(g.manual_max)]
                    + [_num(g.checks[c].points) if c in g.checks else "0" for c in assignment.checks]
                    + ["" for _ in assignment.answers]
                    + [" | ".join(g.flags), g.reason, " | ".join(g.notes), f"{g.seconds:.1f}", g.source])
-            writer.writerow([safe_text(value) for value in row])
+            writer.writerow([csv_cell(value) for value in row])
 
 
 # --------------------------------------------------------------------------- feedback
@@ -90,34 +116,55 @@ def _sections(assignment: Assignment, g: Grade):
     return sections
 
 
+def _md(text) -> str:
+    """Text for Markdown: HTML escaped (a renderer would otherwise pass ``<script>`` or ``<img onerror>`` through)."""
+    return html.escape(str(text), quote=False)
+
+
 def _md_escape_cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    return _md(" ".join(str(text).split())).replace("|", "\\|")
+
+
+def _longest_backtick_run(text: str) -> int:
+    return max((len(run) for run in re.findall("`+", text)), default=0)
+
+
+def _md_code(text: str) -> str:
+    """``text`` as an inline code span that no backtick in it can close (code spans show HTML as it is)."""
+    fence = "`" * (_longest_backtick_run(text) + 1)
+    return f"{fence} {text} {fence}"
+
+
+def _md_code_block(lines: List[str]) -> List[str]:
+    """An indented code block, after a blank line: every Markdown reads it so, and no line in it can end it
+    (a fence could be closed by a line of backticks, and renderers disagree on fences inside lists)."""
+    return ["", *["    " + line for line in lines], ""]
 
 
 def feedback_markdown(assignment: Assignment, g: Grade) -> str:
-    out = [f"# Feedback: {assignment.name} — {g.submission}", ""]
+    out = [f"# Feedback: {_md(assignment.name)} — {_md(g.submission)}", ""]
     for title, kind, content in _sections(assignment, g):
         if title:
-            out += [f"## {title}", ""]
+            out += [f"## {_md(title)}", ""]
         if kind == "text":
-            out += [f"**{content.split('. ', 1)[0]}.** {content.split('. ', 1)[1]}" if not title else content, ""]
+            out += [f"**{_md(content.split('. ', 1)[0])}.** {_md(content.split('. ', 1)[1])}" if not title
+                    else _md(content), ""]
         elif kind == "table":
             out += ["| check | points | result | message |", "|---|---|---|---|"]
-            out += [f"| {a} | {b} | {c} | {_md_escape_cell(d)} |" for a, b, c, d in content] + [""]
+            out += [f"| {_md_escape_cell(a)} | {b} | {c} | {_md_escape_cell(d)} |" for a, b, c, d in content] + [""]
         elif kind in ("list", "flags"):
             intro, items = (content[0], content[1:]) if kind == "flags" else (None, content)
             if intro:
-                out += [intro, ""]
-            out += [f"- {item}" for item in items] + [""]
+                out += [_md(intro), ""]
+            out += [f"- {_md(item)}" for item in items] + [""]
         elif kind == "errors":
             for e in content:
-                out += [f"- **{e.where}**: `{_md_escape_cell(e.error)[:300]}`"]
+                out += [f"**{_md(e.where)}**: {_md_code(' '.join(str(e.error).split())[:300])}", ""]
                 if e.traceback:
-                    out += ["", "  ```", *["  " + line for line in e.traceback.strip().splitlines()[-12:]], "  ```"]
-            out += [""]
+                    out += _md_code_block(e.traceback.strip().splitlines()[-12:])
         elif kind == "answers":
             for label, text in content:
-                out += [f"### {label}", ""] + ["> " + line for line in text.splitlines()] + [""]
+                out += [f"### {_md(label)}", ""] + ["> " + _md(line) for line in text.splitlines()] + [""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -165,14 +212,15 @@ def feedback_html(assignment: Assignment, g: Grade) -> str:
 
 def write_feedback(folder: Path, assignment: Assignment, g: Grade) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{g.submission}.md").write_text(safe_text(feedback_markdown(assignment, g)), encoding="utf-8")
-    (folder / f"{g.submission}.html").write_text(safe_text(feedback_html(assignment, g)), encoding="utf-8")
+    (folder / f"{g.submission}.md").write_text(inert_text(feedback_markdown(assignment, g)), encoding="utf-8")
+    (folder / f"{g.submission}.html").write_text(inert_text(feedback_html(assignment, g)), encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- summary
 
 
 def summary(assignment: Assignment, grades: List[Grade], seconds: float, jobs: int) -> str:
+    """The lines ``labkit grade`` prints at the end, inert (a submission's name or reason cannot drive the terminal)."""
     n = len(grades)
     lines = [f"graded {n} submission{'s' if n != 1 else ''} of {assignment.name} in {seconds:.1f} s "
              f"(--jobs {jobs}, {seconds / max(n, 1):.1f} s per submission)"]
@@ -198,4 +246,4 @@ def summary(assignment: Assignment, grades: List[Grade], seconds: float, jobs: i
     for g in grades:
         if g.status is not Status.OK:
             lines.append(f"{g.status.value}: {g.submission}: {g.reason}")
-    return "\n".join(lines)
+    return inert_text("\n".join(lines))
