@@ -27,7 +27,7 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["load", "tensors", "names", "data_root", "read_idx", "write_idx", "DataUnavailableError", "SampleDataWarning"]
+__all__ = ["load", "tensors", "balanced_indices", "names", "data_root", "read_idx", "write_idx", "DataUnavailableError", "SampleDataWarning"]
 
 SAMPLES_DIR = Path(__file__).parent / "data" / "samples"
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -138,8 +138,8 @@ def load(name: str, train: bool = True, root=None, transform=None, download: Opt
     name: one of ``names()``. train: training split (else test split).
     root: data folder (default ``data_root()``). transform: replaces the default
     ``[-1, 1]`` transform. download: ``False`` never touches the network, ``None``
-    follows ``LABKIT_OFFLINE``. limit: keep only the first ``limit`` images
-    (quick mode uses it).
+    follows ``LABKIT_OFFLINE``. limit: keep at most ``limit`` images, the same number
+    of every class (quick mode uses it; see :func:`balanced_indices`).
     """
     import torchvision.datasets as tvd
 
@@ -157,8 +157,23 @@ def load(name: str, train: bool = True, root=None, transform=None, download: Opt
     if limit is not None and limit < len(dataset):
         import torch.utils.data as tud
 
-        dataset = tud.Subset(dataset, range(int(limit)))
+        dataset = tud.Subset(dataset, balanced_indices(np.asarray(dataset.targets), limit).tolist())
     return dataset
+
+
+def balanced_indices(labels, limit: int) -> np.ndarray:
+    """Indices of at most ``limit`` images, the same number of each class present: the first of each class in the
+    data's order, kept in that order. The first ``limit`` images would not do: the shipped samples are sorted by
+    class, so a quick run on their start would never see the last classes."""
+    labels = np.asarray(labels).reshape(-1)
+    classes, counts = np.unique(labels, return_counts=True)
+    per_class = min(int(limit) // max(len(classes), 1), int(counts.min())) if len(classes) else 0
+    if per_class == 0:
+        raise ValueError(f"limit={limit} is too small for {len(classes)} classes: keep at least one image of each.")
+    keep = np.zeros(len(labels), dtype=bool)
+    for c in classes:
+        keep[np.flatnonzero(labels == c)[:per_class]] = True
+    return np.flatnonzero(keep)
 
 
 def _from_disk_or_network(key, cls, kwargs, folder, root, train, transform, download):
@@ -210,7 +225,8 @@ def tensors(name: str, train: bool = True, root=None, download: Optional[bool] =
     """The whole split as two tensors: images (N, 1, 28, 28) float32 in [-1, 1] and labels (N,) int64.
 
     The same data as :func:`load`, without a per-image transform: a ``TensorDataset`` of these is
-    many times faster to iterate than the PIL pipeline, which matters on a CPU.
+    many times faster to iterate than the PIL pipeline, which matters on a CPU. ``limit`` keeps the same number of
+    images of every class, as in :func:`load`.
     """
     import torch
 
@@ -218,7 +234,8 @@ def tensors(name: str, train: bool = True, root=None, download: Optional[bool] =
     base = dataset.dataset if hasattr(dataset, "dataset") else dataset
     images = torch.as_tensor(np.asarray(base.data, dtype=np.float32)) / 127.5 - 1.0
     labels = torch.as_tensor(np.asarray(base.targets, dtype=np.int64))
-    if limit is not None:
-        images, labels = images[:int(limit)], labels[:int(limit)]
+    if limit is not None and limit < len(labels):
+        keep = torch.as_tensor(balanced_indices(labels.numpy(), limit))
+        images, labels = images[keep], labels[keep]
     return images[:, None], labels
 

@@ -433,3 +433,186 @@ def test_tiers_met_reads_all_three_thresholds():
     assert checks.tiers_met(scores) == ["good", "fair"]
     assert checks.tiers_met({**scores, "per_class_accuracy": [0.98] * 9 + [0.8]}) == ["fair"]
     assert checks.tiers_met({**scores, "fcd_over_floor": 20.0}) == []
+
+
+# --------------------------------------------------------------------------- issue 24: the wrong answers students gave
+
+SHARED = nn.Embedding(10, 32)    # one table made at module level, as a student might
+
+
+def test_an_embedding_made_outside_the_class_is_named(solution):
+    class SharedG(solution.Generator):
+        def __init__(self, latent_dim=100, embed_dim=32, channels=4):
+            super().__init__(latent_dim, embed_dim, channels)
+            self.embedding = SHARED
+
+    class SharedD(solution.Discriminator):
+        def __init__(self, embed_dim=32, channels=4):
+            super().__init__(embed_dim, channels)
+            self.embedding = SHARED
+
+    fails(checks.check_generator, SharedG, match="made outside the class")
+    fails(checks.check_discriminator, SharedD, match="made outside the class")
+
+
+def test_g_and_d_sharing_one_embedding_after_construction_is_named(solution):
+    G, D = solution.Generator(channels=4), solution.Discriminator(channels=4)
+    checks.check_own_embeddings(G, D)
+    D.embedding = G.embedding
+    fails(checks.check_own_embeddings, G, D, match=r"share one label embedding")
+    D2 = solution.Discriminator(channels=4)
+    D2.embedding.weight = G.embedding.weight             # the same parameter in two modules
+    fails(checks.check_own_embeddings, G, D2, match=r"share one label embedding")
+
+
+def test_the_history_cell_checks_the_embeddings_are_apart():
+    import json
+
+    cells = ["".join(c["source"]) for c in json.loads(NOTEBOOK.read_text())["cells"]]
+    assert any("checks.check_history(" in c and "checks.check_own_embeddings(G, D)" in c for c in cells)
+
+
+@pytest.mark.parametrize("kind", ["generator", "discriminator"])
+def test_a_detached_embedding_that_never_learns_is_named(solution, kind):
+    if kind == "generator":
+        variant = generator_variant(solution, forward=lambda self, z, labels: self.from_embedding(
+            z, self.embedding(labels).detach()))
+        fails(checks.check_generator, variant, match="No gradient reaches the generator's embedding")
+    else:
+        def forward(self, x, labels):
+            h = self.features(x)
+            e = self.embedding.weight.data[labels]                          # .data: outside autograd
+            return torch.sigmoid(self.head(h) + (e * self.project(h)).sum(1, keepdim=True))
+        fails(checks.check_discriminator, discriminator_variant(solution, forward=forward),
+              match="No gradient reaches the discriminator's embedding")
+
+
+def test_interpolate_with_t_from_numpy_linspace_passes():
+    checks.check_interpolate(lambda a, b, steps: (1 - (t := torch.tensor(np.linspace(0, 1, steps))[:, None])) * a
+                             + t * b)                                       # float64 rows
+    checks.check_interpolate(lambda a, b, steps: (1 - (t := torch.from_numpy(np.linspace(0, 1, steps)).float()
+                                                       [:, None])) * a + t * b)
+    checks.check_interpolate(lambda a, b, steps: torch.stack([torch.lerp(a, b, float(t))
+                                                              for t in np.linspace(0, 1, steps)]))
+
+
+def test_interpolate_with_a_numpy_t_mixed_into_tensors_is_named():
+    fails(checks.check_interpolate, lambda a, b, steps: (1 - (t := np.linspace(0, 1, steps)[:, None])) * a + t * b,
+          match="mixes a numpy array with tensors")
+
+
+def test_the_interpolation_cell_casts_the_path_to_float32():
+    import json
+
+    cells = ["".join(c["source"]) for c in json.loads(NOTEBOOK.read_text())["cells"]]
+    cell = next(c for c in cells if "def path(a, b, n=steps)" in c)
+    assert "torch.float32" in cell and "interpolate(z_a, z_b, steps)" not in cell
+
+
+def test_nearest_label_returning_numpy_is_named():
+    fails(checks.check_nearest_label, lambda e, t: torch.cdist(e, t).argmin(1).numpy(), match="numpy array")
+    fails(checks.check_nearest_label, lambda e, t: np.argmin(torch.cdist(e, t).numpy(), axis=1), match="numpy array")
+
+
+def test_noise_on_the_class_index_is_named(solution):
+    def on_index(G, label, sigma, n, on="z", seed=0):
+        if on == "z":
+            return solution.variations(G, label, sigma, n, on="z", seed=seed)
+        gen = torch.Generator().manual_seed(seed)
+        index = (label + sigma * torch.randn(n, generator=gen)).round().long().clamp(0, 9)
+        return torch.zeros(n, G.latent_dim), G.embedding.weight[index].detach()
+    fails(checks.check_variations, on_index, match="added to the class index")
+
+
+# ------------------------------------------------------------- issue 24: more wrong answers, and more valid forms
+
+
+@pytest.mark.parametrize("wrong, match", [
+    # a Linear layer of a one-hot vector instead of nn.Embedding
+    (lambda s: generator_variant(s, embedding=lambda L, E: nn.Linear(10, E)), "no nn.Embedding"),
+    # the label appended as one number
+    (lambda s: generator_variant(s, in_channels=lambda L, E: L + 1), "takes 101 channels|receives cat"),
+])
+def test_more_generator_mistakes_are_named(solution, wrong, match):
+    fails(checks.check_generator, wrong(solution), match=match)
+
+
+def _random_label_step(G, D, opt_g, opt_d, criterion, real, labels, z):
+    """The fakes made for random labels, not the real batch's."""
+    fake_labels = torch.randint(0, 10, labels.shape, generator=torch.Generator().manual_seed(1))
+    opt_d.zero_grad()
+    p_real = D(real, labels)
+    fake = G(z, fake_labels)
+    p_fake = D(fake.detach(), fake_labels)
+    loss_d = criterion(p_real, torch.ones_like(p_real)) + criterion(p_fake, torch.zeros_like(p_fake))
+    loss_d.backward()
+    opt_d.step()
+    opt_g.zero_grad()
+    p_g = D(fake, fake_labels)
+    loss_g = criterion(p_g, torch.ones_like(p_g))
+    loss_g.backward()
+    opt_g.step()
+    return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "d_real": p_real.mean().item(),
+            "d_fake": p_fake.mean().item(), "d_acc": 0.5}
+
+
+def _tensor_losses(G, D, opt_g, opt_d, criterion, real, labels, z):
+    out = step()(G, D, opt_g, opt_d, criterion, real, labels, z)
+    return {**out, "loss_d": torch.tensor(out["loss_d"], requires_grad=True)}
+
+
+def _accuracy_after_update(G, D, opt_g, opt_d, criterion, real, labels, z):
+    out = step()(G, D, opt_g, opt_d, criterion, real, labels, z)
+    with torch.no_grad():
+        p_real, p_fake = D(real, labels), D(G(z, labels), labels)
+    return {**out, "d_acc": (((p_real > 0.5).float().mean() + (p_fake < 0.5).float().mean()) / 2).item()}
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (_random_label_step, "the real batch's labels for the fakes too"),
+    (_tensor_losses, "attached to the graph"),
+    (_accuracy_after_update, "before opt_d.step"),
+])
+def test_more_train_step_mistakes_are_named(wrong, match):
+    fails(checks.check_train_step, wrong, match=match)
+
+
+def test_train_step_drawing_the_fakes_again_for_g_passes():
+    """Making the D step's fakes under no_grad and G's again with a graph is as right (G has not changed)."""
+    def twice(G, D, opt_g, opt_d, criterion, real, labels, z):
+        opt_d.zero_grad()
+        p_real = D(real, labels)
+        with torch.no_grad():
+            fake = G(z, labels)
+        p_fake = D(fake, labels)
+        loss_d = criterion(p_real, torch.ones_like(p_real)) + criterion(p_fake, torch.zeros_like(p_fake))
+        loss_d.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        p_g = D(G(z, labels), labels)
+        loss_g = criterion(p_g, torch.ones_like(p_g))
+        loss_g.backward()
+        opt_g.step()
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "d_real": p_real.mean().item(),
+                "d_fake": p_fake.mean().item(),
+                "d_acc": (((p_real > 0.5).float().mean() + (p_fake < 0.5).float().mean()) / 2).item()}
+    checks.check_train_step(twice)
+
+
+def test_nearest_label_valid_forms_pass():
+    checks.check_nearest_label(lambda e, t: ((e[:, None] - t[None]) ** 2).sum(-1).argmin(1))     # squared distance
+    checks.check_nearest_label(lambda e, t: torch.cdist(e, t).argmin(1).int())                      # int32 labels
+    checks.check_nearest_label(lambda e, t: torch.cdist(e, t).min(1).indices)
+
+
+def test_report_as_tensors_or_lists_passes(solution):
+    checks.check_discriminator_report(report_variant(solution, lambda o, r, f, y: {k: torch.as_tensor(v)
+                                                                                    for k, v in o.items()}))
+    checks.check_discriminator_report(report_variant(solution, lambda o, r, f, y: {k: list(v) for k, v in o.items()}))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"fixed_seed": True, "draw": lambda *shape, generator: torch.randn(*shape)}, "same seed gave different noise"),
+])
+def test_more_variations_mistakes_are_named(kwargs, match):
+    fails(checks.check_variations, noisy(**kwargs), match=match)

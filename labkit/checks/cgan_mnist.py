@@ -24,13 +24,15 @@ from .steps import (STALE_GRADIENT, OptimizerSpy, build_student_model, call_stud
                     result_dict, stale_gradients)
 
 __all__ = [
-    "check_generator", "check_discriminator", "check_train_step", "check_history", "check_discriminator_report",
+    "check_generator", "check_discriminator", "check_own_embeddings", "check_train_step", "check_history",
+    "check_discriminator_report",
     "check_nearest_label", "check_interpolate", "check_variations", "check_quality", "graded_scores", "tiers_met",
     "fixed_case", "run_train_step", "flat_params", "QUALITY_TIERS", "QUALITY_SAMPLES", "REPORT_KEYS",
 ]
 
 N_CLASSES = 10
 CASE_SEED = 2027  # every prediction of the tiny D at least 0.006 from the 0.5 threshold
+ACCURACY_SEED = 2000  # a case whose D step changes D's accuracy (0.5625 before, 0.75 after): d_acc's timing shows
 CASE_BATCH = 8
 CASE_LATENT = 8
 CASE_EMBED = 4
@@ -56,6 +58,40 @@ def _require_embedding(module: nn.Module, what: str, embed_dim: int) -> nn.Embed
     return emb
 
 
+def _require_own_embedding(first: nn.Module, second: nn.Module, what: str) -> None:
+    """Two networks built by the same class must not hold the same nn.Embedding: one made outside the class (at
+    module level) is shared by every instance, so the generator and the discriminator would train one table."""
+    emb = getattr(first, "embedding", None)
+    if isinstance(emb, nn.Embedding) and emb is getattr(second, "embedding", None):
+        raise CheckFailed(f"Every {what} built holds the same nn.Embedding: it was made outside the class (at module "
+                          "level) and is shared, also with the other network if it uses it too. Create it inside "
+                          "__init__, self.embedding = nn.Embedding(N_CLASSES, embed_dim): one table per network.")
+
+
+def _require_trained_embedding(net: nn.Module, what: str, call: str, *inputs) -> None:
+    """A backward pass from ``net(*inputs)`` must reach the label embedding: one looked up and then detached (or
+    read from ``.weight.data``) is never trained."""
+    net.zero_grad(set_to_none=True)
+    net(*inputs).sum().backward()
+    grad = net.embedding.weight.grad
+    require(grad is not None and float(grad.abs().sum()) > 0,
+            f"No gradient reaches the {what}'s embedding from {call}: the looked-up vectors are detached (.detach(), "
+            ".data or torch.no_grad()), so the label embedding never learns. Use self.embedding(labels) as it is.")
+    net.zero_grad(set_to_none=True)
+
+
+def check_own_embeddings(G: nn.Module, D: nn.Module) -> None:
+    """The trained generator and discriminator each have their own label embedding (not one shared table)."""
+    g_emb, d_emb = getattr(G, "embedding", None), getattr(D, "embedding", None)
+    require(isinstance(g_emb, nn.Embedding) and isinstance(d_emb, nn.Embedding),
+            "G and D must each have an nn.Embedding named self.embedding.")
+    shared = g_emb is d_emb or g_emb.weight is d_emb.weight or g_emb.weight.data_ptr() == d_emb.weight.data_ptr()
+    require(not shared, "G and D share one label embedding (e.g. D.embedding = G.embedding): then D's updates move "
+                        "G's input table and the other way round. Each network learns its own: leave the "
+                        "nn.Embedding each __init__ builds in place.")
+    passed("G and D: each with its own label embedding")
+
+
 # --------------------------------------------------------------------------- TODO 1: the generator
 
 
@@ -65,6 +101,7 @@ def check_generator(Generator) -> None:
     torch.manual_seed(0)
     L, E = 16, 6
     G = build_student_model(Generator, "Generator", latent_dim=L, embed_dim=E).eval()
+    _require_own_embedding(G, build_student_model(Generator, "Generator", latent_dim=L, embed_dim=E), "Generator")
     _require_embedding(G, "generator", E)
     require(getattr(G, "latent_dim", None) == L and getattr(G, "n_classes", None) == N_CLASSES,
             "Keep the given line that sets self.latent_dim, self.embed_dim and self.n_classes.")
@@ -112,6 +149,7 @@ def check_generator(Generator) -> None:
         if not torch.allclose(blind.from_embedding(z, e), blind.from_embedding(z, e + 1.0), atol=1e-6):
             raise CheckFailed("from_embedding puts e before z: the first latent_dim channels must be z, then e "
                               "(torch.cat([z, e], dim=1)), the layout the rest of the lab relies on.")
+    _require_trained_embedding(G, "generator", "G(z, labels)", z, labels)
     passed(f"Generator: nn.Embedding({N_CLASSES}, {E}); (6, {L}) noise + labels -> (6, 1, 28, 28) through "
            f"from_embedding, z first ({L} + {E} input channels), different images for different labels")
 
@@ -124,6 +162,7 @@ def check_discriminator(Discriminator) -> None:
     torch.manual_seed(0)
     E = 6
     D = build_student_model(Discriminator, "Discriminator", embed_dim=E).eval()
+    _require_own_embedding(D, build_student_model(Discriminator, "Discriminator", embed_dim=E), "Discriminator")
     _require_embedding(D, "discriminator", E)
     project = getattr(D, "project", None)
     require(isinstance(project, nn.Linear), "The discriminator has no nn.Linear named self.project: it maps the "
@@ -184,6 +223,7 @@ def check_discriminator(Discriminator) -> None:
                     raise CheckFailed(message)
             raise CheckFailed("D(x, labels) is not sigmoid(head(h) + (embedding(labels) * project(h)).sum(dim=1, "
                               "keepdim=True)) with h = self.features(x).")
+    _require_trained_embedding(D, "discriminator", "D(x, labels)", x, labels)
     passed(f"Discriminator: nn.Embedding({N_CLASSES}, {E}), project {features_size} -> {E}; (6, 1, 28, 28) + labels "
            "-> (6, 1) probabilities that depend on the label through the projection term")
 
@@ -259,6 +299,19 @@ def _wrong_values(ref) -> Dict[str, float]:
     return wrong
 
 
+def _require_accuracy_before_update(train_step) -> None:
+    """On a second case, where D's update changes its accuracy, d_acc must be that of the D step's predictions."""
+    G, D, _, _, real, labels, z = fixed_case(ACCURACY_SEED)
+    G.train(), D.train()
+    with torch.no_grad():
+        p_real, p_fake = D(real, labels), D(G(z, labels), labels)
+    before = float(((p_real > 0.5).float().mean() + (p_fake < 0.5).float().mean()) / 2)
+    got = result_dict(run_train_step(train_step, ACCURACY_SEED)[0], STEP_KEYS, "train_step")["d_acc"]
+    require(close(got, before), f"d_acc = {got:.4f} on a second case, where D's accuracy before its update is "
+                                f"{before:.4f}: measure it on p_real and p_fake from the D step, before opt_d.step(), "
+                                "not on new predictions after an update.")
+
+
 def check_train_step(train_step) -> None:
     """One conditional step: D on real and detached fake batches with their labels, then the non-saturating G step."""
     ref = reference("cgan_mnist")
@@ -299,6 +352,7 @@ def check_train_step(train_step) -> None:
                                      "when D calls it fake, p_fake < 0.5."),
     ], f"d_acc = {values['d_acc']:.4f}, expected {float(ref['train_step.d_acc']):.4f}: ((p_real > 0.5).float().mean() "
        "+ (p_fake < 0.5).float().mean()) / 2, from the D step's predictions.")
+    _require_accuracy_before_update(train_step)
     require(close(flat_params(D), ref["train_step.D_after"], 1e-4),
             "loss_d is right but D's update is not: call opt_d.zero_grad() before loss_d.backward() (the check leaves "
             "old gradients in D to catch this), and step D only once.")
@@ -437,9 +491,10 @@ def check_nearest_label(nearest_label) -> None:
     if isinstance(out, tuple) and hasattr(out, "indices"):
         raise CheckFailed("nearest_label returns torch.min's (values, indices) pair: return the indices only, "
                           ".argmin(dim=1).")
-    require(torch.is_tensor(out) or isinstance(out, np.ndarray),
-            f"nearest_label must return a tensor, got {type(out).__name__}.")
-    out = torch.as_tensor(out)
+    require(not isinstance(out, np.ndarray), "nearest_label returns a numpy array: return a torch tensor of labels "
+                                             "(torch.cdist(e, table).argmin(dim=1) is one); the cells below use "
+                                             "tensor methods on it.")
+    require(torch.is_tensor(out), f"nearest_label must return a tensor, got {type(out).__name__}.")
     shape_mistakes = {
         (60, 4): "nearest_label returns (N, C) distances: take the argmin over the classes (dim=1), one label per "
                  "vector.",
@@ -477,12 +532,24 @@ def check_nearest_label(nearest_label) -> None:
 # --------------------------------------------------------------------------- TODO 6: interpolation
 
 
+def _interpolated(interpolate, a: torch.Tensor, b: torch.Tensor, steps: int):
+    """``interpolate(a, b, steps)``, with a numpy t mixed into tensors named (t of any float dtype is fine: the
+    notebook casts the path to the generator's float32)."""
+    try:
+        return call_student(interpolate, f"interpolate(a, b, {steps}) with a, b of shape (5,)", a, b, steps,
+                            hint="Make t a column, shape (steps, 1), so it broadcasts against a and b (D,): t[:, None].")
+    except CheckFailed as failure:
+        if "numpy.ndarray" in str(failure) and "Tensor" in str(failure):
+            raise CheckFailed("interpolate mixes a numpy array with tensors: make t a tensor, torch.linspace(0, 1, "
+                              "steps) (or torch.from_numpy(np.linspace(0, 1, steps))).") from None
+        raise
+
+
 def check_interpolate(interpolate) -> None:
     """(steps, D): (1 - t) a + t b for t = 0 .. 1 evenly, both ends included, a first."""
     gen = torch.Generator().manual_seed(5)
     a, b = torch.randn(5, generator=gen), torch.randn(5, generator=gen) + 2
-    out = call_student(interpolate, "interpolate(a, b, 7) with a, b of shape (5,)", a, b, 7,
-                       hint="Make t a column, shape (steps, 1), so it broadcasts against a and b (D,): t[:, None].")
+    out = _interpolated(interpolate, a, b, 7)
     require(torch.is_tensor(out), f"interpolate must return a tensor, got {type(out).__name__}"
                                   f"{': torch.stack the rows' if isinstance(out, (list, tuple)) else ''}.")
     shape_mistakes = {
@@ -508,8 +575,9 @@ def check_interpolate(interpolate) -> None:
     steps = out[1:] - out[:-1]
     require(torch.allclose(steps, (b - a)[None].expand_as(steps) / 6, atol=1e-5),
             "The rows are not evenly spaced on the straight line from a to b: t_i = i / (steps - 1).")
-    two = call_student(interpolate, "interpolate(a, b, 2)", a, b, 2)
-    require(torch.allclose(two, torch.stack([a, b]), atol=1e-5), "interpolate(a, b, 2) must be [a, b].")
+    two = _interpolated(interpolate, a, b, 2)
+    require(torch.is_tensor(two) and torch.allclose(two.detach().float(), torch.stack([a, b]), atol=1e-5),
+            "interpolate(a, b, 2) must be [a, b].")
     passed("interpolate: 7 evenly spaced points from a to b, both ends included")
 
 
@@ -591,6 +659,11 @@ def check_variations(variations) -> None:
                               "embedding only." if float(e.std(dim=0).mean()) > 0.1 else
                               "With on='embedding' the noise was added to z: add it to the embedding, and keep z at "
                               "zeros.")
+        on_table = (e[:, None] - table[None]).abs().amax(dim=2).min(dim=1).values < 1e-5   # (cdist rounds)
+        if bool(on_table.all()) and len(torch.unique(e, dim=0)) > 1:
+            raise CheckFailed("With on='embedding' every row of e is the embedding of some class: the noise was added "
+                              "to the class index (label + sigma * noise, rounded) and picks neighbouring classes. "
+                              "Add it to the embedding VECTOR, G.embedding.weight[label] + sigma * noise.")
         mean, spread = _stats(e)
         require(float(spread) > 1e-3, "With on='embedding', e has no noise: add sigma * torch.randn(n, embed_dim, "
                                       "generator=gen) to the label's embedding.")

@@ -116,7 +116,14 @@ def check_conditioning(noise_with_labels, images_with_labels) -> None:
 def check_critic(Critic) -> None:
     """Critic(): (B, 1, 28, 28), labels -> (B, 1) unbounded scores; 11 input channels, no batch norm, no sigmoid."""
     torch.manual_seed(0)
-    C = build_student_model(Critic, "Critic").eval()
+    try:
+        C = build_student_model(Critic, "Critic").eval()
+    except ValueError as exc:
+        if "size" not in str(exc):
+            raise
+        raise CheckFailed("down_block(..., norm=Norm.LAYER) needs size=, the side of the block's output: layer norm "
+                          "normalises over channels × height × width, so it must know them (size=7 after the second "
+                          "block, size=4 after the third).") from None
     require(_count(C, nn.Sigmoid) == 0, "The critic has a Sigmoid: a WGAN critic outputs a score (any real number), "
                                         "not a probability. Remove it.")
     require(_count(C, nn.BatchNorm2d, nn.BatchNorm1d) == 0,
@@ -373,6 +380,23 @@ def _critic_parts(seed: int = CASE_SEED):
             "gp_fake": penalty(fake)}
 
 
+def _critic_after_without_penalty_gradient(seed: int = CASE_SEED) -> np.ndarray:
+    """The critic's weights after the reference step with the penalty's value in loss_c but not its gradient (what
+    create_graph=False in get_grad_function, or a detached penalty, gives)."""
+    G, C, _, opt_c, real, labels, z = fixed_case(seed)
+    torch.manual_seed(seed + 1)                       # the interpolates' eps, as run_critic_step draws it
+    with torch.no_grad():
+        fake = G(z, labels)
+    eps = torch.rand(len(real), 1, 1, 1)
+    points = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    grad, = torch.autograd.grad(C(points, labels).sum(), points)
+    gp = CASE_LAMBDA * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    opt_c.zero_grad()
+    (C(fake, labels).mean() - C(real, labels).mean() + gp.detach()).backward()
+    opt_c.step()
+    return flat_params(C)
+
+
 def _run_step(run, step, loss: str, advice: str):
     """``run(step)``, with a RuntimeError from a loss without a graph turned into a message naming ``loss``."""
     try:
@@ -432,6 +456,11 @@ def check_critic_step(critic_step) -> None:
     require(not spy.erased_before_step, "opt_c.zero_grad() comes after loss_c.backward(), so it erases the gradients "
                                         "opt_c.step() needs: call it before the backward pass.")
     targets = [ref["critic_step.C_after"], ref["critic_step.C_after_swapped"]]
+    if close(flat_params(C), _critic_after_without_penalty_gradient(), 1e-4):
+        raise CheckFailed("loss_c is right but the penalty does not train the critic: its gradient was taken without "
+                          "a graph (create_graph=False in get_grad_function) or the penalty was detached (.item(), "
+                          ".detach()), so only the Wasserstein loss moved the weights. Keep create_graph=True, as "
+                          "given: the penalty must be differentiated again with respect to the critic's weights.")
     if not any(close(flat_params(C), t, 1e-4) for t in targets):
         raise CheckFailed("The losses are right but the critic's update is not: call opt_c.zero_grad() before "
                           "loss_c.backward() (the check leaves old gradients in C to catch this), and backpropagate "
@@ -502,8 +531,10 @@ class ClassTemplates(nn.Module):
         self.latent_dim, self.n_classes = LATENT_DIM, N_CLASSES
         self.scale = nn.Parameter(torch.ones(()))                       # a parameter, for next(G.parameters())
         self.called_in_training_mode = False                            # set by a call before G.eval()
+        self.calls = 0
 
     def forward(self, z, labels):
+        self.calls += 1
         self.called_in_training_mode |= self.training
         pick = (z[:, 0].abs() * 1000).long() % self.pool.shape[1]
         return (self.pool[labels.long(), pick] * self.scale)[:, None]   # (B, 1, 28, 28)
@@ -515,22 +546,57 @@ def _class_agreement(images: np.ndarray, c: int) -> float:
     return float((classifier_outputs(images, "fashion_mnist")[0].argmax(axis=1) == c).mean())
 
 
+def _generated(generate, n: int, c, G=None):
+    """``generate(n, c)`` (with ``G=G`` if given), an error inside it turned into a CheckFailed that names the call."""
+    args = (n, c) if G is None else (n, c, G)
+    what = f"generate({n}, {c!r}{', G=...' if G is not None else ''})"
+    try:
+        return generate(*args)
+    except NotImplementedError:
+        raise CheckFailed(f"{what} still raises NotImplementedError: write the TODO lines and run the cell.") from None
+    except (RuntimeError, TypeError, IndexError, AttributeError) as exc:
+        message = str(exc).splitlines()[0]
+        hint = (" Run G under torch.no_grad(): .numpy() refuses a tensor attached to a graph." if "requires grad" in
+                message else " The labels must be integers (torch.full((n,), c, dtype=torch.long)) on G's device."
+                if "one_hot" in message or "index" in message.lower() else "")
+        raise CheckFailed(f"{what} failed: {type(exc).__name__}: {message}.{hint}") from None
+
+
+def _require_names_in_any_case(generate, templates: "ClassTemplates") -> None:
+    """generate(n, "sneaker") must draw sneakers; a crash or a case-sensitive lookup is named."""
+    try:
+        by_name = _class_agreement(generate(20, "sneaker", G=templates), 7)
+    except Exception as exc:        # the student's own lookup may raise anything
+        try:
+            exact = _class_agreement(generate(20, "Sneaker", G=templates), 7) >= 0.9
+        except Exception:
+            exact = False
+        if exact:
+            raise CheckFailed("generate(n, 'sneaker') fails while generate(n, 'Sneaker') works: the name lookup is "
+                              "case-sensitive. class_index('fashion_mnist', c) accepts any case.") from None
+        raise CheckFailed(f"generate(n, 'sneaker') raised {type(exc).__name__}: {str(exc).splitlines()[0]}. A class "
+                          "name must be turned into its number first: c = class_index('fashion_mnist', c).") from None
+    require(by_name >= 0.9, "generate(n, 'sneaker') did not draw sneakers: turn a name into its number with "
+                            "class_index('fashion_mnist', c).")
+
+
 def check_generate(generate) -> None:
     """generate(n, c) -> numpy float32 (n, 28, 28) in [0, 1] of class c (a number or a name); bad classes raise."""
-    out = generate(6, 3)
+    out = _generated(generate, 6, 3)
     low, high = require_generated_images(out, "generate(6, 3)", "generate(n, c)")
     templates = ClassTemplates()
+    _generated(generate, 2, 0, templates)
+    require(templates.calls > 0, "generate(n, c, G=...) did not call the generator it was given: use G (the "
+                                 "argument, G_ema by default), not G_ema or another global model, in the TODO lines.")
     _require_mapped(generate, templates)
     require(not templates.called_in_training_mode, "generate called G in training mode: call G.eval() first, so "
                                                    "batch norm uses its running statistics, not the batch's.")
     for c in (0, 7, 9):
-        agreement = _class_agreement(generate(40, c, G=templates), c)
+        agreement = _class_agreement(_generated(generate, 40, c, templates), c)
         require(agreement >= 0.9, f"Asked for class {c} ({_name(c)}), the images are of that class only "
                                   f"{agreement:.0%} of the time (checked with a stand-in generator of real images): "
                                   "pass labels = torch.full((n,), c) to G, the class asked for, not another.")
-    by_name = _class_agreement(generate(20, "sneaker", G=templates), 7)
-    require(by_name >= 0.9, "generate(n, 'sneaker') did not draw sneakers: turn a name into its number with "
-                            "class_index('fashion_mnist', c).")
+    _require_names_in_any_case(generate, templates)
     for bad in (10, "sneakers", -1):
         try:
             generate(2, bad, G=templates)

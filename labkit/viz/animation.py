@@ -57,10 +57,13 @@ class GifWriter:
         return self.path
 
 
-def write_grid_gif(frames, path, nrow: int = 16, title: str = "", fps: float = 3) -> Path:
+def write_grid_gif(frames, path, nrow: int = 16, title: str = "", fps: float = 3, labels=None,
+                   class_names=None) -> Path:
     """A GIF of image grids, one frame per ``(epoch, images)`` snapshot (images in tanh range [-1, 1]).
 
     frames: what :class:`labkit.train.Snapshots` collects; each frame is titled with its epoch.
+    labels, class_names: the class of each image of a conditional snapshot (the same in every frame), drawn as
+    :func:`~labkit.viz.plotting.image_grid` draws them: row labels when each row is one class.
     """
     from .plotting import image_grid
 
@@ -68,7 +71,8 @@ def write_grid_gif(frames, path, nrow: int = 16, title: str = "", fps: float = 3
         raise ValueError("No snapshots to animate: train at least one epoch first.")
     gif = GifWriter(path, fps=fps)
     for epoch, images in frames:
-        gif.add(image_grid(images, nrow=nrow, title=f"{title + ': ' if title else ''}epoch {epoch + 1}"))
+        gif.add(image_grid(images, labels, nrow=nrow, class_names=class_names,
+                           title=f"{title + ': ' if title else ''}epoch {epoch + 1}"))
     return gif.save()
 
 

@@ -215,12 +215,8 @@ def plot_moments(means: Sequence[float], stds: Sequence[float], target, ax=None)
     return fig
 
 
-def image_grid(images, labels=None, nrow: int = 10, class_names: Sequence[str] = None, title: str = None,
-               value_range=(-1.0, 1.0), ax=None, cell_size: float = 0.9):
-    """Show N images (N×28×28, N×1×28×28, N×784, or colour N×H×W×3) in a grid, with labels as small captions.
-
-    value_range: the range the images are in (``(-1, 1)`` for tanh generators, ``(0, 1)`` for sampled arrays).
-    """
+def _grid_images(images) -> np.ndarray:
+    """N images in any of image_grid's layouts as N×H×W (grey) or N×H×W×3 (colour) floats."""
     images = _as_numpy(images).astype(np.float32)
     if images.ndim == 2 and int(round(np.sqrt(images.shape[1]))) ** 2 == images.shape[1]:
         side = int(round(np.sqrt(images.shape[1])))
@@ -232,28 +228,80 @@ def image_grid(images, labels=None, nrow: int = 10, class_names: Sequence[str] =
     if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] != 3):
         raise ValueError(f"image_grid expects N×H×W or N×1×H×W grey images, or N×H×W×3 / N×3×H×W colour images, "
                          f"got shape {images.shape}.")
+    return images
+
+
+def _rows_of_one_label(texts: Sequence[str], ncol: int) -> Optional[list]:
+    """The label of each row when every row holds one label only (a class per row), else None."""
+    rows = [texts[i:i + ncol] for i in range(0, len(texts), ncol)]
+    return [row[0] for row in rows] if all(len(set(row)) == 1 for row in rows) else None
+
+
+GRID_GAP = 2          # pixels of white between tiles
+CAPTION_BAND = 11     # pixels of white under each row of tiles that carries captions
+
+
+def image_grid(images, labels=None, nrow: int = 10, class_names: Sequence[str] = None, title: str = None,
+               value_range=(-1.0, 1.0), ax=None, cell_size: float = 0.9, row_labels: Sequence[str] = None,
+               captions: Sequence[str] = None, caption_colors: Sequence[str] = None):
+    """Show N images (N×28×28, N×1×28×28, N×784, or colour N×H×W×3) in a grid, ``nrow`` per row.
+
+    Text never covers a tile. ``labels`` (class numbers, shown as ``class_names`` if given) that are the same along
+    each row (one class per row) become row labels left of the grid; mixed labels become captions under their
+    tiles. ``row_labels`` names the rows directly (e.g. "σ = 0.5"); ``captions`` puts one text under each tile, in
+    ``caption_colors`` (one matplotlib colour each; default dark grey).
+
+    value_range: the range the images are in (``(-1, 1)`` for tanh generators, ``(0, 1)`` for sampled arrays).
+    """
+    images = _grid_images(images)
     n, h, w = images.shape[:3]
     ncol = min(nrow, n)
     nrows = int(np.ceil(n / ncol))
+    if labels is not None:
+        labels = _as_numpy(labels).reshape(-1)[:n]
+        texts = [class_names[int(y)] if class_names is not None else str(int(y)) for y in labels]
+        per_row = _rows_of_one_label(texts, ncol)
+        if row_labels is None and per_row is not None:
+            row_labels = per_row
+        elif captions is None:
+            captions = texts
+    if row_labels is not None and len(row_labels) != nrows:
+        raise ValueError(f"Got {len(row_labels)} row labels for {nrows} rows: give one per row.")
+    if captions is not None and len(captions) != n:
+        raise ValueError(f"Got {n} images but {len(captions)} captions: give one caption per image.")
+    if caption_colors is not None and len(caption_colors) != n:
+        raise ValueError(f"Got {n} images but {len(caption_colors)} caption colours: give one colour per image, or none.")
+    band = CAPTION_BAND if captions is not None else 0
+    pitch_y, pitch_x = h + GRID_GAP + band, w + GRID_GAP
     lo, hi = value_range
-    canvas = np.full((nrows * (h + 2), ncol * (w + 2)) + images.shape[3:], 1.0, dtype=np.float32)
+    canvas = np.full((nrows * pitch_y, ncol * pitch_x) + images.shape[3:], 1.0, dtype=np.float32)
     for i, img in enumerate(images):
         r, c = divmod(i, ncol)
-        canvas[r * (h + 2) + 1: r * (h + 2) + 1 + h, c * (w + 2) + 1: c * (w + 2) + 1 + w] = (img - lo) / (hi - lo)
+        canvas[r * pitch_y + 1: r * pitch_y + 1 + h, c * pitch_x + 1: c * pitch_x + 1 + w] = (img - lo) / (hi - lo)
     import matplotlib.pyplot as plt
 
     if ax is None:
-        fig, ax = plt.subplots(figsize=(cell_size * ncol, cell_size * nrows + (0.4 if title else 0)))
+        label_width = 0.0 if row_labels is None else 0.12 * max(len(str(t)) for t in row_labels) + 0.2
+        height = cell_size * nrows * pitch_y / (h + GRID_GAP) + (0.4 if title else 0.1)
+        fig, ax = plt.subplots(figsize=(cell_size * ncol + label_width, height), layout="constrained")
     else:
         fig = ax.figure
     ax.imshow(np.clip(canvas, 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_axis_off()
-    if labels is not None:
-        labels = _as_numpy(labels).reshape(-1)
-        for i, lab in enumerate(labels[:n]):
+    # The axes stay on (without spines or ticks) so that row labels are tick labels: the layout makes room for them.
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_xticks([])
+    if row_labels is not None:
+        ax.set_yticks([r * pitch_y + 1 + h / 2 for r in range(nrows)], [str(t) for t in row_labels], fontsize=10)
+        ax.tick_params(axis="y", length=0, pad=3)
+    else:
+        ax.set_yticks([])
+    if captions is not None:
+        size = 8 if cell_size < 1.1 else 9
+        for i, text in enumerate(captions):
             r, c = divmod(i, ncol)
-            text = class_names[int(lab)] if class_names is not None else str(int(lab))
-            ax.text(c * (w + 2) + 2, r * (h + 2) + 5, text, color="tab:red", fontsize=7)
+            ax.text(c * pitch_x + 1 + w / 2, r * pitch_y + 1 + h + band / 2 + 0.5, str(text), ha="center",
+                    va="center", fontsize=size, color=caption_colors[i] if caption_colors is not None else "0.15")
     if title:
         ax.set_title(title)
     return fig
