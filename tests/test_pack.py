@@ -105,6 +105,26 @@ def test_pack_command_prints_size_and_warnings(tmp_path, capsys):
     assert "as released" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges on Windows")
+@pytest.mark.parametrize("linked", ["line_model.npy", "READ_ME.txt", "toy.ipynb"])
+def test_pack_refuses_a_symbolic_link_and_says_why(tmp_path, capsys, linked):
+    """Issue 28: gan1d_final.pt -> /etc/shadow was packed with the secret's content; now nothing is written."""
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$secret-hash:19000:0:99999:7:::\n", encoding="utf-8")
+    folder = fx._folder(tmp_path, "sub", fx.toy_solution())
+    if linked == "toy.ipynb":   # the notebook itself is a link to the real one elsewhere
+        (folder / linked).rename(tmp_path / "real.ipynb")
+        secret = tmp_path / "real.ipynb"
+    else:
+        (folder / linked).unlink()
+    (folder / linked).symlink_to(secret)
+    out = tmp_path / "toy.zip"
+    assert cli.main(["pack", str(folder / "toy.ipynb"), "--out", str(out), "--source", str(FIXTURES / "solutions")]) == 2
+    err = capsys.readouterr().err
+    assert f"labkit pack: error: {folder / linked} is a symbolic link (to {secret}), not a file" in err
+    assert "Replace the link with the file itself" in err and not out.exists()
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="labkit grade needs POSIX process limits")
 @pytest.mark.slow
 def test_grade_gives_the_zip_the_points_of_the_folder(tmp_path):

@@ -85,3 +85,14 @@ def test_command_with_the_release_copies_gives_the_graders_points(submissions, t
     for cid in CHECKS:
         assert re.search(rf"✔ {cid} +{float(rows['solution'][cid]):.6g} / ", out), cid
     assert (tmp_path / "kept" / "feedback" / "toy.md").is_file()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges on Windows")
+def test_check_refuses_a_symbolic_link_before_grading(tmp_path, capsys):
+    """Issue 28: a saved model that links to /etc/shadow is neither copied nor graded; the student is told why."""
+    folder = fx._folder(tmp_path, "sub", fx.toy_solution(), model=None)
+    (folder / fx.MODEL_FILE).symlink_to("/etc/shadow")
+    assert cli.main(["check", str(folder / "toy.ipynb"), "--source", str(SOURCE), "--out", str(tmp_path / "g")]) == 2
+    err = capsys.readouterr().err
+    assert f"labkit check: error: {folder / fx.MODEL_FILE} is a symbolic link (to /etc/shadow), not a file" in err
+    assert not (tmp_path / "g").exists()   # refused before anything ran

@@ -1,10 +1,13 @@
 """What a student's notebook holds and lacks for its hand-in: its lab, the release it started from, the model
 files it saves and the checks read, open TODOs and unanswered questions (read_hand_in).
 
-``labkit pack`` and ``labkit check`` both start from a :class:`HandIn`; nothing here runs the notebook.
+``labkit pack`` and ``labkit check`` both start from a :class:`HandIn`; nothing here runs the notebook. Both
+take regular files only: a symbolic link among the files of a hand-in (``gan1d_final.pt -> /etc/shadow``) is
+refused with :class:`LinkedFile`, so neither packs nor grades what a link points to.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +19,27 @@ from ..instructor.grading.cells import MODEL_SUFFIXES, files_read_by_checks, lab
 from ..instructor.grading.intake import SETUP_CALL
 from ..instructor.release import MD_ANSWER_PROMPT, released_notebook
 
-__all__ = ["HandIn", "OpenTodo", "read_hand_in", "lab_name", "MODEL_SUFFIXES"]
+__all__ = ["HandIn", "OpenTodo", "LinkedFile", "read_hand_in", "lab_name", "MODEL_SUFFIXES", "README_NAME"]
+
+README_NAME = "READ_ME.txt"
 
 _IMPORT = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", re.M)
 _TODO = re.compile(r"raise NotImplementedError\((?P<hint>.*)\)\s*$")
+
+
+class LinkedFile(ValueError):
+    """A file of the hand-in is a symbolic link: packing or grading it would read whatever it points to."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        super().__init__(
+            f"{path} is a symbolic link (to {target}), not a file: labkit pack and labkit check take regular files "
+            "only, so that a link cannot put another file into the hand-in. Replace the link with the file itself "
+            f"(cp --remove-destination \"$(readlink -f '{path}')\" '{path}'), or remove it.")
 
 
 class OpenTodo(NamedTuple):
@@ -104,9 +124,15 @@ def _untouched(nb, release) -> bool:
     return sources(nb) == sources(release)
 
 
+def _refuse_link(path: Path) -> None:
+    if path.is_symlink():
+        raise LinkedFile(path)
+
+
 def read_hand_in(notebook, source: Optional[Path] = None) -> HandIn:
     """Read a student's notebook and compare it with its release (from ``source``; see ``assignment_source``)."""
     notebook = Path(notebook)
+    _refuse_link(notebook)
     if notebook.suffix != ".ipynb" or not notebook.is_file():
         raise FileNotFoundError(f"{notebook} is not a notebook file (.ipynb).")
     nb = nbformat.read(notebook, as_version=4)
@@ -114,9 +140,11 @@ def read_hand_in(notebook, source: Optional[Path] = None) -> HandIn:
     release = released_notebook(name, source)
     hand_in = HandIn(notebook=notebook, nb=nb, name=name, release=release, graded_files=files_read_by_checks(release))
     named = list(dict.fromkeys(list(hand_in.graded_files) + _file_names(nb.cells) + _file_names(release.cells)))
+    imported = {m for c in nb.cells if c.cell_type == "code" for m in _IMPORT.findall(c.source)}
+    for name in named + sorted(f"{m}.py" for m in imported) + [README_NAME]:
+        _refuse_link(notebook.parent / name)
     hand_in.files = [f for f in named if (notebook.parent / f).is_file()]
     hand_in.missing = [f for f in hand_in.graded_files if not (notebook.parent / f).is_file()]
-    imported = {m for c in nb.cells if c.cell_type == "code" for m in _IMPORT.findall(c.source)}
     hand_in.modules = sorted(f"{m}.py" for m in imported if (notebook.parent / f"{m}.py").is_file())
     hand_in.todos = _open_todos(nb, release)
     hand_in.unanswered = _unanswered(nb, release)

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 from ..paths import repo_root
-from .handin import HandIn, read_hand_in
+from .handin import README_NAME, HandIn, read_hand_in
 
 __all__ = ["PackError", "Packed", "fill_readme", "pack_submission"]
 
-README_NAME = "READ_ME.txt"
 _PLACEHOLDER = re.compile(r"<[^<>\n]{2,}>")
 _FILES_SECTION = re.compile(r"(Files in this folder\n-+\n)(?P<body>.*?)(?=\n\n|\Z)", re.S)
 _MEMBERS = re.compile(r"^Members:[ \t]*<[^>\n]*>[ \t]*\n(?:[ \t]+<[^>\n]*>[ \t]*\n)*", re.M)
