@@ -148,8 +148,19 @@ def _cmd_check(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose errors about arguments it took for options say how to pass a name that starts with '-'."""
+
+    def error(self, message):
+        if "unrecognized arguments: -" in message or "the following arguments are required" in message:
+            message += ("; a file or folder name that starts with '-' goes after '--', which ends the options: "
+                        "labkit grade --assignment NAME --out DIR -- -2+3 other/")
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="labkit", description="Support tools for the GAN course notebooks.")
+    parser = _Parser(prog="labkit", description="Support tools for the GAN course notebooks.",
+                     epilog="Names that start with '-' go after '--': labkit grade ... -- -2+3")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="execute every reference notebook headless (quick mode) and keep the results")

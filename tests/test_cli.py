@@ -76,3 +76,40 @@ def test_label_out_of_range(tmp_path, capsys):
 def test_release_check_passes_on_the_repository(capsys):
     assert cli.main(["release", "--check"]) == 0
     assert "fresh release" in capsys.readouterr().out
+
+
+def test_a_name_that_looks_like_an_option_says_to_use_double_dash(tmp_path, capsys, monkeypatch):
+    """Issue 28: a folder named -2+3 made `labkit grade ... *` fail as an unknown option, with no way out said."""
+    monkeypatch.chdir(tmp_path)
+    for argv in (["grade", "--assignment", "toy", "--out", "o", "-2+3"],
+                 ["grade", "--assignment", "toy", "--out", "o", "a", "-2+3"]):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(argv)
+        assert exit_.value.code == 2
+        assert "a file or folder name that starts with '-' goes after '--'" in capsys.readouterr().err
+    parser = cli.build_parser()
+    assert parser.parse_args(["grade", "--assignment", "toy", "--out", "o", "--", "-2+3", "--keep"]).submissions == [
+        "-2+3", "--keep"]
+    assert parser.parse_args(["pack", "--", "-x.ipynb"]).notebook == "-x.ipynb"
+    assert parser.parse_args(["check", "--", "-x.ipynb"]).notebook == "-x.ipynb"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="labkit grade needs POSIX process limits")
+def test_grade_takes_a_folder_named_like_an_option_after_double_dash(tmp_path, monkeypatch):
+    import csv
+    import importlib.util
+    from pathlib import Path
+
+    fixtures = Path(__file__).resolve().parent / "fixtures" / "grading"
+    spec = importlib.util.spec_from_file_location("grading_fixtures", fixtures / "make_fixtures.py")
+    fx = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fx)
+    fx._folder(tmp_path, "-2+3", fx.toy_solution())
+    monkeypatch.chdir(tmp_path)
+    # The sandbox is not what this test is about: the command line is.
+    assert cli.main(["grade", "--source", str(fixtures / "solutions"), "--assignment", "toy", "--out", "out",
+                     "--no-progress", "--unsafe-no-sandbox", "--", "-2+3"]) == 0
+    with open(tmp_path / "out" / "grades.csv", newline="", encoding="utf-8") as f:
+        row = next(csv.DictReader(f))
+    assert (row["submission"], row["status"], row["auto_points"], row["source"]) == ("'-2_3", "ok", "10", "'-2+3")
