@@ -413,3 +413,143 @@ def test_quality_of_an_untrained_generator_names_the_class_accuracy(solution, tm
     path = tmp_path / "cwgan_final.pt"
     saveModel(solution.Generator(), path, dataset="fashion_mnist")
     fails(checks.check_quality, path, "fair", 1000, match="not of the class asked for")
+
+
+# --------------------------------------------------------------------------- issue 24: the wrong answers students gave
+
+
+def test_a_penalty_without_a_graph_to_the_critic_is_named(solution):
+    """create_graph=False in the given get_grad_function, or a detached penalty: the value is right, the update not."""
+    s = solution
+
+    def no_double_backward(critic, interpolates, labels):
+        interpolates = interpolates.detach().requires_grad_(True)
+        gradient, = torch.autograd.grad(critic(interpolates, labels).sum(), interpolates, create_graph=False)
+        return gradient
+
+    def critic_step(G, C, opt_c, real, labels, z, lambda_gp=10.0, grad_function=no_double_backward, detach=False):
+        opt_c.zero_grad()
+        with torch.no_grad():
+            fake = G(z, labels)
+        loss_w = s.get_WLoss_discriminator(C(fake, labels), C(real, labels))
+        gp = s.get_gradient_regularisation(grad_function(C, s.get_interpolates(real, fake), labels), lambda_gp)
+        loss_c = loss_w + (gp.detach() if detach else gp)
+        loss_c.backward()
+        opt_c.step()
+        return {"loss_c": loss_c.item(), "wasserstein": -loss_w.item(), "gp": gp.item()}
+
+    fails(checks.check_critic_step, critic_step, match="create_graph=False")
+    fails(checks.check_critic_step, lambda *a: critic_step(*a, grad_function=s.get_grad_function, detach=True),
+          match="penalty was detached")
+
+
+def test_layer_norm_without_its_size_is_named(solution):
+    def layers(c):
+        return nn.Sequential(down_block(11, c, norm=Norm.NONE), down_block(c, 2 * c, norm=Norm.LAYER),
+                             down_block(2 * c, 4 * c, kernel=3, norm=Norm.LAYER, size=4), nn.Flatten(),
+                             nn.Linear(64 * c, 1))
+    fails(checks.check_critic, critic_class(solution, layers), match="needs size=")
+
+
+def _generate_with(solution, to_number):
+    """generate with its own class lookup ``to_number(c)`` instead of class_index."""
+    def generate(n, c, G=None):
+        G = solution.G_ema if G is None else G
+        c = to_number(c)
+        G.eval()
+        with torch.no_grad():
+            x = G(torch.randn(n, 100), torch.full((n,), c, dtype=torch.long))
+        return ((x[:, 0] + 1) / 2).numpy().astype(np.float32)
+    return generate
+
+
+def test_generate_without_class_index_is_named(solution):
+    fails(checks.check_generate, _generate_with(solution, lambda c: c), match="turned into its number first")
+
+
+def test_generate_with_a_case_sensitive_lookup_is_named(solution):
+    from labkit.models.classifier import CLASS_NAMES
+
+    names = CLASS_NAMES["fashion_mnist"]
+    fails(checks.check_generate, _generate_with(solution, lambda c: names.index(c) if isinstance(c, str) else c),
+          match="case-sensitive")
+
+
+# ------------------------------------------------------------- issue 24: more wrong answers, and more valid forms
+
+
+def test_generate_without_no_grad_is_named(solution):
+    def generate(n, c, G=None):
+        from labkit.models.classifier import class_index
+
+        G = solution.G_ema if G is None else G
+        G.eval()
+        x = G(torch.randn(n, 100), torch.full((n,), class_index("fashion_mnist", c), dtype=torch.long))
+        return ((x[:, 0] + 1) / 2).numpy().astype(np.float32)
+    fails(checks.check_generate, generate, match="torch.no_grad")
+
+
+def test_generate_with_float_labels_is_named(solution):
+    def generate(n, c, G=None):
+        from labkit.models.classifier import class_index
+
+        G = solution.G_ema if G is None else G
+        G.eval()
+        with torch.no_grad():
+            x = G(torch.randn(n, 100), torch.full((n,), float(class_index("fashion_mnist", c))))
+        return ((x[:, 0] + 1) / 2).numpy().astype(np.float32)
+    fails(checks.check_generate, generate, match="dtype=torch.long")
+
+
+def test_generate_ignoring_its_g_argument_is_named(solution):
+    def generate(n, c, G=None):
+        from labkit.models.classifier import class_index
+
+        model = solution.G_ema                       # the global model, whatever G says
+        model.eval()
+        with torch.no_grad():
+            x = model(torch.randn(n, 100), torch.full((n,), class_index("fashion_mnist", c), dtype=torch.long))
+        return ((x[:, 0] + 1) / 2).numpy().astype(np.float32)
+    fails(checks.check_generate, generate, match="did not call the generator it was given")
+
+
+def test_label_vectors_of_another_float_type_are_named(solution):
+    fails(checks.check_conditioning, lambda z, y: torch.cat([z, F.one_hot(y, 10).double()], dim=1),
+          solution.images_with_labels, match="float64 for float32 noise")
+    fails(checks.check_conditioning, solution.noise_with_labels,
+          lambda x, y: torch.cat([x, F.one_hot(y, 10).double()[:, :, None, None].expand(-1, -1, 28, 28)], dim=1),
+          match="float64 for float32 images")
+
+
+def _own_noise(step):
+    """``step`` with the z it is given replaced by new noise."""
+    def wrapped(*args):
+        args = list(args)
+        z_at = 5 if len(args) >= 7 else 4                  # critic_step(G, C, opt, real, labels, z, ...) / generator_step
+        args[z_at] = torch.randn_like(args[z_at])
+        return step(*args)
+    return wrapped
+
+
+def test_steps_that_draw_their_own_noise_are_named(solution):
+    fails(checks.check_critic_step, _own_noise(solution.critic_step), match="from the z and labels given")
+    fails(checks.check_generator_step, _own_noise(solution.generator_step), match="z and labels given")
+
+
+def test_a_critic_step_returning_tensors_is_named(solution):
+    def tensors(*args):
+        out = critic_step_variant(solution)(*args)
+        return {**out, "loss_c": torch.tensor(out["loss_c"], requires_grad=True)}
+    fails(checks.check_critic_step, tensors, match="attached to the graph")
+
+
+def test_critic_valid_forms_pass(solution):
+    for layers in (lambda c: _stack(c, norm=Norm.NONE),                                  # no normalisation at all
+                   lambda c: nn.Sequential(down_block(11, c, norm=Norm.NONE), down_block(c, 2 * c, norm=Norm.NONE),
+                                           nn.InstanceNorm2d(2 * c, affine=True),        # per sample, as layer norm
+                                           down_block(2 * c, 4 * c, kernel=3, norm=Norm.NONE), nn.Flatten(),
+                                           nn.Linear(64 * c, 1)),
+                   lambda c: nn.Sequential(down_block(11, c, norm=Norm.NONE), down_block(c, 2 * c, norm=Norm.NONE),
+                                           down_block(2 * c, 4 * c, kernel=3, norm=Norm.NONE), nn.Flatten(),
+                                           nn.Dropout(0.0), nn.Linear(64 * c, 1))):
+        checks.check_critic(critic_class(solution, layers))

@@ -65,6 +65,9 @@ def check_conditioning(noise_with_labels, images_with_labels) -> None:
                                                   f"(5, 110), got {shape}: torch.cat([z, one_hot], dim=1).")
     require(out.is_floating_point(), "noise_with_labels returns integers: make the one-hot vectors float with "
                                      ".to(z.dtype) before concatenating.")
+    require(out.dtype == z.dtype, f"noise_with_labels returns {out.dtype} for float32 noise: the one-hot vectors were "
+                                  "made another float type (e.g. .double()), and torch.cat promoted z to it. Use "
+                                  ".to(z.dtype), so the generator's float32 layers can take the result.")
     if torch.allclose(out[:, N_CLASSES:], z) and torch.allclose(out[:, :N_CLASSES], one_hot):
         raise CheckFailed("noise_with_labels puts the one-hot label first: z comes first, then the label "
                           "(torch.cat([z, one_hot], dim=1)), so the generator's input layout is the one documented.")
@@ -89,6 +92,8 @@ def check_conditioning(noise_with_labels, images_with_labels) -> None:
                           "its number. Use ten channels, one per class (one-hot), all ones for the image's class.")
     require(shape == (5, 1 + N_CLASSES, 28, 28), f"images_with_labels(x, labels) with x (5, 1, 28, 28) must return "
                                                   f"(5, 11, 28, 28), got {shape}.")
+    require(out.dtype == x.dtype, f"images_with_labels returns {out.dtype} for float32 images: make the label maps "
+                                  "x's dtype (.to(x.dtype)), so the critic's float32 layers can take the result.")
     if torch.allclose(out[:, N_CLASSES:], x) and not torch.allclose(out[:, :1], x):
         raise CheckFailed("images_with_labels puts the label channels first: the image is channel 0, then the ten "
                           "label channels (torch.cat([x, maps], dim=1)).")
