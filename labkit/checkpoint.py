@@ -179,7 +179,22 @@ def read_checkpoint(path) -> Dict[str, Any]:
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc}).") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} was not written by labkit.saveModel; load it with torch.load instead.")
+    _check_tensors(payload.get("state_dict"), path)
     return payload
+
+
+def _check_tensors(state_dict, path) -> None:
+    """Refuse weights that view more elements than they store (a few KB posing as GBs once copied)."""
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"{path} has no weights (state_dict) that labkit can read.")
+    for name, tensor in state_dict.items():
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        stored = tensor.untyped_storage().nbytes()
+        if tensor.numel() and (tensor.numel() * tensor.element_size() > stored or
+                               any(st == 0 and sz > 1 for st, sz in zip(tensor.stride(), tensor.shape))):
+            raise CheckpointError(f"{path}: the weight {str(name)[:80]} views more elements than the file stores "
+                                  "(a tensor saveModel never writes); the file is refused.")
 
 
 def _find_class(spec: str):
@@ -212,11 +227,52 @@ def _load_weights(model: nn.Module, state_dict, source) -> None:
     model.load_state_dict(state_dict)
 
 
+MAX_EXPORT_MEMBERS = 4096
+MAX_EXPORT_BYTES = 1 << 30      # uncompressed, all members together
+MAX_GRAPH_JSON_BYTES = 64 << 20  # one graph's JSON: a generator's is tens of KB
+
+
+def check_export_archive(program: bytes) -> None:
+    """Refuse an exported program that ``torch.export.load`` could not read without unpickling arbitrary objects.
+
+    ``torch.export.load`` falls back on ``torch.load(weights_only=False)`` for sample inputs and pickled weights,
+    and on ``pickle.loads`` for opaque constants: a crafted file runs code there. A program ``saveModel`` wrote
+    has none of them: its weights and constants are raw tensors and its sample inputs load with
+    ``weights_only=True``. Sizes are bounded before anything is read.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(program)) as archive:
+            members = archive.infolist()
+            if len(members) > MAX_EXPORT_MEMBERS or sum(m.file_size for m in members) > MAX_EXPORT_BYTES:
+                raise CheckpointError("the file's exported generator is too large to be one saveModel wrote")
+            for member in members:
+                name = member.filename
+                if "/custom_obj" in name or "/opaque_obj" in name or name.endswith(("/data/constants/model.pt",)):
+                    raise CheckpointError(f"the file's exported generator holds pickled objects ({name})")
+                if name.endswith("_config.json"):
+                    if member.file_size > MAX_GRAPH_JSON_BYTES:
+                        raise CheckpointError(f"the file's exported generator's {name} is too large")
+                    config = json.loads(archive.read(member))
+                    entries = config.get("config", {}) if isinstance(config, dict) else {}
+                    if any(isinstance(e, dict) and e.get("use_pickle") for e in entries.values()):
+                        raise CheckpointError(f"the file's exported generator stores pickled tensors ({name})")
+                elif "/sample_inputs/" in name:
+                    torch.load(io.BytesIO(archive.read(member)), map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # not a zip, a sample input that is not plain tensors, bad JSON
+        raise CheckpointError(f"the file's exported generator is not one saveModel wrote ({type(exc).__name__})") from None
+
+
 class ExportedGenerator(nn.Module):
-    """A generator rebuilt from its standalone ``torch.export`` copy (no class definition needed)."""
+    """A generator rebuilt from its standalone ``torch.export`` copy (no class definition needed).
+
+    The archive is checked first (:func:`check_export_archive`): nothing in it is unpickled beyond plain tensors.
+    """
 
     def __init__(self, program_bytes: bytes, latent_shape, n_classes: int):
         super().__init__()
+        check_export_archive(program_bytes)
         self._program = torch.export.load(io.BytesIO(program_bytes)).module()
         self.latent_shape = tuple(latent_shape)
         self.latent_dim = int(self.latent_shape[0])
@@ -258,8 +314,10 @@ def exported_operators(program: bytes) -> List[Dict[str, Any]]:
     """
     try:
         with zipfile.ZipFile(io.BytesIO(program)) as archive:
-            names = [n for n in archive.namelist() if n.endswith(".json") and "/models/" in n]
-            graphs = [json.loads(archive.read(n)) for n in names]
+            infos = [i for i in archive.infolist() if i.filename.endswith(".json") and "/models/" in i.filename]
+            if len(infos) > 64 or any(i.file_size > MAX_GRAPH_JSON_BYTES for i in infos):
+                raise CheckpointError("the exported graph is too large to be a generator's")
+            graphs = [json.loads(archive.read(i)) for i in infos]
     except (zipfile.BadZipFile, ValueError, KeyError, OSError) as exc:
         raise CheckpointError(f"the exported copy of the generator is not readable ({type(exc).__name__})") from None
     if not graphs:
@@ -363,6 +421,15 @@ def _labkit_class(spec: str):
     return obj
 
 
+def _check_shapes(model: nn.Module, state_dict, path) -> None:
+    """The model's tensors are exactly the file's (names and shapes), or ArchitectureMismatchError."""
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    saved = {k: tuple(v.shape) for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
+    if own != saved:
+        raise ArchitectureMismatchError(f"{path}: its constructor arguments do not build the network its weights "
+                                        "belong to; the file is refused.")
+
+
 def load_data_only(path, map_location="cpu") -> nn.Module:
     """Rebuild the model saved at ``path`` for grading, treating the file as data.
 
@@ -375,6 +442,8 @@ def load_data_only(path, map_location="cpu") -> nn.Module:
     cls = _labkit_class(payload.get("class", ""))
     init = payload.get("init_args")
     if cls is not None and init is not None:
+        with torch.device("meta"):   # shapes first, allocating nothing: init_args may ask for a huge network
+            _check_shapes(cls(*init["args"], **init["kwargs"]), payload["state_dict"], path)
         model = cls(*init["args"], **init["kwargs"])
         _load_weights(model, payload["state_dict"], path)
     elif payload.get("exported") and payload.get("generator"):

@@ -1,30 +1,42 @@
-"""Spot a handed-in model that is a shipped or reference checkpoint: the same weights, or the same outputs on fixed
-noise (for the grader's flags: such a model earns no quality points).
+"""Spot a handed-in model that is, or comes from, a shipped or reference checkpoint (no quality points for it).
 
-    index = ReferenceIndex.build()                      # once per grading run: checkpoints/ and the solutions' models
-    for match in index.find(submission_folder):         # every .pt file handed in
-        flags.append(match.flag())                      # "gan1d_final.pt is the reference model ..."
+    index = ReferenceIndex.build()               # on the grader's side, from its own trusted reference files
+    index.write(folder)                          # the pack a sandboxed inspector reads (grading/inspector.py)
+    ReferenceIndex.read(folder).match(payload)   # inside the sandbox, on a handed-in file read as data
 
-Copying ``checkpoints/gan1d_laplace.pt`` to ``gan1d_final.pt`` is caught by its weights (whatever the file's
-metadata says); a reference whose weights were nudged to change their hash by its outputs: the same noise
-through both generators gives the same samples to within ``tolerance`` of their spread. Files are read as
-data only (:func:`labkit.checkpoint.read_checkpoint`, :func:`labkit.checkpoint.load_data_only`): nothing a
-submission holds is executed.
+Weights are compared in a canonical form: the first layer's input slices (the latent noise's columns of a
+``Linear``, its channels of a ``ConvTranspose2d``) are each given one sign and then sorted, so a reference
+whose latent inputs were permuted or negated (``G(-z)``, the same distribution) has the same fingerprint.
+Three ways to match, in order:
+
+* ``same weights``: the canonical weights are identical (a copy, a re-save, permuted or negated inputs);
+* ``derived``: same layers and shapes, and the canonical weights lie within :data:`DERIVED_DISTANCE` of the
+  reference's (relative L2 distance; a short fine-tune of a reference);
+* ``same outputs on fixed noise``: a generator whose samples on the same noise are those of a reference.
+
+A handed-in file is only ever read inside the grader's sandbox (:mod:`labkit.instructor.grading.inspection`).
 """
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional
 
 import numpy as np
 
-__all__ = ["ReferenceMatch", "ReferenceIndex", "weights_digest", "output_signature", "reference_model_files"]
+__all__ = ["ReferenceMatch", "ReferenceIndex", "canonical_weights", "weights_digest", "relative_distance",
+           "output_signature", "reference_model_files", "MODEL_SUFFIXES", "DERIVED_DISTANCE", "HOWS"]
 
 MODEL_SUFFIXES = (".pt", ".pth")
 SIGNATURE_SAMPLES = 512
 SIGNATURE_SEED = 20240917  # any fixed seed; not one a notebook would use for its own samples
+# Relative L2 distance of canonical weights under which a model counts as derived from a reference. Measured
+# (docs/grading.md): lab 01's reference after 31 steps of fine-tuning moves about 0.01-0.05; two independent
+# trainings from different seeds end 0.9-1.4 apart.
+DERIVED_DISTANCE = 0.25
+HOWS = ("same weights", "derived", "same outputs on fixed noise")
 
 
 @dataclass(frozen=True)
@@ -33,44 +45,87 @@ class ReferenceMatch:
 
     file: str
     reference: str
-    how: str  # "same weights" or "same outputs on fixed noise"
+    how: str            # one of HOWS
+    distance: float = 0.0
+
+    def describe(self) -> str:
+        if self.how == "derived":
+            return f"derived from it: weights {self.distance:.3f} apart, relative, after fine-tuning at most"
+        return self.how
 
     def flag(self) -> str:
-        return (f"{self.file} is the reference model {self.reference} ({self.how}): a shipped or reference "
-                "checkpoint handed in as the group's own model earns no quality points")
+        return (f"{self.file} is the reference model {self.reference} ({self.describe()}): a shipped or reference "
+                "checkpoint, or a fine-tune of one, handed in as the group's own model earns no quality points")
 
 
-def weights_digest(path) -> Optional[str]:
-    """SHA-256 of a saved model's weights (names, shapes, values), blind to its metadata; None if not a labkit model."""
+def _float_tensors(state_dict: Mapping) -> Dict[str, np.ndarray]:
     import torch
 
-    from ..checkpoint import CheckpointError, read_checkpoint
+    out = {}
+    for name in state_dict:
+        value = state_dict[name]
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            out[name] = value.detach().to("cpu", torch.float64).contiguous().numpy()
+    return out
 
-    try:
-        state = read_checkpoint(path)["state_dict"]
-    except (CheckpointError, KeyError, TypeError):
-        return None
+
+def _canonical_slices(weight: np.ndarray, axis: int) -> np.ndarray:
+    """``weight`` with its slices along ``axis`` each signed (largest entry positive) and sorted."""
+    moved = np.moveaxis(weight, axis, 0).reshape(weight.shape[axis], -1)
+    signs = np.sign(moved[np.arange(len(moved)), np.abs(moved).argmax(axis=1)])
+    signs[signs == 0] = 1.0
+    moved = moved * signs[:, None]
+    order = np.lexsort(moved.T[::-1])   # by first entry, then second ...: a permutation-free order
+    return moved[order]
+
+
+def canonical_weights(state_dict: Mapping) -> Dict[str, np.ndarray]:
+    """The floating-point tensors, flattened, with the first layer's input slices signed and sorted.
+
+    The first weight of two or more dimensions takes the latent input: a ``Linear`` weight ``(out, in)``
+    along axis 1, a ``ConvTranspose2d`` weight ``(in, out, kh, kw)`` along axis 0.
+    """
+    tensors = _float_tensors(state_dict)
+    first = next((name for name, t in tensors.items() if t.ndim >= 2), None)
+    out = {}
+    for name, tensor in tensors.items():
+        if name == first:
+            axis = 1 if tensor.ndim == 2 else 0
+            out[name] = _canonical_slices(tensor, axis).ravel()
+        else:
+            out[name] = tensor.ravel()
+    return out
+
+
+def weights_digest(canonical: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 of canonical weights (names, sizes, values as float32), blind to metadata and input order."""
     digest = hashlib.sha256()
-    for name in sorted(state):
-        value = state[name]
-        if isinstance(value, torch.Tensor):
-            tensor = value.detach().cpu().contiguous()
-            digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-            digest.update((tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy().tobytes())
+    for name in sorted(canonical):
+        values = np.asarray(canonical[name], dtype=np.float32)
+        digest.update(f"{name}|{values.size}|".encode())
+        digest.update(values.tobytes())
     return digest.hexdigest()
 
 
-def output_signature(path, n: int = SIGNATURE_SAMPLES, seed: int = SIGNATURE_SEED) -> Optional[np.ndarray]:
-    """A generator's samples on fixed noise, ``(n, d)``; None for a file that is not a generator labkit can rebuild."""
+def relative_distance(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> Optional[float]:
+    """||a - b|| / ||b|| over all tensors; None when the two do not have the same names and sizes."""
+    if set(a) != set(b) or any(np.size(a[k]) != np.size(b[k]) for k in a):
+        return None
+    diff = sum(float(np.sum((np.asarray(a[k]) - np.asarray(b[k])) ** 2)) for k in a)
+    norm = sum(float(np.sum(np.asarray(b[k]) ** 2)) for k in b)
+    return float(np.sqrt(diff / norm)) if norm > 0 else None
+
+
+def output_signature(model, n: int = SIGNATURE_SAMPLES, seed: int = SIGNATURE_SEED) -> Optional[np.ndarray]:
+    """A generator's samples on fixed noise, ``(n, d)``; None for a module that is not a generator."""
     import torch
 
-    from ..checkpoint import load_data_only
     from ..sampling import generate
 
     try:
         with torch.no_grad():
-            samples, _ = generate(load_data_only(path), n, seed=seed)
-    except Exception:  # a discriminator, a classifier, a broken file: only its weights can match
+            samples, _ = generate(model, n, seed=seed)
+    except Exception:  # a discriminator, a classifier: only its weights can match
         return None
     return np.asarray(samples, dtype=np.float64).reshape(n, -1)
 
@@ -92,51 +147,86 @@ def reference_model_files(repo: Optional[Path] = None) -> List[Path]:
 
 
 @dataclass
-class ReferenceIndex:
-    """Weights digests and output signatures of the reference models, computed once per grading run."""
+class _Reference:
+    label: str
+    digest: str
+    weights: Dict[str, np.ndarray]
+    signature: Optional[np.ndarray] = None
 
-    digests: Dict[str, str] = field(default_factory=dict)             # weights digest -> reference name
-    signatures: Dict[str, np.ndarray] = field(default_factory=dict)   # reference name -> output signature
+
+@dataclass
+class ReferenceIndex:
+    """The reference models' canonical weights and output signatures."""
+
+    references: List[_Reference] = field(default_factory=list)
     tolerance: float = 0.01
 
     @classmethod
     def build(cls, references=None, tolerance: float = 0.01) -> "ReferenceIndex":
-        index = cls(tolerance=tolerance)
+        """From the grader's own reference files (trusted: this loads them with labkit's loader)."""
+        from ..checkpoint import CheckpointError, loadModel, read_checkpoint
+
+        index, seen = cls(tolerance=tolerance), set()
         for path in (reference_model_files() if references is None else [Path(p) for p in references]):
-            label = f"{path.parent.name}/{path.name}"
-            digest = weights_digest(path)
-            if digest in index.digests:
-                continue  # a copy (notebooks/solutions/x.pt of checkpoints/y.pt): already indexed under y
-            if digest:
-                index.digests[digest] = label
-            signature = output_signature(path)
-            if signature is not None:
-                index.signatures[label] = signature
+            try:
+                weights = canonical_weights(read_checkpoint(path)["state_dict"])
+            except (CheckpointError, KeyError, TypeError):
+                continue
+            digest = weights_digest(weights)
+            if digest in seen:
+                continue  # a copy (notebooks/solutions/x.pt of checkpoints/y.pt): already indexed
+            seen.add(digest)
+            try:
+                signature = output_signature(loadModel(path))
+            except Exception:  # a discriminator or classifier without its class here: weights only
+                signature = None
+            index.references.append(_Reference(f"{path.parent.name}/{path.name}", digest, weights, signature))
         return index
 
-    def match(self, path) -> Optional[ReferenceMatch]:
-        """How ``path`` is a reference model, or None."""
-        path = Path(path)
-        digest = weights_digest(path)
-        if digest is None:
-            return None
-        if digest in self.digests:
-            return ReferenceMatch(path.name, self.digests[digest], "same weights")
-        signature = output_signature(path) if self.signatures else None
-        for label, reference in self.signatures.items():
-            if signature is not None and _same_outputs(signature, reference, self.tolerance):
-                return ReferenceMatch(path.name, label, "same outputs on fixed noise")
-        return None
-
-    def find(self, folder, limit: Optional[int] = None) -> List[ReferenceMatch]:
-        """Every model file in ``folder`` (and below, at most ``limit`` files) that is a reference model; each
-        match names its file by its path relative to ``folder`` (``gan1d_final.pt``, ``models/g.pt``)."""
+    def write(self, folder) -> None:
+        """The pack a sandboxed inspector reads: ``index.json`` and one ``.npz`` per reference (no pickles)."""
         folder = Path(folder)
-        files = [p for p in sorted(folder.rglob("*"))
-                 if p.suffix in MODEL_SUFFIXES and p.is_file() and not p.is_symlink()]
-        found = []
-        for path in files[:limit]:
-            match = self.match(path)
-            if match:
-                found.append(ReferenceMatch(path.relative_to(folder).as_posix(), match.reference, match.how))
-        return found
+        folder.mkdir(parents=True, exist_ok=True)
+        entries = []
+        for i, ref in enumerate(self.references):
+            arrays = {f"w:{name}": values for name, values in ref.weights.items()}
+            if ref.signature is not None:
+                arrays["signature"] = ref.signature
+            np.savez(folder / f"ref{i}.npz", **arrays)
+            entries.append({"label": ref.label, "digest": ref.digest, "file": f"ref{i}.npz"})
+        (folder / "index.json").write_text(json.dumps({"tolerance": self.tolerance, "references": entries}),
+                                           encoding="utf-8")
+
+    @classmethod
+    def read(cls, folder) -> "ReferenceIndex":
+        folder = Path(folder)
+        meta = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+        index = cls(tolerance=float(meta["tolerance"]))
+        for entry in meta["references"]:
+            with np.load(folder / entry["file"], allow_pickle=False) as arrays:
+                weights = {k[2:]: arrays[k] for k in arrays.files if k.startswith("w:")}
+                signature = arrays["signature"] if "signature" in arrays.files else None
+            index.references.append(_Reference(entry["label"], entry["digest"], weights, signature))
+        return index
+
+    @property
+    def labels(self) -> List[str]:
+        return [ref.label for ref in self.references]
+
+    def match(self, name: str, state_dict: Mapping, model=None) -> Optional[ReferenceMatch]:
+        """How the model with these weights (and, if given, rebuilt as ``model``) is a reference, or None."""
+        weights = canonical_weights(state_dict)
+        digest = weights_digest(weights)
+        for ref in self.references:
+            if digest == ref.digest:
+                return ReferenceMatch(name, ref.label, "same weights")
+        for ref in self.references:
+            distance = relative_distance(weights, ref.weights)
+            if distance is not None and distance <= DERIVED_DISTANCE:
+                return ReferenceMatch(name, ref.label, "derived", round(distance, 4))
+        signature = output_signature(model) if model is not None else None
+        for ref in self.references:
+            if signature is not None and ref.signature is not None and _same_outputs(signature, ref.signature,
+                                                                                     self.tolerance):
+                return ReferenceMatch(name, ref.label, "same outputs on fixed noise")
+        return None

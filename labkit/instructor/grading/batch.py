@@ -11,7 +11,6 @@ grade``: it refuses to run without a working sandbox unless told ``--unsafe-no-s
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -23,11 +22,14 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from ...paths import repo_root
 from .assignment import Assignment, load_assignment
+from .cgroup import memory_control
+from .hostfs import remove_tree
 from .intake import submission_names
 from .prepare import Prepared, prepare
-from .references import ReferenceModels, ReferencePolicy, record_reference_models
+from .inspection import MODELS_DIR
+from .references import ReferenceModels, ReferencePolicy
 from .report import summary, write_csv, write_feedback
-from .report import safe_text
+from .report import inert_text
 from .preflight import preflight
 from .run import KernelRun, Limits, kill_process_tree, run_notebook
 from .sandbox import Sandbox, find_sandbox, python_executable
@@ -73,21 +75,16 @@ def reference_policy(args) -> ReferencePolicy:
 
 
 def grade_prepared(assignment: Assignment, prepared: Prepared, rundir: Path, limits: Limits, jobs: int = 1,
-                   on_start=None, sandbox: Optional[Sandbox] = None,
-                   references: Optional[ReferenceModels] = None) -> Tuple[Grade, Optional[KernelRun]]:
-    """Run and score one prepared submission; an invalid one gets its row without running.
-
-    ``references``: compare the model files with the reference models again after the run (as :func:`prepare`
-    did before it), since the notebook may have written them.
-    """
+                   on_start=None, sandbox: Optional[Sandbox] = None) -> Tuple[Grade, Optional[KernelRun]]:
+    """Run and score one prepared submission (its check cells read the snapshot of its graded model files, mounted
+    read-only); an invalid one gets its row without running."""
     if prepared.status is Status.INVALID:
         grade = new_grade(assignment, prepared.submission, str(prepared.source), Status.INVALID, prepared.reason,
                           message=f"not graded: {prepared.reason}", flags=list(prepared.flags),
                           notes=list(prepared.notes))
         return grade, None
-    run = run_notebook(prepared, rundir, limits, jobs=jobs, on_start=on_start, sandbox=sandbox)
-    if references is not None and prepared.root is not None and prepared.root.is_dir():
-        record_reference_models(prepared, references, assignment)
+    readonly = [(prepared.models, MODELS_DIR)] if prepared.models is not None else []
+    run = run_notebook(prepared, rundir, limits, jobs=jobs, on_start=on_start, sandbox=sandbox, readonly=readonly)
     return score(assignment, prepared, run, limits), run
 
 
@@ -105,6 +102,7 @@ class _Batch:
         self.sandbox, self.references = sandbox, references
         self.tmp = Path(tempfile.mkdtemp(prefix="labkit-grade-"))
         self.running: Dict[int, _Running] = {}
+        self.cleanup_problems: List[str] = []
         self.lock = threading.Lock()
 
     def on_start(self, proc, marker: str) -> None:
@@ -120,11 +118,11 @@ class _Batch:
         import nbformat
 
         if prepared.graded is not None:
-            text = safe_text(nbformat.writes(prepared.graded))
+            text = inert_text(nbformat.writes(prepared.graded))
             (self.out / "logs" / f"{name}.ipynb").write_text(text, encoding="utf-8")
         if run is not None:
             text = run.log + "\n--- per-cell results ---\n" + "\n".join(run.raw) + "\n"
-            (self.out / "logs" / f"{name}.log").write_text(safe_text(text), encoding="utf-8")
+            (self.out / "logs" / f"{name}.log").write_text(inert_text(text), encoding="utf-8")
 
     def grade_one(self, name: str, path: Path) -> Grade:
         """Prepare, run and score one submission; write its feedback. A grader bug gives an error row.
@@ -134,26 +132,37 @@ class _Batch:
         own = None
         try:
             own = Path(tempfile.mkdtemp(prefix=f"{name[:40]}-", dir=self.tmp))
-            prepared = prepare(self.assignment, path, name, own / "work", references=self.references)
+            prepared = prepare(self.assignment, path, name, own / "work", references=self.references,
+                               sandbox=self.sandbox, limits=self.limits)
             grade, run = grade_prepared(self.assignment, prepared, own / "run", self.limits, jobs=self.jobs,
-                                        on_start=self.on_start, sandbox=self.sandbox, references=self.references)
+                                        on_start=self.on_start, sandbox=self.sandbox)
             self._write_logs(name, prepared, run)
         except Exception as exc:  # a grader bug on one submission must not stop the others
             grade = _grader_failed(self.assignment, name, path, exc, self.out / "logs")
         finally:
             if own is not None and not self.keep:
-                shutil.rmtree(own, ignore_errors=True)
+                self._remove(own)
         try:
             write_feedback(self.out / "feedback", self.assignment, grade)
         except Exception as exc:  # the row still counts
             grade.notes.append(f"the feedback page could not be written ({type(exc).__name__}: {exc})")
         return grade
 
+    def _remove(self, folder: Path) -> None:
+        problem = remove_tree(folder)   # iterative and bounded: a run's 6,000-deep /tmp tree cannot raise here
+        if problem:
+            with self.lock:
+                self.cleanup_problems.append(problem)
+
     def close(self, log) -> None:
+        """Remove the batch's working folder (after the grades are written); never raises."""
         if self.keep:
             log(f"working copies kept in {self.tmp}")
         else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            self._remove(self.tmp)
+        self.references.close()
+        for problem in self.cleanup_problems:
+            log(inert_text(f"note: clean-up: {problem}"))
 
 
 def _grader_failed(assignment: Assignment, name: str, path, exc: BaseException, logs: Optional[Path] = None) -> Grade:
@@ -162,7 +171,7 @@ def _grader_failed(assignment: Assignment, name: str, path, exc: BaseException, 
     try:
         if logs is not None:
             text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            (logs / log_name).write_text(safe_text(text), encoding="utf-8")
+            (logs / log_name).write_text(inert_text(text), encoding="utf-8")
     except Exception:  # the row matters more than its log
         pass
     reason = (f"the grader itself failed on this submission ({type(exc).__name__}), so nothing was scored; this is "
@@ -185,7 +194,7 @@ def _grade_all(batch: _Batch, names: List[str], paths: List[Path], progress: boo
             except Exception as exc:  # every submission gets its row
                 grade = _grader_failed(batch.assignment, names[i], paths[i], exc, batch.out / "logs")
             grades[i] = grade
-            bar.set_postfix_str(safe_text(f"{grade.submission}: {grade.status.value} "
+            bar.set_postfix_str(inert_text(f"{grade.submission}: {grade.status.value} "
                                           f"{grade.auto_points:g}/{grade.auto_max:g}"))
             bar.update(1)
     except BaseException:
@@ -215,11 +224,12 @@ def grade_submissions(assignment: Assignment, paths, out: Path, limits: Limits, 
     batch = _Batch(assignment, out, limits, jobs, keep, sandbox, references or ReferenceModels())
     try:
         grades = _grade_all(batch, submission_names(paths), paths, progress)
+        # The grades first, the clean-up after: nothing a run left behind can cost the batch its results.
+        write_csv(out / "grades.csv", assignment, grades)
+        log(inert_text(summary(assignment, grades, time.monotonic() - start, jobs)))
+        log(inert_text(f"grades: {out / 'grades.csv'}; feedback: {out / 'feedback'}/; logs: {out / 'logs'}/"))
     finally:
         batch.close(log)
-    write_csv(out / "grades.csv", assignment, grades)
-    log(safe_text(summary(assignment, grades, time.monotonic() - start, jobs)))
-    log(safe_text(f"grades: {out / 'grades.csv'}; feedback: {out / 'feedback'}/; logs: {out / 'logs'}/"))
     return grades
 
 
@@ -247,6 +257,8 @@ def main(args, log=print) -> int:
             "a submission of that assignment may not be recognised as one")
     limits = _limits(args)
     preflight(limits, sandbox)  # PreflightFailed: what is missing in which interpreter; nothing is graded
+    if limits.memory_gb > 0:
+        log(f"memory: at most {limits.memory_gb:g} GB per submission, enforced by {memory_control().describe()}")
     from .plugin import check_nbval_version  # imports pytest: only once the preflight found it
 
     check_nbval_version()

@@ -29,6 +29,7 @@ __all__ = ["Invalid", "copy_submission", "find_notebook", "read_notebook", "chec
 MAX_NOTEBOOK_BYTES = 200 * 2**20
 MAX_SUBMISSION_BYTES = 2 * 2**30
 MAX_FILES = 20000
+MAX_DEPTH = 32   # folder levels of a submission kept (a notebook with its models needs two or three)
 SETUP_CALL = re.compile(r"labkit\.setup\(\s*[\"']([\w.-]+)[\"']")
 SKIP_PARTS = {"__MACOSX", ".ipynb_checkpoints", ".git"}
 
@@ -52,10 +53,14 @@ def _too_large() -> Invalid:
 
 
 def safe_copytree(src: Path, dst: Path, notes: List[str]) -> None:
-    """Copy the regular files of ``src`` to ``dst``: no links, no special files, within the limits."""
+    """Copy the regular files of ``src`` to ``dst``: no links, no special files, within the limits, at most
+    :data:`MAX_DEPTH` folders deep (the walk never goes deeper, so it stays bounded whatever the tree)."""
     total, count = 0, 0
     for root, dirs, files in os.walk(src, followlinks=False):
         rel = Path(root).relative_to(src)
+        if len(rel.parts) >= MAX_DEPTH and dirs:
+            notes.append(f"left out the folders in {rel}: deeper than {MAX_DEPTH} levels")
+            dirs[:] = []
         dirs[:] = [d for d in dirs if d not in SKIP_PARTS and not (Path(root) / d).is_symlink()]
         (dst / rel).mkdir(parents=True, exist_ok=True)
         for name in files:
@@ -85,6 +90,9 @@ def _member_parts(member: zipfile.ZipInfo, notes: List[str]) -> Optional[List[st
         notes.append(f"left out {name}: unsafe path")
         return None
     if any(p in SKIP_PARTS for p in parts):
+        return None
+    if len(parts) > MAX_DEPTH or any(len(p.encode("utf-8", "surrogateescape")) > 255 for p in parts):
+        notes.append(f"left out {name[:120]}...: deeper than {MAX_DEPTH} levels or a name too long")
         return None
     mode = (member.external_attr >> 16) & 0o170000
     if mode and mode != stat.S_IFREG:

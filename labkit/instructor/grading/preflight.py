@@ -16,15 +16,14 @@ On failure it raises :class:`PreflightFailed`, whose message says what failed an
 from __future__ import annotations
 
 import json
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import nbformat
 
-from .run import Limits, environment, launch, run_notebook, RunPaths
+from .run import Limits, run_helper, run_notebook
 from .sandbox import Sandbox, python_executable
 
 __all__ = ["PreflightFailed", "preflight", "REQUIRED_MODULES"]
@@ -73,23 +72,15 @@ def _fix(missing: Dict[str, str], python: str) -> str:
 
 def _imports(folder: Path, limits: Limits, sandbox: Optional[Sandbox]) -> Dict[str, str]:
     """module -> error for each required module the run's interpreter cannot import (empty: all import)."""
-    prepared = _Probe(graded=None, root=folder / "submission", workdir=folder / "submission")
-    prepared.root.mkdir(parents=True, exist_ok=True)
-    paths = RunPaths(prepared, folder / "imports", sandbox)
-    env = environment(paths, fd=-1, marker="labkit-preflight", limits=limits, jobs=1, sandbox=sandbox)
-    command: List[str] = [python_executable(), "-c", PROBE]
-    if sandbox is not None:
-        command = sandbox.command(command, prepared.root, paths.notebook_dir, paths.private, cwd=str(paths.cwd))
-    try:
-        done = subprocess.run(launch(command, limits), cwd=str(paths.notebook_dir), env=env,
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=limits.startup)
-    except subprocess.TimeoutExpired:
-        raise PreflightFailed(f"the grading interpreter {python_executable()} did not import {', '.join(REQUIRED_MODULES)} "
-                              f"within {limits.startup:.0f} s; is the machine overloaded? Nothing was graded.") from None
-    for line in done.stdout.splitlines():
+    done = run_helper(["-c", PROBE], (), folder / "imports", limits, sandbox, timeout=limits.startup)
+    if done.killed is not None:
+        raise PreflightFailed(f"the grading interpreter {python_executable()} did not import "
+                              f"{', '.join(REQUIRED_MODULES)} ({done.killed}); is the machine overloaded, or the "
+                              "memory limit (--memory) too low? Nothing was graded.")
+    for line in done.output.splitlines():
         if line.startswith("LABKIT-PREFLIGHT "):
             return json.loads(line[len("LABKIT-PREFLIGHT "):])
-    detail = " ".join((done.stderr or done.stdout).split())[-300:] or f"exit status {done.returncode}"
+    detail = " ".join(done.output.split())[-300:] or f"exit status {done.returncode}"
     raise PreflightFailed(f"the grading interpreter {python_executable()} could not be started for a graded run "
                           f"({detail}). Nothing was graded.")
 

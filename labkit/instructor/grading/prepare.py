@@ -12,14 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from ..reference_models import ReferenceMatch
+from ..reference_models import MODEL_SUFFIXES, ReferenceMatch
 from .assignment import Assignment
-from .build import CellRole, build_notebook
+from .build import CellRole, Role, build_notebook
 from .cells import first_line
 from .intake import Invalid, check_same_assignment, copy_submission, find_notebook, read_notebook, remove_shadowing
-from .references import ReferenceModels, record_reference_models
+from .inspection import MODELS_DIR, inspect_models, snapshot_models, snapshot_paths
+from .references import ReferenceModels, checks_reading, record_reports
 from .restore import Restored, restore_cells, written_answers
-from .scan import scan_code, scan_models
+from .run import Limits, seen_at
+from .sandbox import Sandbox
+from .scan import scan_code
 from .score import Status
 
 __all__ = ["Prepared", "prepare"]
@@ -40,6 +43,7 @@ class Prepared:
     notes: List[str] = field(default_factory=list)    # check cells restored, files left out...
     answers: Dict[str, Optional[str]] = field(default_factory=dict)
     references: List[ReferenceMatch] = field(default_factory=list)  # models refused as reference models
+    models: Optional[Path] = None        # the read-only snapshot of the graded model files, outside the copy
 
 
 def _intake(assignment: Assignment, path: Path, workdir: Path, notes: List[str]):
@@ -63,11 +67,12 @@ def _student_code_flags(assignment: Assignment, restored: Restored) -> List[str]
     return flags
 
 
-def prepare(assignment: Assignment, path, name: str, workroot: Path,
-            references: Optional[ReferenceModels] = None) -> Prepared:
+def prepare(assignment: Assignment, path, name: str, workroot: Path, references: Optional[ReferenceModels] = None,
+            sandbox: Optional[Sandbox] = None, limits: Optional[Limits] = None) -> Prepared:
     """Copy, validate and restore one submission; ``status`` is ``Status.INVALID`` when it cannot run.
 
-    ``references``: the grading run's reference models (None: handed-in models are not compared with them).
+    ``references``: the grading run's reference models (None: handed-in models are not inspected). The graded
+    model files are snapshot and inspected in ``sandbox`` under ``limits``, as the run itself will be.
     """
     path = Path(path)
     prepared = Prepared(submission=name, source=path)
@@ -80,12 +85,26 @@ def prepare(assignment: Assignment, path, name: str, workroot: Path,
     prepared.root, prepared.workdir = workdir, notebook.parent
     prepared.notebook_name = str(notebook.relative_to(workdir))
     remove_shadowing(notebook.parent, prepared.flags, prepared.notes)
-    prepared.flags += scan_models(workdir)
-    if references is not None:
-        record_reference_models(prepared, references, assignment)
+    graded_files = list(checks_reading(assignment))
+    prepared.models = Path(workroot) / f"{name}.models"   # beside the copy, never inside it
+    copied = snapshot_models(prepared.workdir, graded_files, prepared.models, prepared.notes)
+    saved_models = [n for n in copied if n.endswith(MODEL_SUFFIXES)]   # torch files; .npy and the like are data
+    if references is not None and saved_models:
+        reports = inspect_models(prepared.models, saved_models, references.index, references.pack(),
+                                 limits or Limits(), sandbox, Path(workroot) / "inspection")
+        record_reports(prepared, reports, references.policy)
     restored = restore_cells(assignment, nb)
     prepared.notes += restored.notes
     prepared.flags += _student_code_flags(assignment, restored)
     prepared.answers = written_answers(assignment, nb)
     prepared.graded, prepared.roles = build_notebook(assignment, restored)
+    _read_the_snapshot(prepared, graded_files, seen_at(sandbox, prepared.models, MODELS_DIR))
     return prepared
+
+
+def _read_the_snapshot(prepared: Prepared, names: List[str], models_dir: str) -> None:
+    """The check cells read the graded files from the snapshot, not from the copy the notebook may change."""
+    code = [cell for cell in prepared.graded.cells if cell.cell_type == "code"]
+    for cell, role in zip(code, prepared.roles):
+        if role.role is Role.CHECK:
+            cell.source = snapshot_paths(cell.source, names, models_dir)

@@ -21,14 +21,15 @@ import uuid
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from typing import Dict, List, Literal, Optional
+from typing import Dict, List, Literal, Optional, Sequence, Tuple
 
 import nbformat
 
+from .cgroup import RunCgroup, memory_control
 from .sandbox import python_executable, user_base
 
-__all__ = ["Limits", "Killed", "CellRecord", "KernelRun", "RunPaths", "environment", "launch", "run_notebook",
-           "kill_process_tree", "run_marker_prefix", "PLUGIN_MODULE"]
+__all__ = ["Limits", "Killed", "CellRecord", "KernelRun", "RunPaths", "HelperResult", "environment", "launch",
+           "run_notebook", "run_helper", "seen_at", "kill_process_tree", "run_marker_prefix", "PLUGIN_MODULE"]
 
 GB = 2**30
 PLUGIN_MODULE = f"{__package__}.plugin"   # loaded by pytest with -p
@@ -39,15 +40,22 @@ ENV_DROP = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "LABKIT_OUTPUT", "JPY_PARENT_PID
 ENV_KEEP = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "LABKIT_REPO", "LABKIT_CHECKPOINTS", "LABKIT_OFFLINE",
             "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
+# Started by the grader in place of the run: joins the run's memory cgroup (argv[4], "-" for none), sets the limits
+# every process of the run inherits (data size, file size, CPU seconds; 0: none), then becomes the run.
 LAUNCHER = (
     "import os, resource, sys\n"
-    "data, fsize = int(sys.argv[1]), int(sys.argv[2])\n"
+    "data, fsize, cpu, group = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]\n"
+    "if group != '-':\n"
+    "    with open(group, 'w') as f:\n"
+    "        f.write(str(os.getpid()))\n"
     "if data > 0:\n"
     "    resource.setrlimit(resource.RLIMIT_DATA, (data, data))\n"
     "if fsize > 0:\n"
     "    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))\n"
+    "if cpu > 0:\n"
+    "    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))\n"
     "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
-    "os.execv(sys.argv[3], sys.argv[3:])\n"
+    "os.execv(sys.argv[5], sys.argv[5:])\n"
 )
 
 
@@ -324,9 +332,11 @@ def _pytest_command(paths: RunPaths, limits: Limits) -> List[str]:
     ]
 
 
-def launch(inner: List[str], limits: Limits) -> List[str]:
-    """``inner`` started through the launcher that sets the per-process limits (inherited by all of it)."""
-    return [sys.executable, "-c", LAUNCHER, str(int(limits.memory_gb * GB)), str(int(limits.file_gb * GB))] + inner
+def launch(inner: List[str], limits: Limits, group: Optional[RunCgroup] = None, cpu_seconds: int = 0) -> List[str]:
+    """``inner`` started through the launcher: in ``group`` (its memory cgroup), under the per-process limits that
+    all of it inherits."""
+    return [sys.executable, "-c", LAUNCHER, str(int(limits.memory_gb * GB)), str(int(limits.file_gb * GB)),
+            str(int(cpu_seconds)), str(group.procs) if group is not None else "-"] + inner
 
 
 def _time_limit_broken(limits: Limits, now: float, start: float, ready_at: Optional[float]) -> Optional[Killed]:
@@ -338,7 +348,8 @@ def _time_limit_broken(limits: Limits, now: float, start: float, ready_at: Optio
     return None
 
 
-def _watch(proc: subprocess.Popen, reader: ResultsReader, limits: Limits, start: float) -> None:
+def _watch(proc: subprocess.Popen, reader: ResultsReader, limits: Limits, start: float,
+           group: Optional[RunCgroup] = None) -> None:
     """Poll the run until it ends or breaks a limit; on a broken limit, set ``killed`` and return."""
     result = reader.run
     ready_at, last_usage_check = None, 0.0
@@ -353,7 +364,9 @@ def _watch(proc: subprocess.Popen, reader: ResultsReader, limits: Limits, start:
             last_usage_check = now
             rss, count = _tree_usage(proc.pid)
             result.peak_rss = max(result.peak_rss, rss)
-            if limits.memory_gb > 0 and rss > limits.memory_gb * GB:
+            if group is not None and group.oom_kills() > 0:   # the kernel killed a process of the run
+                killed = Killed.MEMORY
+            elif limits.memory_gb > 0 and rss > limits.memory_gb * GB:
                 killed = Killed.MEMORY
             elif limits.processes > 0 and count > limits.processes + 2:   # + the launcher's bwrap and its init
                 killed = Killed.PROCESSES
@@ -362,7 +375,76 @@ def _watch(proc: subprocess.Popen, reader: ResultsReader, limits: Limits, start:
             return
 
 
-def run_notebook(prepared, rundir: Path, limits: Limits, jobs: int = 1, on_start=None, sandbox=None) -> KernelRun:
+@dataclass
+class _HelperFolders:
+    """A helper run's folders, laid out as :class:`RunPaths` expects a prepared submission."""
+
+    root: Path
+    workdir: Path
+
+
+@dataclass
+class HelperResult:
+    """What a helper run printed (bounded), its exit status, and the limit it broke, if any."""
+
+    returncode: Optional[int]
+    output: str
+    killed: Optional[Killed] = None
+
+
+def seen_at(sandbox, host: Path, inside: str) -> str:
+    """Where a run sees the folder ``host`` that it gets read-only at ``inside``: there in a sandbox, else as is."""
+    return inside if sandbox is not None else str(host)
+
+
+def run_helper(argv: List[str], readonly: Sequence[Tuple[Path, str]], folder: Path, limits: Limits, sandbox=None,
+               timeout: float = 120.0, cpu_seconds: int = 0, max_output: int = 1 << 20) -> HelperResult:
+    """``python argv`` run as a graded run is (interpreter, environment, sandbox, memory cgroup and limits), with
+    the ``readonly`` folders (host, inside; see :func:`seen_at`) and nothing else of the machine; stopped after
+    ``timeout``.
+
+    For the grader's own short jobs on a submission's files (the model inspection) and the preflight's probe.
+    Its output goes to a file under the file-size limit and is read back at most ``max_output`` bytes.
+    """
+    folders = _HelperFolders(root=Path(folder) / "submission", workdir=Path(folder) / "submission")
+    folders.root.mkdir(parents=True, exist_ok=True)
+    paths = RunPaths(folders, Path(folder) / "run", sandbox)
+    env = environment(paths, fd=-1, marker=f"{run_marker_prefix()}{uuid.uuid4().hex}", limits=limits, jobs=1,
+                      sandbox=sandbox)
+    command = [python_executable(), *argv]
+    if sandbox is not None:
+        command = sandbox.command(command, folders.root, paths.notebook_dir, paths.private, cwd=str(paths.cwd),
+                                  readonly=readonly)
+    group = memory_control().create(int(limits.memory_gb * GB))
+    out_path = paths.rundir / "helper.out"
+    killed = None
+    try:
+        with open(out_path, "wb") as out:
+            proc = subprocess.Popen(launch(command, limits, group, cpu_seconds), cwd=str(paths.notebook_dir), env=env,
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                killed = Killed.TIMEOUT
+            finally:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                proc.wait()
+        if group is not None and group.oom_kills() > 0:
+            killed = Killed.MEMORY
+        with open(out_path, "rb") as out:
+            text = out.read(max_output).decode("utf-8", "replace")
+    finally:
+        if group is not None:
+            group.remove()
+    return HelperResult(proc.returncode, text, killed)
+
+
+def run_notebook(prepared, rundir: Path, limits: Limits, jobs: int = 1, on_start=None, sandbox=None,
+                 readonly: Sequence[Tuple[Path, str]] = ()) -> KernelRun:
     """Run ``prepared.graded`` with nbval, in ``sandbox`` (a :class:`~.sandbox.Sandbox`; None: none), in a copy
     of the submission; kill it when it breaks a limit.
 
@@ -376,13 +458,14 @@ def run_notebook(prepared, rundir: Path, limits: Limits, jobs: int = 1, on_start
     env = environment(paths, write_fd, marker, limits, jobs, sandbox)
     command = _pytest_command(paths, limits)
     if sandbox is not None:
-        command = sandbox.command(command, Path(prepared.root), paths.notebook_dir, paths.private)
+        command = sandbox.command(command, Path(prepared.root), paths.notebook_dir, paths.private, readonly=readonly)
     result = KernelRun()
     reader = ResultsReader(read_fd, result)
+    group = memory_control().create(int(limits.memory_gb * GB))
     start = time.monotonic()
     try:
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(launch(command, limits), cwd=str(paths.notebook_dir), env=env,
+            proc = subprocess.Popen(launch(command, limits, group), cwd=str(paths.notebook_dir), env=env,
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True, pass_fds=(write_fd,))
             os.close(write_fd)
@@ -390,12 +473,18 @@ def run_notebook(prepared, rundir: Path, limits: Limits, jobs: int = 1, on_start
             if on_start:
                 on_start(proc, marker)
             try:
-                _watch(proc, reader, limits, start)
+                _watch(proc, reader, limits, start, group)
             finally:
                 kill_process_tree(proc, marker)  # what broke a limit, stray kernels, anything the notebook started
                 proc.wait()
         reader.poll()
+        if group is not None:
+            if result.killed is None and group.oom_kills() > 0:
+                result.killed, result.killed_after = Killed.MEMORY, time.monotonic() - start
+            result.peak_rss = max(result.peak_rss, group.peak())
     finally:
+        if group is not None:
+            group.remove()
         for fd in (read_fd, write_fd):
             if fd >= 0:
                 os.close(fd)

@@ -183,11 +183,13 @@ class Sandbox:
     data: Optional[str] = None    # labkit's data folder, if mounted
 
     def command(self, inner: Sequence[str], submission: Path, notebook_dir: Path, private: Path,
-                cwd: str = RUN_DIR) -> List[str]:
+                cwd: str = RUN_DIR, readonly: Sequence[Tuple[Path, str]] = ()) -> List[str]:
         """``inner`` wrapped in a fresh sandbox with ``submission`` (writable) and ``notebook_dir`` (read-only).
 
-        ``private`` holds this run's ``tmp`` and ``shm`` folders (created here).
+        ``private`` holds this run's ``tmp`` and ``shm`` folders (created here); ``readonly``: more folders, each
+        mounted read-only at its path inside (``/grading/models``: the snapshot of the graded model files).
         """
+        extra = [arg for host, inside in readonly for arg in ("--ro-bind", str(host), inside)]
         for name in ("tmp", "shm"):
             (Path(private) / name).mkdir(parents=True, exist_ok=True)
         # --as-pid-1: pytest itself is process 1 of the run (no bwrap helper whose command line names the folders
@@ -198,7 +200,7 @@ class Sandbox:
                 "--proc", "/proc", "--dev", "/dev",
                 "--bind", str(Path(private) / "shm"), "/dev/shm",
                 "--ro-bind", str(notebook_dir), RUN_DIR,
-                "--bind", str(submission), SUBMISSION_DIR,
+                "--bind", str(submission), SUBMISSION_DIR, *extra,
                 "--chdir", cwd, "--", *inner]
 
 

@@ -1,5 +1,6 @@
-"""Static scan of a student's code cell for tampering with the check machinery (scan_code), and of the saved
-models handed in (scan_models).
+"""Static scan of a student's code cell for tampering with the check machinery (scan_code).
+
+Handed-in model files are not read here: the sandboxed inspection does that (:mod:`.inspection`).
 
 Only lines that are not in the instructor's notebook are looked at. Findings (assigning to
 labkit's helpers, rebinding a name the check cells use, replacing ``__code__``, changing
@@ -10,13 +11,12 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator, List, Optional, Set
 
 from .assignment import Assignment
 from .cells import python_source
 
-__all__ = ["scan_code", "scan_models", "dotted", "TAMPER_WORDS", "EXCEPTION_NAMES"]
+__all__ = ["scan_code", "dotted", "TAMPER_WORDS", "EXCEPTION_NAMES"]
 
 TAMPER_WORDS = {
     "set_custom_exc": "installs a custom exception handler",
@@ -168,40 +168,3 @@ def scan_code(assignment: Assignment, source: str) -> List[str]:
                  if line.strip() and line.strip() not in assignment.instructor_lines}
     found = _syntax_findings(python, new_lines, names) + _word_findings(python, new_lines)
     return list(dict.fromkeys(found))
-
-
-MAX_MODEL_BYTES = 512 * 2**20
-MAX_MODELS = 20
-
-
-def scan_models(folder: Path) -> List[str]:
-    """Flags for the saved models in the copy of a submission whose exported generator draws its own random numbers.
-
-    Read as data (``torch.load(weights_only=True)``, the graph's JSON): nothing in them runs. The
-    quality checks refuse such a model too (:func:`labkit.checkpoint.load_data_only`); the flag
-    tells the instructor why.
-    """
-    files = sorted(p for p in Path(folder).rglob("*.pt") if p.is_file() and not p.is_symlink())[:MAX_MODELS]
-    if not files:
-        return []
-    import torch
-
-    from ...checkpoint import FORMAT, CheckpointError, random_operators
-
-    flags = []
-    for path in files:
-        try:
-            if path.stat().st_size > MAX_MODEL_BYTES:
-                continue
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            if not (isinstance(payload, dict) and payload.get("format") == FORMAT and payload.get("exported")):
-                continue
-            bad = random_operators(payload["exported"])
-        except CheckpointError as exc:
-            bad = [str(exc)]
-        except Exception:  # not a model file labkit wrote: the checks say what they make of it
-            continue
-        if bad:
-            flags.append(f"{path.relative_to(folder)}: the exported generator draws random numbers of its own "
-                         f"({', '.join(bad[:4])}); the quality checks refuse it")
-    return flags

@@ -216,6 +216,8 @@ def score(assignment: "Assignment", prepared: "Prepared", run: KernelRun, limits
             continue
         _score_cell(grade, role, record, limits)
         stop = _stop_after(record, role, limits)
+        if stop is not None and record.kernel_dead and run.killed is Killed.MEMORY:
+            stop = _missing_record_stop(run, role, limits)   # the kernel died because the memory limit killed it
     refuse_reference_models(grade, prepared.references, assignment)
     _conclude(grade, stop)
     return grade
