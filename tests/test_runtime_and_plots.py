@@ -189,3 +189,109 @@ def test_plot_moments_numbers_snapshots_with_whole_ticks():
     assert list(ax.get_xticks()) == [1, 2, 3]
     assert list(ax.lines[0].get_xdata()) == [1, 2, 3]
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- text beside the tiles, never on them
+
+
+def _drawn(fig):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig.canvas.draw()
+    return fig.canvas.get_renderer()
+
+
+def _inside(inner, outer, slack=1.0) -> bool:
+    return (inner.x0 >= outer.x0 - slack and inner.y0 >= outer.y0 - slack and inner.x1 <= outer.x1 + slack
+            and inner.y1 <= outer.y1 + slack)
+
+
+def _tile_boxes(ax, n, ncol, h=28, w=28, pitch_y=30, pitch_x=30):
+    """The display boxes of the n tiles of an image_grid drawn with the given pitch."""
+    from matplotlib.transforms import Bbox
+
+    boxes = []
+    for i in range(n):
+        r, c = divmod(i, ncol)
+        corners = ax.transData.transform([(c * pitch_x + 1, r * pitch_y + 1), (c * pitch_x + 1 + w, r * pitch_y + 1 + h)])
+        boxes.append(Bbox.from_extents(corners[:, 0].min(), corners[:, 1].min(), corners[:, 0].max(),
+                                       corners[:, 1].max()))
+    return boxes
+
+
+def test_image_grid_names_each_class_row_left_of_its_tiles_inside_the_figure():
+    import matplotlib.pyplot as plt
+
+    names = ["T-shirt/top", "Trouser", "Ankle boot"]
+    fig = image_grid(np.random.rand(30, 28, 28), np.repeat(np.arange(3), 10), nrow=10, class_names=names,
+                     value_range=(0, 1))
+    renderer, ax = _drawn(fig), fig.axes[0]
+    labels = [t for t in ax.get_yticklabels() if t.get_text()]
+    assert [t.get_text() for t in labels] == names and not ax.texts          # row labels, no text on the tiles
+    image = ax.images[0].get_window_extent(renderer)
+    for label in labels:
+        box = label.get_window_extent(renderer)
+        assert box.x1 <= image.x0 + 1 and _inside(box, fig.bbox)             # left of the tiles, not clipped
+        assert box.height >= 8                                               # readable: at least 10 pt at 80 dpi
+    plt.close(fig)
+
+
+def test_image_grid_captions_mixed_labels_under_their_tiles_not_on_them():
+    import matplotlib.pyplot as plt
+
+    from labkit.viz.plotting import CAPTION_BAND, GRID_GAP
+
+    fig = image_grid(np.random.rand(12, 28, 28), labels=np.arange(12) % 10, nrow=6, value_range=(0, 1))
+    renderer, ax = _drawn(fig), fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == [str(i % 10) for i in range(12)]
+    tiles = _tile_boxes(ax, 12, 6, pitch_y=28 + GRID_GAP + CAPTION_BAND)
+    for text in ax.texts:
+        box = text.get_window_extent(renderer)
+        assert not any(box.overlaps(tile) for tile in tiles) and _inside(box, fig.bbox)
+    plt.close(fig)
+
+
+def test_image_grid_row_labels_and_captions_together_and_their_counts_checked():
+    import matplotlib.pyplot as plt
+
+    fig = image_grid(np.random.rand(6, 28, 28), nrow=3, row_labels=["σ = 0.1", "σ = 2.0"],
+                     captions=list("abcdef"), caption_colors=["tab:green"] * 6, value_range=(0, 1))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["σ = 0.1", "σ = 2.0"] and len(ax.texts) == 6
+    plt.close(fig)
+    with pytest.raises(ValueError, match="one per row"):
+        image_grid(np.random.rand(6, 28, 28), nrow=3, row_labels=["only one"])
+    with pytest.raises(ValueError, match="one caption per image"):
+        image_grid(np.random.rand(6, 28, 28), nrow=3, captions=["a"])
+
+
+def test_conditional_gif_frames_carry_their_class_labels(tmp_path):
+    import imageio.v3 as iio
+
+    from labkit.viz.animation import write_grid_gif
+
+    frames = [(epoch, torch.rand(4, 1, 28, 28) * 2 - 1) for epoch in range(3)]
+    plain = iio.imread(write_grid_gif(frames, tmp_path / "plain.gif", nrow=2), index=None)
+    labelled = iio.imread(write_grid_gif(frames, tmp_path / "labelled.gif", nrow=2, labels=[0, 0, 1, 1],
+                                         class_names=["Sneaker", "Bag"]), index=None)
+    assert len(labelled) == 3
+    assert labelled.shape[2] > plain.shape[2]              # the room the row labels take, left of the tiles
+    margin = labelled[0][:, : labelled.shape[2] - plain.shape[2]]
+    assert margin.min() < 100                              # dark pixels: text drawn there
+
+
+def test_sigma_plot_keeps_its_labels_and_legend_inside_the_figure_and_off_the_lines():
+    import matplotlib.pyplot as plt
+
+    from labkit.labs.cgan_mnist import plot_sigma_effect
+
+    r = {"sigma": np.array([0.1, 1.0, 2.0]), "kept": np.ones((3, 10)), "confidence": np.ones((3, 10)) * 0.9}
+    ax = plot_sigma_effect({"noise on z": r, "noise on the embedding": r})
+    fig = ax.figure
+    renderer = _drawn(fig)
+    for label in (ax.xaxis.label, ax.yaxis.label):
+        assert label.get_text() and _inside(label.get_window_extent(renderer), fig.bbox)
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert not legend.overlaps(ax.get_window_extent(renderer)) and _inside(legend, fig.bbox)
+    plt.close(fig)
