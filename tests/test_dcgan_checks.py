@@ -213,6 +213,7 @@ def test_optimizer_mistakes_are_named(solution):
     def sgd(G, D, lr_g, lr_d, betas):
         return torch.optim.SGD(G.parameters(), lr=lr_g), torch.optim.SGD(D.parameters(), lr=lr_d)
 
+    checks.check_optimizers(lambda *args, **kwargs: list(solution.make_optimizers(*args, **kwargs)), G, D)  # a list unpacks too
     for wrong, message in ((swapped, "optimisers are swapped"), (both, "exactly G.parameters"),
                            (fixed_lr, "use the arguments"), (default_betas, "betas=betas"),
                            (swapped_lr, "learning rates are swapped"), (sgd, "uses Adam")):
@@ -299,7 +300,7 @@ def test_step_that_crashes_without_detach_is_named():
 
 def _variant(*, targets=lambda p, value: torch.full_like(p, value), d_loss=None, zero_after_backward=None,
              g_optimizer="opt_g", g_scores_early=False, log=None, logits=False, g_noise=None, g_no_grad=False,
-             mode=None, d_steps=1):
+             mode=None, d_steps=1, step_first=None, g_loss=None):
     """The solution's step written out, with one change: each keyword swaps in a mistake (or a valid variant)."""
     def train_step(G, D, opt_g, opt_d, criterion, real, z):
         if mode:
@@ -314,10 +315,12 @@ def _variant(*, targets=lambda p, value: torch.full_like(p, value), d_loss=None,
             loss_d = criterion(p_real, targets(p_real, 1.0)) + criterion(p_fake, targets(p_fake, 0.0))
         else:
             loss_d = d_loss(criterion, D, real, fake, p_real, p_fake)
+        if step_first == "d":
+            opt_d.step()
         loss_d.backward()
         if zero_after_backward == "d":
             opt_d.zero_grad()
-        for _ in range(d_steps):
+        for _ in range(d_steps if step_first != "d" else 0):
             opt_d.step()
         optimizer = opt_g if g_optimizer == "opt_g" else opt_d
         optimizer.zero_grad()
@@ -327,10 +330,15 @@ def _variant(*, targets=lambda p, value: torch.full_like(p, value), d_loss=None,
                 p_for_g = D(g_fake)
         with torch.set_grad_enabled(not g_no_grad):
             loss_g = criterion(p_for_g, targets(p_for_g, 1.0))
+        if g_loss is not None:
+            loss_g = g_loss(p_for_g)
+        if step_first == "g":
+            optimizer.step()
         loss_g.backward()
         if zero_after_backward == "g":
             optimizer.zero_grad()
-        optimizer.step()
+        if step_first != "g":
+            optimizer.step()
         to_p = torch.sigmoid if logits else (lambda s: s)
         d_real, d_fake = (to_p(p_real).mean().item(), to_p(p_fake).mean().item()) if log is None else log(D, real, fake)
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "d_real": d_real, "d_fake": d_fake}
@@ -369,6 +377,8 @@ def _late_log(D, real, fake):
     (dict(mode="eval"), "in eval mode: training steps run the networks in training mode"),
     (dict(g_no_grad=True), "does not reach any weight.*torch.no_grad"),
     (dict(targets=lambda p, value: torch.full((len(p),), value)), "targets of another shape than the scores"),
+    (dict(step_first="d"), "opt_d.step\\(\\) ran before loss_d.backward\\(\\)"),
+    (dict(step_first="g"), "opt_g.step\\(\\) ran before loss_g.backward\\(\\)"),
 ])
 def test_more_step_mistakes_are_named(mistake, message):
     fails(checks.check_train_step, _variant(**mistake), match=message)
@@ -384,6 +394,7 @@ def test_step_valid_forms_pass(solution):
     checks.check_train_step(_variant())
     checks.check_train_step(_variant(targets=lambda p, value: torch.full((len(p), 1), value, device=p.device)))
     checks.check_train_step(_variant(g_noise=lambda z: z))  # a second forward pass of G on the same z
+    checks.check_train_step(_variant(g_loss=lambda p: -torch.log(p).mean()))  # the non-saturating loss by hand
 
 
 def test_step_result_mistakes_are_named(solution):

@@ -24,7 +24,7 @@ from . import CheckFailed, close, passed, reference, require
 from .samples import require_generated_images
 from .layers import ACTIVATIONS, WEIGHT_OPS, Layer, Op, between, trace
 from .quality import saved_generator_scores
-from .steps import (STALE_GRADIENT, DeviceSlip, OptimizerSpy, build_student_model, device_slip, flat_params,
+from .steps import (STALE_GRADIENT, DeviceSlip, OptimizerSpy, build_student_model, device_slip, flat_grads, flat_params,
                     require_history, require_value, result_dict, stale_gradients)
 
 __all__ = [
@@ -253,7 +253,7 @@ def check_optimizers(make_optimizers, Generator, Discriminator) -> None:
     torch.manual_seed(0)
     G, D = build_student_model(Generator, "Generator", latent_dim=LATENT_DIM), build_student_model(Discriminator, "Discriminator")
     result = make_optimizers(G, D, lr_g=3e-4, lr_d=1e-4, betas=(0.5, 0.999))
-    require(isinstance(result, tuple) and len(result) == 2, "make_optimizers must return a pair (opt_g, opt_d).")
+    require(isinstance(result, (tuple, list)) and len(result) == 2, "make_optimizers must return a pair (opt_g, opt_d).")
     opt_g, opt_d = result
     for opt, name in ((opt_g, "opt_g"), (opt_d, "opt_d")):
         require(isinstance(opt, torch.optim.Adam), f"{name} is a {type(opt).__name__}; the DCGAN recipe uses Adam.")
@@ -388,8 +388,16 @@ def _wrong_values(ref, seed: int = CASE_SEED):
     return wrong
 
 
-def _require_step_calls(spy_d: OptimizerSpy, spy_g: OptimizerSpy, watch: _CallWatch) -> None:
+def _fresh_gradients(module: nn.Module) -> bool:
+    """Whether a backward pass wrote gradients into ``module`` (neither none nor the stale ones the check left)."""
+    grads = flat_grads(module)
+    return not bool(np.all(np.isclose(grads, STALE_GRADIENT) | (grads == 0)))
+
+
+def _require_step_calls(spy_d: OptimizerSpy, spy_g: OptimizerSpy, watch: _CallWatch, G: nn.Module,
+                        D: nn.Module) -> None:
     """Each optimiser steps once, with fresh gradients, and G and D run in training mode on the given noise."""
+    networks = {"opt_d": D, "opt_g": G}
     if len(spy_g.calls) == 0 and len(spy_d.calls) >= 2:
         raise CheckFailed("opt_d.step() ran twice and opt_g.step() never: the generator's step used the "
                           "discriminator's optimiser, which holds only D's weights, so G never learns and D takes a "
@@ -403,6 +411,10 @@ def _require_step_calls(spy_d: OptimizerSpy, spy_g: OptimizerSpy, watch: _CallWa
                 f"{name}.zero_grad() ran between {loss}.backward() and {name}.step(): it erased the gradients the "
                 "backward pass had just computed, so the step had nothing to apply. Gradients are cleared before "
                 "the backward pass.")
+        stepped_without = not all(fresh for kind, fresh in spy.events if kind == "step")
+        require(not (stepped_without and _fresh_gradients(networks[name])),  # backward came, but after the step
+                f"{name}.step() ran before {loss}.backward(): a step applies the gradients already there, so it "
+                "used none (or old ones). The order is: clear, forward, backward, step.")
     require(not watch.other_noise, "train_step called G on noise other than the z it was given: it draws its own. The "
                                    "training loop passes z (on the right device, of the right size); use that one.")
     require(not watch.eval_calls, f"train_step ran {watch.eval_calls[0] if watch.eval_calls else ''} in eval mode: "
@@ -434,7 +446,7 @@ def check_train_step(train_step, criterion=None) -> None:
     G0 = fixed_case()[0]
     out, G, D, (spy_d, spy_g, watch) = run_train_step(train_step, scores=scores)
     values = result_dict(out, STEP_KEYS, "train_step")
-    _require_step_calls(spy_d, spy_g, watch)
+    _require_step_calls(spy_d, spy_g, watch, G, D)
     if close(values["loss_g"], wrong["g_before_update"]):
         raise CheckFailed("loss_g was computed with D from before its update: the generator's step scores the fakes "
                           "with the discriminator as it is after opt_d.step().")
