@@ -170,12 +170,12 @@ def test_without_the_option_the_reference_solution_loses_its_quality_points(refu
     assert float(row["auto_points"]) == pytest.approx(expected - quality), row
     assert all(float(row[c]) == 0 for c in QUALITY)
     flags = row["flags"].split(" | ")
+    # Only the files the checks grade are inspected (issue 28: a snapshot, read in a sandbox); the discriminator
+    # gan1d_final_D.pt is graded by no check, so it is neither read nor flagged.
     assert flags == [
         "gan1d_final.pt is the reference model checkpoints/gan1d_petitprince.pt (same weights): a shipped or "
-        "reference checkpoint handed in as the group's own model earns no quality points (checks "
-        "ex2_quality_fair, ex2_quality_good: 0 points)",
-        "gan1d_final_D.pt is the reference model solutions/gan1d_final_D.pt (same weights): a shipped or reference "
-        "checkpoint handed in as the group's own model earns no quality points"]
+        "reference checkpoint, or a fine-tune of one, handed in as the group's own model earns no quality points "
+        "(checks ex2_quality_fair, ex2_quality_good: 0 points)"]
 
 
 def test_a_copied_laplace_checkpoint_is_flagged_and_gets_no_quality_points(refused):
