@@ -68,8 +68,10 @@ def test_quality_tiers_are_per_target_and_fair_is_looser():
         (gk, gw), (fk, fw) = checks.quality_tiers(name)["good"], checks.quality_tiers(name)["fair"]
         assert gk < fk and gw < fw, name
     assert checks.quality_tiers("petitprince")["good"][0] < 0.0159   # the baseline x10's best KS (seeds 0-4)
-    mix = distributions.mixture({"laplace": 0.5, "halfnormal": 0.5})
-    assert checks.quality_tiers(mix) == checks.quality_tiers(None) == checks.quality_tiers("laplace")
+    mix = distributions.mixture({"halfnormal": 0.5, "laplace": 0.5})   # the handout's mixture, parts in any order
+    assert checks.quality_tiers(mix) == checks.QUALITY_TIERS["laplace+halfnormal"]
+    with pytest.raises(ValueError, match="No measured quality limits"):   # a target nobody measured: not graded
+        checks.quality_tiers({"laplace": 0.3, "halfnormal": 0.7})
 
 
 def test_quality_check_passes_the_reference_in_both_tiers(tmp_path, monkeypatch, capsys):

@@ -330,10 +330,14 @@ def test_the_limits_in_the_text_are_the_graded_ones():
     rows = re.findall(r"\| `\"(\w+)\"` \| KS ≤ ([\d.]+) and W1/std ≤ ([\d.]+) \| KS ≤ ([\d.]+) and W1/std ≤ ([\d.]+) \|",
                       text)
     assert {name for name, *_ in rows} == {"laplace", "halfnormal", "petitprince"}
-    for name, gk, gw, fk, fw in rows:
-        tiers = checks.quality_tiers(name)
+    mixture = re.findall(r"\| `distributions.mixture\((\{.*?\})\)` \| KS ≤ ([\d.]+) and W1/std ≤ ([\d.]+) \| "
+                         r"KS ≤ ([\d.]+) and W1/std ≤ ([\d.]+) \|", text)
+    assert [eval(spec) for spec, *_ in mixture] == [checks.HANDOUT_MIXTURE]
+    for name, gk, gw, fk, fw in rows + mixture:
+        tiers = checks.quality_tiers(eval(name) if name.startswith("{") else name)
         assert tiers["good"] == (float(gk), float(gw)) and tiers["fair"] == (float(fk), float(fw)), name
     assert "100,000 samples" in text and "20,000" not in text
+    assert "| another mixture | not graded" in text and "not harder" in text
 
 
 def test_notebook_text_says_before_the_update_and_that_quality_checks_need_a_full_run():
@@ -466,3 +470,194 @@ def test_a_g_step_that_leaves_d_frozen_would_stop_the_next_d_step(solution):
     _g_step_with(freeze="leave")(G, D, opt_g, z)
     with pytest.raises(RuntimeError, match="does not require grad"):
         solution.d_step(G, D, opt_d, real, z)
+
+
+# Targets: recognised by their distribution, "harder" by distance from N(4, 0.5), graded against their own limits.
+
+CHECKPOINTS = REPO / "checkpoints"
+
+
+def test_targets_are_recognised_by_distribution_not_name():
+    from labkit import distributions
+
+    assert checks.tier_key(distributions.mixture({"normal": 1.0})) == "normal"
+    assert checks.tier_key(distributions.mixture([("normal", 0.5), ("normal", 0.5)])) == "normal"
+    assert checks.tier_key({"halfnormal": 0.5, "laplace": 0.5}) == "laplace+halfnormal"   # order does not matter
+    assert checks.tier_key(distributions.get("petitprince")) == "petitprince"
+    assert checks.tier_key({"laplace": 0.3, "halfnormal": 0.7}) is None
+    assert checks.distance_from_normal(distributions.mixture({"normal": 1.0})) < 1e-9
+    # the nearest target one can write with the kit: 0.9 on N(4, 0.5) and 0.1 elsewhere is still another target
+    assert checks.distance_from_normal({"normal": 0.9, "laplace": 0.1}) > checks.NOT_HARDER_KS
+    for name in ("laplace", "halfnormal", "petitprince"):
+        assert checks.distance_from_normal(name) > 0.3, name
+
+
+def test_every_offered_target_has_its_own_limits_and_others_are_refused_by_name():
+    for key in checks.TIER_TARGETS:
+        (gk, gw), (fk, fw) = checks.quality_tiers(checks.TIER_TARGETS[key])["good"], checks.quality_tiers(
+            checks.TIER_TARGETS[key])["fair"]
+        assert gk < fk and gw < fw, key
+    with pytest.raises(ValueError, match=r"No measured quality limits for 0.3·Laplace.*grade \"laplace\""):
+        checks.quality_tiers({"laplace": 0.3, "halfnormal": 0.7})
+
+
+@pytest.mark.parametrize("target, message", [
+    ("laplace", r"✔ target Laplace\(3.0, 0.3\): graded .* full marks at KS <= 0.02"),
+    ({"laplace": 0.5, "halfnormal": 0.5}, r"✔ target 0.5·Laplace.*full marks at KS <= "),
+    ({"normal": 1.0}, r"✘ Exercise 2 asks for a harder target .* it is N\(4, 0.5\), whatever its name"),
+    ({"laplace": 0.3, "halfnormal": 0.7}, r"✘ No measured quality limits"),
+    ("Petit Prince: ½·N(4.0, 1.5) + ½·N(0.6, 1.35)", r"✘ TARGET is 'Petit Prince.*not a target labkit can rebuild"),
+])
+def test_check_target_says_whether_and_how_a_target_is_graded(target, message, capsys):
+    import re
+
+    checks.check_target(target)
+    assert re.search(message, capsys.readouterr().out)
+
+
+def _resave(tmp_path, source, name, **metadata):
+    """The generator of checkpoint ``source`` saved again as ``name`` with other metadata."""
+    from labkit.checkpoint import loadModel, saveModel
+
+    model = loadModel(CHECKPOINTS / source)
+    kept = {k: v for k, v in model.checkpoint_metadata.items() if k in ("config", "target")}
+    saveModel(model, tmp_path / name, **{**kept, **metadata})
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("target", [{"normal": 1.0}, [("normal", 0.5), ("normal", 0.5)]], ids=["1·normal", "2 normals"])
+def test_a_target_that_is_secretly_the_baseline_normal_is_not_harder(tmp_path, target):
+    from labkit import distributions
+
+    spec = distributions.mixture(target).spec
+    path = _resave(tmp_path, "gan1d_normal.pt", "g.pt", target=spec, config=None)
+    with pytest.raises(CheckFailed, match=r"harder target than the baseline's N\(4, 0.5\).*whatever its name"):
+        checks.check_final_model(path, tier="fair", target=distributions.mixture(target))
+
+
+def test_a_label_saved_as_the_target_fails_the_check_instead_of_crashing(tmp_path):
+    from labkit import distributions
+
+    path = _resave(tmp_path, "gan1d_petitprince.pt", "g.pt", target=distributions.get("petitprince").label)
+    with pytest.raises(CheckFailed, match=r"recorded in g.pt is 'Petit Prince: .*not a target labkit can rebuild.*"
+                                          r"trained_on"):
+        checks.check_final_model(path, tier="fair", target="petitprince")
+
+
+def test_a_model_resaved_with_another_target_name_is_told_so(tmp_path):
+    path = _resave(tmp_path, "gan1d_laplace.pt", "g.pt", target="petitprince")
+    with pytest.raises(CheckFailed, match=r"records the target petitprince, but the run it holds trained on laplace"
+                                          r".*not a name written in by hand") as info:
+        checks.check_final_model(path, tier="fair", target="petitprince")
+    assert "tuned_config" not in str(info.value)
+
+
+def test_target_changed_after_the_full_run_is_told_so():
+    with pytest.raises(CheckFailed, match=r"trained on laplace .* but TARGET is petitprince\. TARGET changed after the "
+                                          r"full run") as info:
+        checks.check_final_model(CHECKPOINTS / "gan1d_laplace.pt", tier="fair", target="petitprince")
+    assert "tuned_config" not in str(info.value)
+
+
+def test_a_model_on_an_unmeasured_target_is_not_graded_and_says_why(tmp_path):
+    from labkit import distributions
+
+    other = distributions.mixture({"laplace": 0.3, "halfnormal": 0.7})
+    path = _resave(tmp_path, "gan1d_laplace.pt", "g.pt", target=other.spec, config=None)
+    with pytest.raises(CheckFailed, match="No measured quality limits .* none were measured on this one"):
+        checks.check_final_model(path, tier="fair", target=other)
+
+
+@pytest.mark.parametrize("target", ["laplace", "Laplace", None], ids=["name", "capitalised", "none"])
+def test_target_as_a_name_or_a_distribution_grades_the_same(target, capsys):
+    from labkit import distributions
+
+    checks.check_final_model(CHECKPOINTS / "gan1d_laplace.pt", tier="good", target=target)
+    checks.check_final_model(CHECKPOINTS / "gan1d_laplace.pt", tier="good", target=distributions.get("laplace"))
+    out = capsys.readouterr().out
+    assert out.count("✔ laplace: KS 0.0093 <= 0.02") == 2
+
+
+def test_the_given_target_cell_accepts_a_name_or_a_distribution(capsys):
+    """The cell after the TARGET TODO turns what the student wrote into a distribution before using .label."""
+    from labkit import distributions
+
+    cell = next(c.source for c in _solution_notebook().cells if "TARGET = distributions.get(TARGET)" in c.source)
+    given = cell.split("### END SOLUTION")[1]
+    for chosen in ("laplace", distributions.get("laplace"), {"laplace": 0.5, "halfnormal": 0.5}):
+        namespace = {"distributions": distributions, "checks": checks, "TARGET": chosen}
+        exec(given, namespace)
+        assert isinstance(namespace["TARGET"], distributions.Distribution)
+    out = capsys.readouterr().out
+    assert out.count("target: Laplace(3.0, 0.3)") == 2 and out.count("✔ target") == 3
+
+
+# The formative checks: step 1 matched or not, and the saved recipe against the current tuned_config.
+
+def _run_check_matched(config, ks=0.2, w1=0.5, quick=False, capsys=None):
+    checks.check_matched(config, {"KS": ks, "W1/std": w1}, quick=quick)
+    return capsys.readouterr().out
+
+
+def test_check_matched_names_the_next_lever_or_says_it_matched(capsys):
+    from dataclasses import replace
+
+    from labkit.labs.gan1d import GanConfig
+
+    base = GanConfig()
+    full = replace(base, normalize=True, betas=(0.5, 0.999), lr_g=2e-3, lr_d=2e-3, lr_decay=True, ema=0.999)
+    assert "✘ MATCHED is the baseline itself" in _run_check_matched(base, capsys=capsys)
+    assert "Next lever from the text: normalisation" in _run_check_matched(base, capsys=capsys)
+    out = _run_check_matched(replace(base, epochs=600), capsys=capsys)
+    assert "changes only the procedure" in out and "epochs (60 -> 600)" in out
+    assert "g_hidden ((15,) -> (64, 64))" in _run_check_matched(replace(base, g_hidden=(64, 64)), capsys=capsys)
+    out = _run_check_matched(replace(base, normalize=True), capsys=capsys)
+    assert "✘ step 1 has not matched N(4, 0.5) yet: KS 0.2000" in out and "next lever from the text: Adam's momentum" in out
+    out = _run_check_matched(replace(full, ema=0.0), capsys=capsys)
+    assert "next lever from the text: an EMA" in out
+    assert "every lever is in use" in _run_check_matched(full, capsys=capsys)
+    assert "✔ step 1 matched N(4, 0.5): KS 0.0080" in _run_check_matched(full, ks=0.008, w1=0.013, capsys=capsys)
+    out = _run_check_matched(replace(base, normalize=True), ks=0.008, w1=0.013, quick=True, capsys=capsys)
+    assert "quick mode" in out and "✔" not in out and "Adam's momentum" in out
+    assert "is a dict" in _run_check_matched({"normalize": True}, capsys=capsys)
+
+
+def test_check_matched_accepts_the_target_as_a_distribution(capsys):
+    from dataclasses import replace
+
+    from labkit import distributions
+    from labkit.labs.gan1d import GanConfig
+
+    config = replace(GanConfig(target=distributions.get("normal")), normalize=True)
+    assert "changes" not in _run_check_matched(config, capsys=capsys)
+
+
+def test_check_saved_recipe_shows_a_changed_tuned_config_before_the_quality_checks(solution, tmp_path, capsys):
+    from dataclasses import replace
+
+    from labkit import distributions
+
+    saved = REPO / "notebooks" / "solutions" / "gan1d_final.pt"
+    mine = solution.tuned_config(distributions.get("petitprince"), seed=0)   # the notebook's TARGET: a distribution
+    checks.check_saved_recipe(saved, mine)
+    assert "✔ gan1d_final.pt was trained with your current tuned_config on petitprince" in capsys.readouterr().out
+    checks.check_saved_recipe(saved, replace(mine, lr_g=1e-3, epochs=120))
+    out = capsys.readouterr().out
+    assert "✘ gan1d_final.pt was trained with another recipe" in out and "lr_g: 0.0005 -> 0.001" in out
+    assert "epochs: 100 -> 120" in out and "run the notebook in full again" in out
+    checks.check_saved_recipe(saved, solution.tuned_config("laplace", seed=0))
+    assert "target: petitprince -> laplace" in capsys.readouterr().out
+    checks.check_saved_recipe(tmp_path / "gan1d_final.pt", mine)
+    assert "no gan1d_final.pt yet" in capsys.readouterr().out
+
+
+def test_trained_target_name_reads_every_form_of_the_saved_config():
+    from labkit import distributions
+    from labkit.labs.gan1d import GanConfig
+
+    for target, name in (("laplace", "laplace"), (distributions.get("petitprince"), "petitprince"),
+                         ({"laplace": 0.5, "halfnormal": 0.5}, "mixture(0.5·laplace, 0.5·halfnormal)"),
+                         (distributions.mixture({"laplace": 0.5, "halfnormal": 0.5}),
+                          "mixture(0.5·laplace, 0.5·halfnormal)")):
+        assert checks.trained_target_name(repr(GanConfig(target=target))) == name
+    assert checks.trained_target_name(None) is None and checks.trained_target_name("something else") is None
