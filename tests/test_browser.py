@@ -74,7 +74,7 @@ def jupyterlab(tmp_path_factory):
     log = open(root / "jupyterlab.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
                                f"--IdentityProvider.token={token}", "--LabApp.expose_app_in_browser=True",
-                               f"--ServerApp.root_dir={root}", "--ip=127.0.0.1"], cwd=root, env=env, stdout=log,
+                               f"--ServerApp.root_dir={root}", "--ip=127.0.0.1", "--allow-root"], cwd=root, env=env, stdout=log,
                               stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + SERVER_TIMEOUT
@@ -87,7 +87,7 @@ def jupyterlab(tmp_path_factory):
         except OSError:
             if time.time() > deadline or server.poll() is not None:
                 server.kill()
-                pytest.fail(f"JupyterLab did not start in {SERVER_TIMEOUT} s; see {root / 'jupyterlab.log'}")
+                pytest.fail(f"JupyterLab exited or did not answer within {SERVER_TIMEOUT} s; see {root / 'jupyterlab.log'}")
             time.sleep(1)
     yield f"{url}/lab/tree/{NOTEBOOK.name}?token={token}", root
     server.terminate()

@@ -274,3 +274,54 @@ def test_explorer_redraws_live_in_a_kernel_when_the_frontend_moves_a_slider(tmp_
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+def test_quick_and_offline_samples_hold_every_class_in_equal_numbers():
+    """The shipped samples are sorted by class: a limit must not keep only the first classes (issue 24)."""
+    from labkit import datasets
+
+    for name in ("mnist", "fashion_mnist"):
+        for train, limit in ((True, 2000), (False, 500)):
+            _, labels = datasets.tensors(name, train=train, limit=limit)
+            assert np.bincount(labels.numpy(), minlength=10).tolist() == [limit // 10] * 10
+    loaded = datasets.load("mnist", limit=50)
+    assert np.bincount([loaded[i][1] for i in range(len(loaded))], minlength=10).tolist() == [5] * 10
+    assert datasets.balanced_indices([0, 0, 0, 1, 2, 2], 6).tolist() == [0, 3, 4]   # the rarest class sets the count
+    with pytest.raises(ValueError, match="too small"):
+        datasets.balanced_indices(np.arange(10), 5)
+
+
+def test_section_2_draws_from_a_seed_apart_from_the_networks_initialisation():
+    """Seed SEED again would redraw the embedding's initial values as noise (the σ = 2 row read 0 1 2 ... 9)."""
+    import json
+
+    cells = ["".join(c["source"]) for c in json.loads(NOTEBOOK.read_text())["cells"]]
+    section2 = cells[next(i for i, c in enumerate(cells) if "# Section 2" in c):]
+    code = "\n".join(c for c in section2 if "seed=" in c or "manual_seed" in c)
+    assert "EXPLORE_SEED = SEED + 1000" in "\n".join(section2)
+    assert "seed=SEED" not in code and "manual_seed(SEED)" not in code
+    G = _Interface(torch.randn(10, 4))
+    z = lab2.explorer_inputs(G, lab2.ExplorerSettings(sigma_z=1.0, seed=0, columns=10))["variations"][0]
+    assert not torch.allclose(z, torch.randn(10, 4, generator=torch.Generator().manual_seed(0)))   # not seed 0's
+
+
+class _Interface(torch.nn.Module):
+    """The lab's generator interface around a given embedding table (nothing is drawn)."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.latent_dim, self.n_classes = 4, len(table)
+        self.embedding = torch.nn.Embedding.from_pretrained(table)
+
+    def from_embedding(self, z, e):
+        return torch.zeros(len(z), 1, 28, 28)
+
+
+def test_headings_follow_the_handout():
+    import json
+    import re
+
+    cells = [c for c in json.loads(NOTEBOOK.read_text())["cells"] if c["cell_type"] == "markdown"]
+    numbers = [m for c in cells for m in re.findall(r"^#+ (?:TODO \d+ — )?(\d\.\d)\b", "".join(c["source"]), re.M)]
+    assert [n for i, n in enumerate(numbers) if i == 0 or n != numbers[i - 1]] == \
+        ["1.1", "1.2", "1.3", "1.4", "1.5", "2.1", "2.2", "2.3", "2.4", "2.5"]
