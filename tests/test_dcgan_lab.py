@@ -43,3 +43,17 @@ def test_shipped_checkpoint_meets_the_good_tier_through_labkit_sample(tmp_path):
     assert scores["class_share_ratio"] >= good["share_ratio"], scores
     assert scores["mean_confidence"] >= good["confidence"], scores
     assert scores["fcd"] / scores["fcd_real_floor"] <= good["fcd_over_floor"], scores
+
+
+def test_header_times_come_from_the_benchmarks():
+    """The notebook's header quotes the real run's times per data set from docs/benchmarks.md, online and offline."""
+    import json
+
+    cells = json.loads((REPO / "notebooks" / "solutions" / "03_dcgan_mnist.ipynb").read_text())["cells"]
+    header = "".join(cells[0]["source"])
+    docs = (REPO / "docs" / "benchmarks.md").read_text()
+    section = docs[docs.index("## DCGAN on MNIST (lab 03)"):]
+    section = section[:section.index("\n## ", 1)]
+    for claim in ("60,000", "about 95 s", "80 min", "10,000", "14 min", "3,000", "fair"):
+        assert claim in header and claim in section, claim
+    assert "15 minutes" not in header  # the old claim, true only for the 10,000 offline digits
