@@ -553,3 +553,15 @@ def test_critic_valid_forms_pass(solution):
                                            down_block(2 * c, 4 * c, kernel=3, norm=Norm.NONE), nn.Flatten(),
                                            nn.Dropout(0.0), nn.Linear(64 * c, 1))):
         checks.check_critic(critic_class(solution, layers))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(to_unit=lambda x: torch.sigmoid(x)), r"\(x \+ 1\) / 2"),          # a squashing map instead of the fixed one
+    (dict(to_unit=lambda x: (x + 1) / 2, dtype=None), "numpy array"),       # a tensor returned
+])
+def test_more_generate_mistakes_are_named(solution, kwargs, match):
+    if kwargs.get("dtype", np.float32) is None:
+        generate = _generate_variant(solution, to_unit=kwargs["to_unit"])
+        fails(checks.check_generate, lambda n, c, G=None: torch.from_numpy(generate(n, c, G)), match=match)
+    else:
+        fails(checks.check_generate, _generate_variant(solution, **kwargs), match=match)
