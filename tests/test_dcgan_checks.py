@@ -214,6 +214,10 @@ def test_optimizer_mistakes_are_named(solution):
         return torch.optim.SGD(G.parameters(), lr=lr_g), torch.optim.SGD(D.parameters(), lr=lr_d)
 
     checks.check_optimizers(lambda *args, **kwargs: list(solution.make_optimizers(*args, **kwargs)), G, D)  # a list unpacks too
+    def one_lr(G, D, lr_g, lr_d, betas):
+        return adam(G.parameters(), lr=lr_g, betas=betas), adam(D.parameters(), lr=lr_g, betas=betas)
+
+    fails(checks.check_optimizers, one_lr, G, D, match="use the arguments")
     for wrong, message in ((swapped, "optimisers are swapped"), (both, "exactly G.parameters"),
                            (fixed_lr, "use the arguments"), (default_betas, "betas=betas"),
                            (swapped_lr, "learning rates are swapped"), (sgd, "uses Adam")):
@@ -390,11 +394,37 @@ def test_logits_step_is_checked_with_a_logits_discriminator():
     checks.check_train_step(_variant(), nn.BCELoss())
 
 
+def test_retain_graph_instead_of_detach_is_named():
+    def retained(G, D, opt_g, opt_d, criterion, real, z):  # the usual "fix" for the second-backward crash
+        opt_d.zero_grad()
+        fake = G(z)
+        p_real, p_fake = D(real), D(fake)
+        loss_d = criterion(p_real, torch.ones_like(p_real)) + criterion(p_fake, torch.zeros_like(p_fake))
+        loss_d.backward(retain_graph=True)
+        opt_d.step()
+        opt_g.zero_grad()
+        p = D(fake)
+        loss_g = criterion(p, torch.ones_like(p))
+        loss_g.backward()
+        opt_g.step()
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "d_real": p_real.mean().item(),
+                "d_fake": p_fake.mean().item()}
+
+    fails(checks.check_train_step, retained, match="generator received gradients during the discriminator's update")
+
+
 def test_step_valid_forms_pass(solution):
     checks.check_train_step(_variant())
     checks.check_train_step(_variant(targets=lambda p, value: torch.full((len(p), 1), value, device=p.device)))
     checks.check_train_step(_variant(g_noise=lambda z: z))  # a second forward pass of G on the same z
     checks.check_train_step(_variant(g_loss=lambda p: -torch.log(p).mean()))  # the non-saturating loss by hand
+
+    def module_zero_grad(G, D, opt_g, opt_d, criterion, real, z):  # D.zero_grad() / G.zero_grad() clear the same
+        opt_d.zero_grad = D.zero_grad
+        opt_g.zero_grad = G.zero_grad
+        return solution.train_step(G, D, opt_g, opt_d, criterion, real, z)
+
+    checks.check_train_step(module_zero_grad)
 
 
 def test_step_result_mistakes_are_named(solution):
@@ -426,6 +456,8 @@ def test_history_mistakes_are_named():
     fails(checks.check_history, {**good, "d_real": [1.3, 1.4]}, 2, match="probabilities")
     fails(checks.check_history, {**good, "loss_g": [float("nan"), 1.0]}, 2, match="NaN")
     fails(checks.check_history, {**good, "d_fake": good["d_real"]}, 2, match="identical")
+    per_batch = {k: v * 3 for k, v in good.items()}  # appended after every batch, not once per epoch
+    fails(checks.check_history, per_batch, 2, match="3 per epoch")
 
 
 def _train_with(solution, old: str, new: str):
@@ -486,6 +518,8 @@ def test_generate_mistakes_are_named():
     fails(checks.check_generate, lambda n, G=None: good(n) * 255, match="above 1")
     fails(checks.check_generate, lambda n, G=None: np.repeat(good(1), n, axis=0), match="same image")
     fails(checks.check_generate, good, match="never called the G it was given")
+    squeezed = _generate(to_unit=lambda x: ((x + 1) / 2).squeeze())  # (28, 28) for n = 1
+    fails(checks.check_generate, squeezed, match="generate\\(1\\) must return shape \\(1, 28, 28\\)")
 
 
 def _min_max(x):

@@ -1,9 +1,12 @@
 """Checks behind the cells of notebook 03 (DCGAN on MNIST): architectures, loss, optimisers, step, log, generate, quality.
 
 Each check raises :class:`~labkit.checks.CheckFailed` naming the likely mistake, or prints one ✔ line.
-The training-step check runs the student's ``train_step`` on tiny DCGAN networks from
+The architecture checks read the layers each network runs (:mod:`labkit.checks.layers`) to test the DCGAN rules
+the notebook teaches. The training-step check runs the student's ``train_step`` on tiny DCGAN networks from
 :mod:`labkit.models.conv` with fixed seeds and compares with reference values written from the
-solution by ``scripts/make_references.py``.
+solution by ``scripts/make_references.py``, then once on the ``meta`` device to catch tensors made on the CPU.
+``generate`` and the training loop are run with :class:`NoiseImages`, a stand-in generator whose images depend on
+the noise alone, so the checks can tell what was done to the noise and to the images.
 """
 from __future__ import annotations
 
