@@ -25,6 +25,7 @@ import zipfile
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 import torch
 
@@ -32,7 +33,7 @@ from labkit import saveModel
 from labkit.checkpoint import CheckpointError, load_data_only, loadModel, read_checkpoint
 from labkit.instructor.grading.cgroup import memory_control
 from labkit.instructor.grading.hostfs import remove_tree
-from labkit.instructor.grading.inspection import parse_answer, snapshot_models
+from labkit.instructor.grading.inspection import parse_answer, read_features, snapshot_models
 from labkit.instructor.grading.inspector import ANSWER_PREFIX
 from labkit.instructor.grading.run import Killed, Limits, run_helper
 from labkit.instructor.grading.sandbox import sandbox_works
@@ -153,14 +154,25 @@ def test_a_short_fine_tune_of_a_reference_is_derived_and_an_own_model_is_not(ind
     assert index.match("own.pt", read_checkpoint(tmp_path / "own.pt")["state_dict"]) is None
 
 
-def test_the_inspectors_answer_is_validated(index):
-    good = ANSWER_PREFIX + '[{"file": "g.pt", "saved_model": true, "random_operators": [], "match": ' \
-        '{"reference": "checkpoints/gan1d_laplace.pt", "how": "same weights", "distance": 0}}]'
-    assert parse_answer(good, ["g.pt"], index.labels)["g.pt"].match.how == "same weights"
-    for bad in (good.replace("gan1d_laplace", "other"), good.replace("same weights", "x"), "no answer",
-                good.replace('"g.pt"', '"h.pt"'), ANSWER_PREFIX + "[]"):
+def test_the_inspectors_answer_is_validated():
+    good = ANSWER_PREFIX + '[{"file": "g.pt", "saved_model": true, "random_operators": ["randn"], ' \
+        '"features": "features0.npz", "problem": "a\\u001b[2Jb"}]'
+    item = parse_answer(good, ["g.pt"])[0]
+    assert item["features"] == "features0.npz" and item["random_operators"] == ("randn",)
+    assert "\x1b" not in item["problem"]
+    for bad in (good.replace("features0", "../../etc/passwd"), "no answer", good.replace('"g.pt"', '"h.pt"'),
+                ANSWER_PREFIX + "[]", good + "\n" + good):
         with pytest.raises((ValueError, TypeError)):
-            parse_answer(bad, ["g.pt"], index.labels)
+            parse_answer(bad, ["g.pt"])
+
+
+def test_features_are_read_back_as_numbers_only(tmp_path):
+    np.savez(tmp_path / "ok.npz", **{"w:layer": np.ones(3), "signature": np.zeros((2, 1))})
+    weights, signature = read_features(tmp_path / "ok.npz")
+    assert list(weights) == ["layer"] and signature.shape == (2, 1)
+    np.savez(tmp_path / "objects.npz", **{"w:layer": np.array([{"a": 1}], dtype=object)})
+    with pytest.raises(ValueError):
+        read_features(tmp_path / "objects.npz")
 
 
 def test_the_snapshot_takes_regular_files_only(tmp_path):

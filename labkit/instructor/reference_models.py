@@ -1,8 +1,7 @@
 """Spot a handed-in model that is, or comes from, a shipped or reference checkpoint (no quality points for it).
 
-    index = ReferenceIndex.build()               # on the grader's side, from its own trusted reference files
-    index.write(folder)                          # the pack a sandboxed inspector reads (grading/inspector.py)
-    ReferenceIndex.read(folder).match(payload)   # inside the sandbox, on a handed-in file read as data
+    index = ReferenceIndex.build()                        # the grader's own, trusted reference files
+    index.match_features(name, weights, signature)        # the features a sandboxed inspector computed
 
 Weights are compared in a canonical form: the first layer's input slices (the latent noise's columns of a
 ``Linear``, its channels of a ``ConvTranspose2d``) are each given one sign and then sorted, so a reference
@@ -184,7 +183,8 @@ class ReferenceIndex:
         return index
 
     def write(self, folder) -> None:
-        """The pack a sandboxed inspector reads: ``index.json`` and one ``.npz`` per reference (no pickles)."""
+        """Save the index (``index.json`` and one ``.npz`` per reference, no pickles): the autograder zip carries
+        it in place of the reference models themselves."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         entries = []
@@ -215,7 +215,13 @@ class ReferenceIndex:
 
     def match(self, name: str, state_dict: Mapping, model=None) -> Optional[ReferenceMatch]:
         """How the model with these weights (and, if given, rebuilt as ``model``) is a reference, or None."""
-        weights = canonical_weights(state_dict)
+        signature = output_signature(model) if model is not None else None
+        return self.match_features(name, canonical_weights(state_dict), signature)
+
+    def match_features(self, name: str, weights: Mapping[str, np.ndarray],
+                       signature: Optional[np.ndarray]) -> Optional[ReferenceMatch]:
+        """How a model with these canonical weights and output signature is a reference, or None (the grader's
+        side of the sandboxed inspection: plain arrays in, nothing loaded)."""
         digest = weights_digest(weights)
         for ref in self.references:
             if digest == ref.digest:
@@ -224,7 +230,6 @@ class ReferenceIndex:
             distance = relative_distance(weights, ref.weights)
             if distance is not None and distance <= DERIVED_DISTANCE:
                 return ReferenceMatch(name, ref.label, "derived", round(distance, 4))
-        signature = output_signature(model) if model is not None else None
         for ref in self.references:
             if signature is not None and ref.signature is not None and _same_outputs(signature, ref.signature,
                                                                                      self.tolerance):

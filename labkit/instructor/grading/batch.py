@@ -160,7 +160,6 @@ class _Batch:
             log(f"working copies kept in {self.tmp}")
         else:
             self._remove(self.tmp)
-        self.references.close()
         for problem in self.cleanup_problems:
             log(inert_text(f"note: clean-up: {problem}"))
 

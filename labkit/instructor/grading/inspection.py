@@ -6,8 +6,9 @@ regular files only, bounded in size. Then
 
 * the snapshot is inspected by :mod:`~labkit.instructor.grading.inspector`, started like a graded run (the
   same interpreter, sandbox, memory cgroup, and a CPU-time limit): nothing of a handed-in file is
-  unpickled, imported or loaded by the grader itself; it reads back one bounded JSON line and believes
-  only what :func:`parse_answer` validates;
+  unpickled, imported or loaded by the grader itself; it reads back one bounded JSON line, which it
+  believes only as far as :func:`parse_answer` validates it, and the features of each model as plain arrays
+  (``numpy.load(allow_pickle=False)``), which it compares with the reference models itself;
 * the graded run mounts the snapshot read-only (:data:`MODELS_DIR`) and the check cells read it there
   (:func:`snapshot_paths`): a notebook that copies a reference into place while it runs, or deletes its
   file after the checks, changes nothing that is graded.
@@ -15,7 +16,6 @@ regular files only, bounded in size. Then
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import stat
@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..reference_models import HOWS, ReferenceMatch
+from ..reference_models import ReferenceMatch
 from .inspector import ANSWER_PREFIX, MAX_FILE_BYTES
-from .run import Killed, Limits, run_helper, seen_at
+from .run import HELPER_WRITABLE, Killed, Limits, run_helper, seen_at
+from .sandbox import SUBMISSION_DIR
 
 __all__ = ["ModelReport", "MODELS_DIR", "snapshot_models", "inspect_models", "parse_answer", "snapshot_paths",
            "INSPECTION_SECONDS"]
@@ -91,58 +92,89 @@ def _text(value, limit: int = MAX_PROBLEM) -> Optional[str]:
     return "".join(ch if ch.isprintable() else " " for ch in value)[:limit]
 
 
-def parse_answer(output: str, names: Sequence[str], labels: Sequence[str]) -> Dict[str, ModelReport]:
-    """The inspector's answer, validated: known files, known references, bounded texts (ValueError otherwise)."""
+MAX_FEATURE_BYTES = 2 * MAX_FILE_BYTES   # canonical weights are float64: twice a float32 file
+
+
+def parse_answer(output: str, names: Sequence[str]) -> List[Dict]:
+    """The inspector's answer, validated: one item per file, in order, with bounded texts (ValueError otherwise).
+
+    Each item: ``file``, ``saved_model`` (bool), ``random_operators`` (texts), ``features`` (the file name of its
+    features in the inspector's folder, or None), ``problem`` (text or None).
+    """
     lines = [line for line in output.splitlines() if line.startswith(ANSWER_PREFIX)]
     if len(lines) != 1:
         raise ValueError("no answer")
     items = json.loads(lines[0][len(ANSWER_PREFIX):])
     if not isinstance(items, list) or len(items) != len(names):
         raise ValueError("not one answer per file")
-    reports = {}
-    for name, item in zip(names, items):
+    parsed = []
+    for i, (name, item) in enumerate(zip(names, items)):
         if not isinstance(item, dict) or item.get("file") != Path(name).name:
             raise ValueError("an answer for another file")
         operators = item.get("random_operators") or []
         if not isinstance(operators, list) or len(operators) > 8:
             raise ValueError("bad operators")
-        match = None
-        raw = item.get("match")
-        if raw is not None:
-            distance = float(raw.get("distance", 0.0))
-            if raw.get("reference") not in labels or raw.get("how") not in HOWS or not math.isfinite(distance):
-                raise ValueError("an unknown reference")
-            match = ReferenceMatch(name, raw["reference"], raw["how"], distance)
-        reports[name] = ModelReport(file=name, saved_model=bool(item.get("saved_model") is True),
-                                    random_operators=tuple(_text(op, 80) for op in operators),
-                                    match=match, problem=_text(item.get("problem")))
-    return reports
+        features = item.get("features")
+        if features not in (None, f"features{i}.npz"):
+            raise ValueError("features under another name")
+        parsed.append({"file": name, "saved_model": item.get("saved_model") is True,
+                       "random_operators": tuple(_text(op, 80) for op in operators), "features": features,
+                       "problem": _text(item.get("problem"))})
+    return parsed
 
 
-REFERENCES_DIR = "/grading/references"   # the reference pack, read-only, inside an inspection's sandbox
+def read_features(path: Path):
+    """(canonical weights, output signature) from an inspector's ``.npz``: plain float arrays, nothing unpickled."""
+    import numpy as np
+
+    if path.stat().st_size > MAX_FEATURE_BYTES:
+        raise ValueError("features too large")
+    weights, signature = {}, None
+    with np.load(path, allow_pickle=False) as arrays:
+        for key in arrays.files:
+            values = arrays[key]
+            if values.dtype.kind != "f":
+                raise ValueError("features that are not numbers")
+            if key == "signature":
+                signature = values
+            elif key.startswith("w:"):
+                weights[key[2:]] = values.ravel()
+    return weights, signature
 
 
-def inspect_models(snapshot: Path, names: Sequence[str], index, references: Path, limits: Limits, sandbox,
+def inspect_models(snapshot: Path, names: Sequence[str], index, limits: Limits, sandbox,
                    folder: Path) -> Dict[str, ModelReport]:
-    """Inspect the snapshot's files ``names`` in a sandboxed helper; file -> report.
+    """Inspect the snapshot's files ``names`` in a sandboxed helper and compare their features with ``index``
+    (the run's :class:`~labkit.instructor.reference_models.ReferenceIndex`); file -> report.
 
-    ``index``: the run's :class:`~labkit.instructor.reference_models.ReferenceIndex`, written to the folder
-    ``references``. A helper that breaks a limit, or answers anything but the expected JSON, gives each file a
-    report with that problem and no match.
+    A helper that breaks a limit, or answers anything but the expected JSON, gives each file a report with
+    that problem and no match.
     """
     if not names:
         return {}
-    readonly = [(Path(snapshot), MODELS_DIR), (Path(references), REFERENCES_DIR)]
+    out = Path(folder) / HELPER_WRITABLE   # the helper's only writable folder
     argv = ["-m", "labkit.instructor.grading.inspector", seen_at(sandbox, Path(snapshot), MODELS_DIR),
-            seen_at(sandbox, Path(references), REFERENCES_DIR), *names]
-    done = run_helper(argv, readonly, Path(folder), limits, sandbox, timeout=INSPECTION_SECONDS,
-                      cpu_seconds=INSPECTION_SECONDS)
+            seen_at(sandbox, out, SUBMISSION_DIR), *names]
+    done = run_helper(argv, [(Path(snapshot), MODELS_DIR)], Path(folder), limits, sandbox,
+                      timeout=INSPECTION_SECONDS, cpu_seconds=INSPECTION_SECONDS)
     if done.killed is not None:
         why = ("it used more memory than the limit" if done.killed is Killed.MEMORY
                else f"it took longer than {INSPECTION_SECONDS} s")
         return {n: ModelReport(n, problem=f"reading this file was stopped: {why}") for n in names}
     try:
-        return parse_answer(done.output, names, index.labels)
+        items = parse_answer(done.output, names)
     except (ValueError, TypeError, AttributeError):
         return {n: ModelReport(n, problem="this file could not be inspected (the reader stopped without an answer)")
                 for n in names}
+    reports = {}
+    for item in items:
+        match, problem = None, item["problem"]
+        if item["features"] is not None:
+            try:
+                weights, signature = read_features(out / item["features"])
+                match = index.match_features(item["file"], weights, signature)
+            except (OSError, ValueError):
+                problem = "its features could not be read back"
+        reports[item["file"]] = ModelReport(item["file"], item["saved_model"], item["random_operators"], match,
+                                            problem)
+    return reports

@@ -90,8 +90,8 @@ def prepare(assignment: Assignment, path, name: str, workroot: Path, references:
     copied = snapshot_models(prepared.workdir, graded_files, prepared.models, prepared.notes)
     saved_models = [n for n in copied if n.endswith(MODEL_SUFFIXES)]   # torch files; .npy and the like are data
     if references is not None and saved_models:
-        reports = inspect_models(prepared.models, saved_models, references.index, references.pack(),
-                                 limits or Limits(), sandbox, Path(workroot) / "inspection")
+        reports = inspect_models(prepared.models, saved_models, references.index, limits or Limits(), sandbox,
+                                 Path(workroot) / "inspection")
         record_reports(prepared, reports, references.policy)
     restored = restore_cells(assignment, nb)
     prepared.notes += restored.notes

@@ -15,8 +15,6 @@ only notes the match.
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 from enum import Enum
 from pathlib import Path
@@ -46,38 +44,26 @@ class ReferencePolicy(str, Enum):
 
 
 class ReferenceModels:
-    """The reference index of one grading run and its pack for the sandboxed inspector (built once, on first use,
-    whatever the number of threads)."""
+    """The reference index of one grading run (built once, on first use, whatever the number of threads), from
+    the reference model files, or read from a saved index (``index_folder``: the autograder's, which ships no
+    reference model)."""
 
-    def __init__(self, policy: ReferencePolicy = ReferencePolicy.REFUSE, references: Optional[Sequence] = None):
+    def __init__(self, policy: ReferencePolicy = ReferencePolicy.REFUSE, references: Optional[Sequence] = None,
+                 index_folder: Optional[Path] = None):
         self.policy = ReferencePolicy(policy)
         self._references = references       # model files; None: checkpoints/ and notebooks/solutions/
+        self._index_folder = index_folder
         self._index: Optional[ReferenceIndex] = None
-        self._pack: Optional[Path] = None
         self._lock = threading.Lock()
 
     @property
     def index(self) -> ReferenceIndex:
         with self._lock:
-            if self._index is None:
+            if self._index is None and self._index_folder is not None:
+                self._index = ReferenceIndex.read(self._index_folder)
+            elif self._index is None:
                 self._index = ReferenceIndex.build(self._references)
             return self._index
-
-    def pack(self) -> Path:
-        """The folder the inspector reads the references from (written once; removed with :meth:`close`)."""
-        index = self.index
-        with self._lock:
-            if self._pack is None:
-                folder = Path(tempfile.mkdtemp(prefix="labkit-references-"))
-                index.write(folder)
-                self._pack = folder
-            return self._pack
-
-    def close(self) -> None:
-        with self._lock:
-            if self._pack is not None:
-                shutil.rmtree(self._pack, ignore_errors=True)
-                self._pack = None
 
 
 def checks_reading(assignment: "Assignment") -> Dict[str, List[str]]:

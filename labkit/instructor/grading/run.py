@@ -29,7 +29,7 @@ from .cgroup import RunCgroup, memory_control
 from .sandbox import python_executable, user_base
 
 __all__ = ["Limits", "Killed", "CellRecord", "KernelRun", "RunPaths", "HelperResult", "environment", "launch",
-           "run_notebook", "run_helper", "seen_at", "kill_process_tree", "run_marker_prefix", "PLUGIN_MODULE"]
+           "run_notebook", "run_helper", "seen_at", "HELPER_WRITABLE", "kill_process_tree", "run_marker_prefix", "PLUGIN_MODULE"]
 
 GB = 2**30
 PLUGIN_MODULE = f"{__package__}.plugin"   # loaded by pytest with -p
@@ -375,6 +375,9 @@ def _watch(proc: subprocess.Popen, reader: ResultsReader, limits: Limits, start:
             return
 
 
+HELPER_WRITABLE = "writable"
+
+
 @dataclass
 class _HelperFolders:
     """A helper run's folders, laid out as :class:`RunPaths` expects a prepared submission."""
@@ -401,12 +404,12 @@ def run_helper(argv: List[str], readonly: Sequence[Tuple[Path, str]], folder: Pa
                timeout: float = 120.0, cpu_seconds: int = 0, max_output: int = 1 << 20) -> HelperResult:
     """``python argv`` run as a graded run is (interpreter, environment, sandbox, memory cgroup and limits), with
     the ``readonly`` folders (host, inside; see :func:`seen_at`) and nothing else of the machine; stopped after
-    ``timeout``.
+    ``timeout``. Its one writable folder is ``folder/HELPER_WRITABLE``, seen at ``SUBMISSION_DIR`` in a sandbox.
 
     For the grader's own short jobs on a submission's files (the model inspection) and the preflight's probe.
     Its output goes to a file under the file-size limit and is read back at most ``max_output`` bytes.
     """
-    folders = _HelperFolders(root=Path(folder) / "submission", workdir=Path(folder) / "submission")
+    folders = _HelperFolders(root=Path(folder) / HELPER_WRITABLE, workdir=Path(folder) / HELPER_WRITABLE)
     folders.root.mkdir(parents=True, exist_ok=True)
     paths = RunPaths(folders, Path(folder) / "run", sandbox)
     env = environment(paths, fd=-1, marker=f"{run_marker_prefix()}{uuid.uuid4().hex}", limits=limits, jobs=1,
