@@ -141,6 +141,30 @@ def _code_from_notebook(code) -> bool:
     return not any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in _STATE["roots"])
 
 
+# What dataclasses and namedtuples compile from strings for a class; any other such function is notebook code.
+GENERATED_METHODS = frozenset({"__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__", "__lt__",
+                               "__le__", "__gt__", "__ge__", "__new__", "_make", "_replace", "_asdict",
+                               "__getnewargs__", "__getstate__", "__setstate__", "__post_init__"})
+
+
+def _function_from_notebook(func) -> bool:
+    """Whether a Python function is notebook code. A function compiled from a string (``<string>``) is judged by
+    the module it was made for: dataclasses and namedtuples make ``__init__``, ``__repr__`` ... that way for the
+    libraries' classes too."""
+    code = func.__code__
+    if code.co_filename.startswith("<") and not code.co_filename.startswith("<frozen"):
+        if func.__name__ not in GENERATED_METHODS:
+            return True
+        name = (getattr(func, "__globals__", None) or {}).get("__name__")
+        module = sys.modules.get(name) if isinstance(name, str) and name != "__main__" else None
+        filename = getattr(module, "__file__", None)
+        if isinstance(filename, str) and filename.endswith(".py"):
+            real = os.path.realpath(filename)
+            return not any(real.startswith(root.rstrip(os.sep) + os.sep) for root in _STATE["roots"])
+        return True
+    return _code_from_notebook(code)
+
+
 def _class_from_notebook(cls) -> bool:
     """Whether a class was defined by notebook code: in a cell (``__main__``), in a module outside the
     libraries, or with a method of notebook code anywhere in its MRO (remembered during one guard cell)."""
@@ -164,8 +188,8 @@ def _defined_by_notebook(cls) -> bool:
             continue
         for value in list(vars(klass).values()):
             value = getattr(value, "__func__", value)            # staticmethod, classmethod
-            code = getattr(value, "__code__", None) if isinstance(value, types.FunctionType) else None
-            if code is not None and _code_from_notebook(code):
+            if isinstance(value, types.FunctionType) and isinstance(value.__code__, types.CodeType) and \
+                    _function_from_notebook(value):
                 return True
     return False
 
@@ -191,7 +215,7 @@ def _foreign(obj, depth: int = 0) -> bool:
             return owner is not None and not isinstance(owner, types.ModuleType) and _foreign(owner, depth + 1)
         code = getattr(obj, "__code__", None) if isinstance(obj, types.FunctionType) else None
         if isinstance(code, types.CodeType):
-            return _code_from_notebook(code)
+            return _function_from_notebook(obj)
         if isinstance(obj, type):
             return _class_from_notebook(obj)
         return _class_from_notebook(type(obj))
