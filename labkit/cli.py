@@ -158,6 +158,16 @@ class _Parser(argparse.ArgumentParser):
         super().error(message)
 
 
+def _cmd_autograder(args) -> int:
+    from .instructor.grading.gradescope import AutograderSettings, build_autograder
+
+    settings = AutograderSettings(assignment=args.assignment, timeout=args.timeout, memory_gb=args.memory)
+    advice = build_autograder(args.assignment, Path(args.out), source=_source(args), settings=settings)
+    print(f"wrote {args.out}: upload it as the assignment's autograder on Gradescope")
+    print(advice)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="labkit", description="Support tools for the GAN course notebooks.",
                      epilog="Names that start with '-' go after '--': labkit grade ... -- -2+3")
@@ -217,6 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--instructions", action="store_true", help="also the handout's text, not only its headings")
     rep.add_argument("--source", metavar="DIR", help=argparse.SUPPRESS)
     rep.set_defaults(func=_cmd_report)
+
+    auto = sub.add_parser("autograder", help="the Gradescope autograder zip of one assignment (see docs/grading.md)")
+    auto.add_argument("--assignment", required=True, metavar="NAME", help="e.g. 01_gan_1d")
+    auto.add_argument("--out", default="autograder.zip", metavar="FILE.zip", help="default: autograder.zip")
+    auto.add_argument("--source", metavar="DIR", help="the instructor's notebooks (default: notebooks/solutions)")
+    auto.add_argument("--timeout", type=float, default=900, metavar="S",
+                      help="seconds for the notebook once its kernel is ready (default 900)")
+    auto.add_argument("--memory", type=float, default=3, metavar="GB", help="memory per run (default 3)")
+    auto.set_defaults(func=_cmd_autograder)
 
     from .instructor.grading import add_arguments as add_grade_arguments
 

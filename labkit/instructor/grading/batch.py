@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import traceback
+from dataclasses import asdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Tuple
@@ -23,6 +24,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 from ...paths import repo_root
 from .assignment import Assignment, load_assignment
 from .cgroup import memory_control
+from .cluster import PLAN_KINDS, collect, run_task, write_plan
 from .hostfs import remove_tree
 from .intake import submission_names
 from .prepare import Prepared, prepare
@@ -40,12 +42,19 @@ __all__ = ["add_arguments", "main", "grade_submissions", "grade_prepared", "refe
 
 def add_arguments(parser) -> None:
     """The options of ``labkit grade`` (see docs/grading.md)."""
-    parser.add_argument("submissions", nargs="+", metavar="SUBMISSION",
-                        help="notebooks (.ipynb), folders or zips; e.g. submissions/*")
-    parser.add_argument("--assignment", required=True, metavar="NAME",
+    parser.add_argument("submissions", nargs="*", metavar="SUBMISSION",
+                        help="notebooks (.ipynb), folders or zips, after `--` when a name starts with '-': "
+                             "labkit grade --assignment NAME --out DIR -- submissions/*. `labkit grade collect DIR` "
+                             "merges a cluster plan's results")
+    parser.add_argument("--assignment", metavar="NAME",
                         help="the assignment: 01_gan_1d, 02_cgan_mnist, 03_dcgan_mnist or 04_cwgan_gp_fashion "
                              "(any notebook name in --source)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="where grades.csv, feedback/ and logs/ go")
+    parser.add_argument("--out", metavar="DIR", help="where grades.csv, feedback/ and logs/ go (with --plan or "
+                                                       "--task: the plan's folder)")
+    parser.add_argument("--plan", choices=PLAN_KINDS, help="write a cluster plan (one task per submission: a Slurm "
+                        "job array or a Kubernetes Indexed Job) to --out instead of grading here")
+    parser.add_argument("--task", type=int, metavar="INDEX", help="grade entry INDEX of the plan in --out (what a "
+                        "cluster task runs)")
     parser.add_argument("--source", metavar="DIR",
                         help="folder of the instructor's notebooks with solutions (default: notebooks/solutions)")
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2),
@@ -208,7 +217,8 @@ def _grade_all(batch: _Batch, names: List[str], paths: List[Path], progress: boo
 
 def grade_submissions(assignment: Assignment, paths, out: Path, limits: Limits, jobs: int = 1, progress: bool = True,
                       keep: bool = False, log=print, sandbox: Optional[Sandbox] = None,
-                      references: Optional[ReferenceModels] = None) -> List[Grade]:
+                      references: Optional[ReferenceModels] = None,
+                      names: Optional[List[str]] = None) -> List[Grade]:
     """Grade ``paths``; write grades.csv, feedback/ and logs/ under ``out``; return the grades.
 
     ``sandbox``: run each submission in it (:func:`~.sandbox.find_sandbox`); None runs them without one.
@@ -222,7 +232,7 @@ def grade_submissions(assignment: Assignment, paths, out: Path, limits: Limits, 
     start = time.monotonic()
     batch = _Batch(assignment, out, limits, jobs, keep, sandbox, references or ReferenceModels())
     try:
-        grades = _grade_all(batch, submission_names(paths), paths, progress)
+        grades = _grade_all(batch, names or submission_names(paths), paths, progress)
         # The grades first, the clean-up after: nothing a run left behind can cost the batch its results.
         write_csv(out / "grades.csv", assignment, grades)
         log(inert_text(summary(assignment, grades, time.monotonic() - start, jobs)))
@@ -232,6 +242,22 @@ def grade_submissions(assignment: Assignment, paths, out: Path, limits: Limits, 
     return grades
 
 
+def _write_plan(args, log) -> int:
+    source = Path(args.source) if args.source else repo_root() / "notebooks" / "solutions"
+    load_assignment(args.assignment, source)   # an unknown assignment fails here, not in 400 tasks
+    limits = _limits(args)
+    cpus = limits.threads or 2
+    minutes = int((limits.startup + limits.timeout + 300) / 60) + 1
+    plan = write_plan(args.plan, Path(args.out), args.assignment, source, [Path(p) for p in args.submissions],
+                      asdict(limits), allow_reference_models=args.allow_reference_models,
+                      unsafe_no_sandbox=args.unsafe_no_sandbox, cpus=cpus, memory_gb=limits.memory_gb + 2,
+                      minutes=minutes)
+    first = "bash submit.sh" if args.plan == "slurm" else "kubectl apply -f job.yaml"
+    log(f"plan for {len(plan.submissions)} submissions written to {args.out} ({args.plan}); start it with `{first}` "
+        f"there, then `labkit grade collect {args.out}`")
+    return 0
+
+
 def _limits(args) -> Limits:
     if args.jobs < 1:
         raise ValueError("--jobs must be at least 1.")
@@ -239,10 +265,28 @@ def _limits(args) -> Limits:
                   memory_gb=args.memory, threads=args.threads)
 
 
+def _needs(args, *names) -> None:
+    missing = [f"--{n}" for n in names if not getattr(args, n)]
+    if missing or (not args.submissions):
+        what = ", ".join(missing + ([] if args.submissions else ["the submissions"]))
+        raise ValueError(f"labkit grade needs {what}: labkit grade --assignment NAME --out DIR -- SUBMISSION...")
+
+
 def main(args, log=print) -> int:
-    """``labkit grade``: load the assignment, grade the submissions, write the results."""
+    """``labkit grade``: load the assignment, grade the submissions, write the results (or, with ``--plan``, a
+    cluster plan; with ``--task``, one entry of a plan; ``labkit grade collect DIR``, a plan's merged results)."""
     if sys.platform == "win32":
         raise ValueError("labkit grade needs Linux or macOS (it uses POSIX process limits).")
+    if args.submissions[:1] == ["collect"] and len(args.submissions) == 2 and not args.assignment:
+        collect(Path(args.submissions[1]), log=log)
+        return 0
+    if args.task is not None:
+        if not args.out:
+            raise ValueError("labkit grade --task INDEX needs --out DIR, the plan's folder")
+        return run_task(Path(args.out), args.task, log=log)
+    _needs(args, "assignment", "out")
+    if args.plan:
+        return _write_plan(args, log)
     sandbox = None
     if args.unsafe_no_sandbox:
         log("warning: --unsafe-no-sandbox: the notebooks run with your permissions, outside any sandbox; grade "
@@ -256,13 +300,13 @@ def main(args, log=print) -> int:
             "a submission of that assignment may not be recognised as one")
     limits = _limits(args)
     preflight(limits, sandbox)  # PreflightFailed: what is missing in which interpreter; nothing is graded
+    log(f"preflight: a one-cell notebook ran as submissions will ({python_executable()}, "
+        f"{sandbox.describe() if sandbox else 'without a sandbox'})")
     if limits.memory_gb > 0:
         log(f"memory: at most {limits.memory_gb:g} GB per submission, enforced by {memory_control().describe()}")
     from .plugin import check_nbval_version  # imports pytest: only once the preflight found it
 
     check_nbval_version()
-    log(f"preflight: a one-cell notebook ran as submissions will ({python_executable()}, "
-        f"{'in the bubblewrap sandbox' if sandbox else 'without a sandbox'})")
     policy = reference_policy(args)
     if policy is ReferencePolicy.ALLOW:
         log("note: --allow-reference-models: handed-in models that are reference checkpoints are credited "

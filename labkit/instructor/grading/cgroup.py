@@ -26,7 +26,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
-__all__ = ["CgroupVersion", "MemoryControl", "RunCgroup", "memory_control"]
+__all__ = ["CgroupVersion", "MemoryControl", "RunCgroup", "memory_control", "cpu_quota", "threads_for_quota"]
 
 
 class CgroupVersion(str, Enum):
@@ -50,17 +50,15 @@ def _mounts() -> Iterator[Tuple[str, str, List[str]]]:
             yield parts[1], parts[2], parts[3].split(",")
 
 
-def _own_path(version: CgroupVersion) -> str:
-    """This process's cgroup path in that hierarchy, from /proc/self/cgroup ("/" when unknown)."""
+def _own_path(controller: str) -> str:
+    """This process's cgroup path in the hierarchy of ``controller`` ("" for cgroup v2), from /proc/self/cgroup."""
     try:
         lines = Path("/proc/self/cgroup").read_text(encoding="utf-8").splitlines()
     except OSError:
         return "/"
     for line in lines:
         _, controllers, path = line.split(":", 2)
-        if version is CgroupVersion.V2 and controllers == "":
-            return path
-        if version is CgroupVersion.V1 and "memory" in controllers.split(","):
+        if (controller == "" and controllers == "") or (controller and controller in controllers.split(",")):
             return path
     return "/"
 
@@ -191,7 +189,7 @@ def _v2_parent() -> Optional[Path]:
     for mount, kind, _ in _mounts():
         if kind != "cgroup2":
             continue
-        parent = Path(mount) / _own_path(CgroupVersion.V2).lstrip("/")
+        parent = Path(mount) / _own_path("").lstrip("/")
         try:
             if "memory" not in (Path(mount) / "cgroup.controllers").read_text().split():
                 continue
@@ -206,7 +204,7 @@ def _v2_parent() -> Optional[Path]:
 def _v1_parent() -> Optional[Path]:
     for mount, kind, options in _mounts():
         if kind == "cgroup" and "memory" in options:
-            parent = Path(mount) / _own_path(CgroupVersion.V1).lstrip("/")
+            parent = Path(mount) / _own_path("memory").lstrip("/")
             return parent if parent.is_dir() else Path(mount)
     return None
 
@@ -231,3 +229,36 @@ def memory_control() -> MemoryControl:
         if joined:
             return control
     return MemoryControl()
+
+
+def cpu_quota() -> Optional[float]:
+    """The CPUs this process may use by its cgroup's CPU quota (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``),
+    or None where there is no quota. A container given half a CPU still sees every core of its host."""
+    candidates = []
+    for mount, kind, options in _mounts():
+        if kind == "cgroup2":
+            candidates.append((Path(mount) / _own_path("").lstrip("/") / "cpu.max", None))
+            candidates.append((Path(mount) / "cpu.max", None))
+        elif "cpu" in options:
+            own = Path(mount) / _own_path("cpu").lstrip("/")
+            for folder in (own, Path(mount)):
+                candidates.append((folder / "cpu.cfs_quota_us", folder / "cpu.cfs_period_us"))
+    for quota_file, period_file in candidates:
+        try:
+            if period_file is None:
+                quota, period = quota_file.read_text().split()[:2]
+                if quota != "max":
+                    return int(quota) / int(period)
+            else:
+                quota = int(quota_file.read_text())
+                if quota > 0:
+                    return quota / int(period_file.read_text())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def threads_for_quota(default: int) -> int:
+    """Threads a run should use here: the CPU quota rounded down (at least 1), else ``default``."""
+    quota = cpu_quota()
+    return max(1, int(quota)) if quota is not None else default

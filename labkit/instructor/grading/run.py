@@ -270,7 +270,7 @@ class RunPaths:
         # cannot replace a module imported before the guard's first cell (PYTHONSAFEPATH does the same for -m).
         (profile / "ipython_kernel_config.py").write_text("c.IPKernelApp.ignore_cwd = True\n", encoding="utf-8")
         root = Path(prepared.root or prepared.workdir)
-        if sandbox is not None:
+        if sandbox is not None and sandbox.remaps_paths:
             from .sandbox import RUN_DIR, SUBMISSION_DIR
 
             self.run = Path(RUN_DIR)
@@ -397,7 +397,7 @@ class HelperResult:
 
 def seen_at(sandbox, host: Path, inside: str) -> str:
     """Where a run sees the folder ``host`` that it gets read-only at ``inside``: there in a sandbox, else as is."""
-    return inside if sandbox is not None else str(host)
+    return inside if sandbox is not None and sandbox.remaps_paths else str(host)
 
 
 def run_helper(argv: List[str], readonly: Sequence[Tuple[Path, str]], folder: Path, limits: Limits, sandbox=None,

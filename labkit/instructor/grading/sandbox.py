@@ -181,6 +181,10 @@ class Sandbox:
     bwrap: str
     mounts: Tuple[str, ...]       # system, Python, labkit, data: read-only
     data: Optional[str] = None    # labkit's data folder, if mounted
+    remaps_paths = True           # the run sees its folders at /grading/... (see UnprivilegedUser for the other way)
+
+    def describe(self) -> str:
+        return "in a bubblewrap sandbox (its own user, process, network and mount namespaces)"
 
     def command(self, inner: Sequence[str], submission: Path, notebook_dir: Path, private: Path,
                 cwd: str = RUN_DIR, readonly: Sequence[Tuple[Path, str]] = ()) -> List[str]:

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from .assignment import Assignment
     from .prepare import Prepared
 
-__all__ = ["Status", "CheckState", "CheckResult", "CellError", "Grade", "score", "new_grade"]
+__all__ = ["Status", "CheckState", "CheckResult", "CellError", "Grade", "score", "new_grade", "grade_to_dict",
+           "grade_from_dict"]
 
 
 class Status(str, Enum):
@@ -221,3 +222,28 @@ def score(assignment: "Assignment", prepared: "Prepared", run: KernelRun, limits
     refuse_reference_models(grade, prepared.references, assignment)
     _conclude(grade, stop)
     return grade
+
+
+def grade_to_dict(grade: Grade) -> Dict:
+    """A grade as plain JSON data (a cluster task's result, read back by :func:`grade_from_dict`)."""
+    return {"submission": grade.submission, "source": grade.source, "status": grade.status.value,
+            "reason": grade.reason, "auto_points": grade.auto_points, "auto_max": grade.auto_max,
+            "manual_max": grade.manual_max, "seconds": grade.seconds, "flags": list(grade.flags),
+            "notes": list(grade.notes), "answers": dict(grade.answers),
+            "checks": {cid: {"points": c.points, "max": c.max, "state": c.state.value, "message": c.message}
+                       for cid, c in grade.checks.items()},
+            "errors": [list(e) for e in grade.errors],
+            "references": [[m.file, m.reference, m.how, m.distance] for m in grade.references]}
+
+
+def grade_from_dict(data: Dict) -> Grade:
+    """The grade :func:`grade_to_dict` wrote (ValueError or KeyError when it is not one)."""
+    return Grade(submission=str(data["submission"]), source=str(data["source"]), status=Status(data["status"]),
+                 reason=str(data["reason"]), auto_points=float(data["auto_points"]), auto_max=float(data["auto_max"]),
+                 manual_max=float(data["manual_max"]), seconds=float(data.get("seconds", 0.0)),
+                 flags=[str(f) for f in data.get("flags", [])], notes=[str(n) for n in data.get("notes", [])],
+                 answers={str(k): v for k, v in data.get("answers", {}).items()},
+                 checks={cid: CheckResult(float(c["points"]), float(c["max"]), CheckState(c["state"]), str(c["message"]))
+                         for cid, c in data["checks"].items()},
+                 errors=[CellError(*map(str, e)) for e in data.get("errors", [])],
+                 references=[ReferenceMatch(str(f), str(r), str(h), float(d)) for f, r, h, d in data.get("references", [])])
