@@ -6,6 +6,7 @@ next to a classic baseline trained on the same data with the same budget in the 
     python benchmarks/benchmark.py --only gan1d --seeds 0 1 --jobs 2
     python benchmarks/benchmark.py --tiers --seeds 0 1 2     # 1D GAN: baseline, baseline x10, tuned vs the tiers
     python benchmarks/benchmark.py --tiers --arms tuned --cases laplace+halfnormal   # one arm, the handout's mixture
+    ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE python benchmarks/benchmark.py --tiers --arms tuned   # other kernels
     python benchmarks/benchmark.py --threads                 # 1D GAN: 500 steps with 1 and 2 torch threads
     python benchmarks/benchmark.py --fast-paths              # 1D GAN: FlatAdam and direct draws against torch/scipy
 
@@ -166,8 +167,11 @@ def gan1d_tiers(quick: bool, seeds: List[int], jobs: int, cases=None, arms=GAN1D
     from labkit.checks.gan1d import QUALITY_TIERS, TIER_TARGETS
     from labkit.tables import format_table
 
-    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, 1 torch thread "
-          "per run", flush=True)
+    # Another machine's kernels, here: ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE (torch's and MKL's generic
+    # code paths) changes the trained generators' last digits, as another CPU does (docs/benchmarks.md).
+    kernels = ", ".join(f"{k}={os.environ[k]}" for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR") if k in os.environ)
+    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}"
+          f"{', ' + kernels if kernels else ''}, 1 torch thread per run", flush=True)
     names = [n for n in TIER_TARGETS if not cases or n in cases]
     tasks = [(arm, name, seed, quick) for name in names for arm in arms for seed in seeds]
     if jobs > 1:

@@ -466,15 +466,18 @@ TIER_TARGETS = {"normal": "normal", "laplace": "laplace", "halfnormal": "halfnor
 # Quality tiers: (KS at most, W1/std at most) on EVAL_SAMPLES (100,000) samples drawn with EVAL_SEED, the numbers
 # labkit.labs.gan1d.measure prints in the notebook, per key of TIER_TARGETS. Set from measurements
 # (docs/benchmarks.md, "Quality tiers"; 100,000 samples so that sampling noise, KS ~0.003, is small next to the
-# gaps): "good" has a margin of at least 25 % over the tuned reference recipe's worst of seeds 0-4, measured with
-# two torch versions, and the untuned baseline trained ten times longer (30,000 steps) misses it on every seed,
-# in KS or in W1/std, so time alone does not earn it; "fair" is twice "good": the right shape with visible flaws.
+# gaps). "good" sits above the tuned reference recipe's worst of seeds 0-4, with a margin for other machines:
+# the same run drifts with the CPU's kernels (the half-normal's seed 0: KS 0.0125 here, 0.0168 with torch's
+# generic kernels, 0.0186 on another machine), so the margin is at least 25 % over the worst seen anywhere and
+# twice the worst seen here on the targets where the baseline leaves room. The untuned baseline trained ten times
+# longer (30,000 steps) misses "good" on every measured seed, in KS or in W1/std: time alone does not earn it.
+# "fair" is twice "good": the right shape with visible flaws.
 QUALITY_TIERS = {
     "normal": {"good": (0.015, 0.04), "fair": (0.03, 0.08)},
     "laplace": {"good": (0.02, 0.07), "fair": (0.04, 0.14)},
-    "halfnormal": {"good": (0.016, 0.03), "fair": (0.032, 0.06)},
+    "halfnormal": {"good": (0.024, 0.012), "fair": (0.048, 0.024)},
     "petitprince": {"good": (0.013, 0.03), "fair": (0.026, 0.06)},
-    "laplace+halfnormal": {"good": (0.03, 0.02), "fair": (0.06, 0.04)},
+    "laplace+halfnormal": {"good": (0.04, 0.02), "fair": (0.08, 0.04)},
 }
 
 # A target whose cdf is within this KS distance of N(4, 0.5)'s is N(4, 0.5) or close to it: not the harder
