@@ -11,6 +11,10 @@
    bubblewrap sandbox, as graded for real (``--unsafe-no-sandbox`` times it without one).
 3. Prints the times, the time per copy and the ratios (time per copy / one plain run); the
    target (issues 5 and 12) is a ratio of at most 3 (the exit status is 1 when it is missed).
+4. Projects, from the measured cost per copy, the wall time of a course's hand-ins (``--hand-ins``,
+   400 by default) on this one machine and on P parallel cluster tasks (``--tasks``): a task grades one
+   hand-in at a time with this machine's CPUs / jobs, so one hand-in there takes about time per copy ×
+   jobs (conservative: the J runs here also shared memory bandwidth and caches).
 """
 from __future__ import annotations
 
@@ -38,6 +42,9 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument("--unsafe-no-sandbox", action="store_true", help="grade without the bubblewrap sandbox")
+    parser.add_argument("--hand-ins", type=int, default=400, help="hand-ins to project the time for (default 400)")
+    parser.add_argument("--tasks", type=int, nargs="*", default=[10, 50, 100],
+                        help="parallel cluster tasks to project for (default 10 50 100)")
     args = parser.parse_args(argv)
     source = Path(args.source) if args.source else (
         FIXTURE_SOURCE if args.assignment == "toy" else REPO / "notebooks" / "solutions")
@@ -97,12 +104,31 @@ def main(argv=None) -> int:
         print(f"per copy:                           {per_copy:7.1f} s")
         print(f"ratio per copy / plain run:         {per_copy / once:7.2f}   (target: at most 3)")
         print(f"  against the {threads}-thread plain run:    {per_copy / once_threads:7.2f}")
+        for line in projection(args.hand_ins, per_copy, args.jobs, args.tasks):
+            print(line)
         return 0 if per_copy <= 3 * min(once, once_threads) else 1
     finally:
         if args.keep:
             print(f"kept {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def projection(hand_ins: int, per_copy: float, jobs: int, tasks) -> list:
+    """Lines projecting the wall time of ``hand_ins`` from the measured seconds per copy."""
+    one_run = per_copy * jobs   # one hand-in's wall time with CPUs / jobs to itself
+    lines = [f"projected for {hand_ins} hand-ins: one machine like this one, --jobs {jobs}: "
+             f"{_duration(hand_ins * per_copy)}"]
+    for p in tasks:
+        waves = -(-hand_ins // p)
+        lines.append(f"  {p} cluster tasks at a time ({max(1, (os.cpu_count() or 1) // max(1, jobs))} CPU(s) each): "
+                     f"{_duration(waves * one_run)} ({waves} waves of one hand-in per task, about {one_run:.0f} s "
+                     "each)")
+    return lines
 
 
 if __name__ == "__main__":
