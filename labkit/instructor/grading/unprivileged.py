@@ -23,11 +23,10 @@ __all__ = ["UnprivilegedUser", "find_unprivileged_user"]
 def _traversable(folder: Path) -> None:
     """``folder``'s parents made traversable by others (execute only: nothing in them can be listed)."""
     parent = Path(folder).resolve().parent
-    while parent != parent.parent:
+    while parent != parent.parent:   # every ancestor: a traversable folder may sit in a closed one (mkdtemp: 700)
         mode = parent.stat().st_mode
-        if mode & stat.S_IXOTH:
-            break
-        os.chmod(parent, stat.S_IMODE(mode) | stat.S_IXOTH)
+        if not mode & stat.S_IXOTH:
+            os.chmod(parent, stat.S_IMODE(mode) | stat.S_IXOTH)
         parent = parent.parent
 
 
