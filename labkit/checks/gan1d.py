@@ -477,7 +477,7 @@ QUALITY_TIERS = {
     "laplace": {"good": (0.02, 0.07), "fair": (0.04, 0.14)},
     "halfnormal": {"good": (0.024, 0.012), "fair": (0.048, 0.024)},
     "petitprince": {"good": (0.013, 0.03), "fair": (0.026, 0.06)},
-    "laplace+halfnormal": {"good": (0.04, 0.02), "fair": (0.08, 0.04)},
+    "laplace+halfnormal": {"good": (0.045, 0.02), "fair": (0.09, 0.04)},
 }
 
 # A target whose cdf is within this KS distance of N(4, 0.5)'s is N(4, 0.5) or close to it: not the harder
