@@ -405,7 +405,7 @@ def _labkit_class(spec: str):
     """The class named ``module:qualname`` if it is one of labkit's own model classes (else None); imports labkit only."""
     module_name, _, qualname = str(spec).partition(":")
     if not (module_name == "labkit" or module_name.startswith("labkit.")) or module_name.startswith(
-            ("labkit.instructor", "labkit.student")) or not qualname:
+            ("labkit.instructor", "labkit.student", "labkit.grading")) or not qualname:
         return None
     try:
         obj = importlib.import_module(module_name)

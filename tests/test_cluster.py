@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.instructor.grading.sandbox import sandbox_works
+from labkit.grading.sandbox import sandbox_works
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "grading"

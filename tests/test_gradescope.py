@@ -16,9 +16,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from labkit.instructor.grading.cgroup import cpu_quota, threads_for_quota
-from labkit.instructor.grading.gradescope import HandInProblem, find_hand_in
-from labkit.instructor.grading.sandbox import sandbox_works
+from labkit.grading.cgroup import cpu_quota, threads_for_quota
+from labkit.grading.gradescope import HandInProblem, find_hand_in
+from labkit.grading.sandbox import sandbox_works
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "grading"
@@ -106,7 +106,7 @@ def _root(tmp_path, autograder_zip) -> Path:
 
 def _run(root: Path) -> dict:
     env = {**os.environ, "LABKIT_CHECKPOINTS": str(root / "source" / "checkpoints"), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "labkit.instructor.grading.gradescope", str(root)],
+    done = subprocess.run([sys.executable, "-m", "labkit.grading.gradescope", str(root)],
                           capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((root / "results" / "results.json").read_text(encoding="utf-8"))
@@ -153,7 +153,7 @@ def test_a_broken_set_up_still_writes_a_valid_file(tmp_path):
     root = tmp_path / "autograder"
     (root / "source").mkdir(parents=True)
     (root / "submission").mkdir()   # no settings.json: the autograder itself is broken
-    done = subprocess.run([sys.executable, "-m", "labkit.instructor.grading.gradescope", str(root)],
+    done = subprocess.run([sys.executable, "-m", "labkit.grading.gradescope", str(root)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0
     results = json.loads((root / "results" / "results.json").read_text(encoding="utf-8"))
@@ -176,7 +176,7 @@ def test_find_hand_in_takes_one_notebook_or_one_packed_zip(tmp_path):
 
 
 def test_threads_follow_the_cpu_quota(monkeypatch):
-    from labkit.instructor.grading import cgroup
+    from labkit.grading import cgroup
 
     monkeypatch.setattr(cgroup, "cpu_quota", lambda: 0.5)
     assert threads_for_quota(16) == 1

@@ -32,17 +32,17 @@ import nbformat
 import pytest
 
 from labkit import cli
-from labkit.instructor.grading.assignment import Alias, load_assignment
-from labkit.instructor.grading.cells import CellKey
-from labkit.instructor.grading.intake import submission_names
-from labkit.instructor.grading.plugin import NBVAL_RANGE, check_nbval_version
-from labkit.instructor.grading.prepare import prepare
-from labkit.instructor.grading.restore import restore_cells
-from labkit.instructor.grading.cells import safe_text
-from labkit.instructor.grading.run import MARKER_VARIABLE, kill_process_tree, run_marker_prefix
-from labkit.instructor.grading.sandbox import find_sandbox, sandbox_works
-from labkit.instructor.grading.scan import scan_code
-from labkit.instructor.grading.score import Status
+from labkit.grading.assignment import Alias, load_assignment
+from labkit.grading.cells import CellKey
+from labkit.grading.intake import submission_names
+from labkit.grading.inside.plugin import NBVAL_RANGE, check_nbval_version
+from labkit.grading.prepare import prepare
+from labkit.grading.restore import restore_cells
+from labkit.grading.cells import safe_text
+from labkit.grading.run import MARKER_VARIABLE, kill_process_tree, run_marker_prefix
+from labkit.grading.sandbox import find_sandbox, sandbox_works
+from labkit.grading.scan import scan_code
+from labkit.grading.score import Status
 from labkit.instructor.release import release_notebook
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "grading"
@@ -654,7 +654,7 @@ def test_a_trace_function_set_after_the_first_cell_is_removed(graded):
 
 GUARD_SCRIPT = r'''
 import functools, gc, operator, signal, sys, threading
-from labkit.instructor.grading import guard
+from labkit.grading import guard
 
 
 class Monitoring:   # sys.monitoring's calls (Python 3.12+), recorded
@@ -746,7 +746,7 @@ HOSTILE_HTML = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 
 
 def _hostile_grade(assignment):
-    from labkit.instructor.grading.score import CellError, new_grade
+    from labkit.grading.score import CellError, new_grade
 
     grade = new_grade(assignment, "=1+1 x", "-2+3", Status.ERROR, reason=f"{ESC_ERASE}all good {HOSTILE_HTML}",
                       message=f"\x9b2K{HOSTILE_HTML} | pipe")
@@ -764,7 +764,7 @@ def _active(text: str):
 
 
 def test_grades_csv_cells_are_never_formulas_nor_control_characters(assignment, tmp_path):
-    from labkit.instructor.grading.report import write_csv
+    from labkit.grading.report import write_csv
 
     write_csv(tmp_path / "grades.csv", assignment, [_hostile_grade(assignment)])
     with open(tmp_path / "grades.csv", newline="", encoding="utf-8") as f:
@@ -779,7 +779,7 @@ def test_grades_csv_cells_are_never_formulas_nor_control_characters(assignment, 
 
 
 def test_the_summary_and_the_feedback_show_control_characters_as_escapes(assignment):
-    from labkit.instructor.grading.report import feedback_html, feedback_markdown, inert_text, summary
+    from labkit.grading.report import feedback_html, feedback_markdown, inert_text, summary
 
     grade = _hostile_grade(assignment)
     text = summary(assignment, [grade], 1.0, 1)
@@ -794,7 +794,7 @@ def test_the_summary_and_the_feedback_show_control_characters_as_escapes(assignm
 def test_markdown_feedback_escapes_html_in_any_renderer(assignment, extensions):
     import markdown
 
-    from labkit.instructor.grading.report import feedback_markdown
+    from labkit.grading.report import feedback_markdown
 
     page = feedback_markdown(assignment, _hostile_grade(assignment))
     rendered = markdown.markdown(page, extensions=extensions)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.instructor.grading.sandbox import sandbox_works
+from labkit.grading.sandbox import sandbox_works
 
 pytestmark = pytest.mark.slow
 

@@ -23,7 +23,7 @@ import torch
 from labkit import cli, saveModel
 from labkit.checks import CheckFailed
 from labkit.checks.gan1d import check_final_model
-from labkit.instructor.grading.sandbox import sandbox_works
+from labkit.grading.sandbox import sandbox_works
 from labkit.instructor.release import checks_in
 from labkit.models.mlp import MLPGenerator
 from labkit.student.check import check_notebook

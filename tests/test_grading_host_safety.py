@@ -31,13 +31,13 @@ import torch
 
 from labkit import saveModel
 from labkit.checkpoint import CheckpointError, load_data_only, loadModel, read_checkpoint
-from labkit.instructor.grading.cgroup import memory_control
-from labkit.instructor.grading.hostfs import remove_tree
-from labkit.instructor.grading.inspection import parse_answer, read_features, snapshot_models
-from labkit.instructor.grading.inspector import ANSWER_PREFIX
-from labkit.instructor.grading.run import Killed, Limits, run_helper
-from labkit.instructor.grading.sandbox import sandbox_works
-from labkit.instructor.reference_models import DERIVED_DISTANCE, ReferenceIndex
+from labkit.grading.cgroup import memory_control
+from labkit.grading.hostfs import remove_tree
+from labkit.grading.inspection import parse_answer, read_features, snapshot_models
+from labkit.grading.inside.inspector import ANSWER_PREFIX
+from labkit.grading.run import Killed, Limits, run_helper
+from labkit.grading.sandbox import sandbox_works
+from labkit.grading.fingerprints import DERIVED_DISTANCE, ReferenceIndex
 from labkit.models.mlp import MLPGenerator
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from labkit.checkpoint import loadModel, read_checkpoint, saveModel
-from labkit.instructor.grading.references import checks_reading, refuse_reference_models
-from labkit.instructor.grading.score import CheckResult, CheckState, Grade, Status
-from labkit.instructor.reference_models import (ReferenceIndex, ReferenceMatch, canonical_weights, reference_model_files,
+from labkit.grading.references import checks_reading, refuse_reference_models
+from labkit.grading.score import CheckResult, CheckState, Grade, Status
+from labkit.grading.fingerprints import (ReferenceIndex, ReferenceMatch, canonical_weights, reference_model_files,
                                                 weights_digest)
 from labkit.models.mlp import MLPGenerator
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.instructor.grading.unprivileged import UnprivilegedUser, find_unprivileged_user
+from labkit.grading.unprivileged import UnprivilegedUser, find_unprivileged_user
 
 NOBODY = 65534
 root_only = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
@@ -49,9 +49,9 @@ def _python_reachable_by_nobody() -> bool:
                     reason="this Python (or labkit) is not readable by an unprivileged user here (a home folder "
                            "closed to others); on Gradescope the kit is installed in /opt")
 def test_a_graded_run_as_the_user_cannot_read_root_only_files(tmp_path):
-    from labkit.instructor.grading.assignment import load_assignment
-    from labkit.instructor.grading.batch import grade_submissions
-    from labkit.instructor.grading.run import Limits
+    from labkit.grading.assignment import load_assignment
+    from labkit.grading.batch import grade_submissions
+    from labkit.grading.run import Limits
     import importlib.util
 
     fixtures_dir = Path(__file__).resolve().parent / "fixtures" / "grading"

@@ -228,7 +228,7 @@ def release_all(repo: Path, check: bool = False) -> List[str]:
 # the image scores). An allow-list, so a new reference model (e.g. checkpoints/gan1d_*.pt, which would pass
 # a graded quality check if handed in as the student's own) stays with the instructor unless listed here.
 # The metric classifiers, and the CGAN reference lab 02's Section 2 falls back to when a student's training failed
-# (the grader flags a handed-in copy of it: labkit/instructor/grading/references.py).
+# (the grader flags a handed-in copy of it: labkit/grading/references.py).
 STUDENT_CHECKPOINTS = ("classifier_mnist.pt", "classifier_fashion_mnist.pt", "cgan_mnist.pt", "cgan_mnist_D.pt")
 # Files of the repository root that ship as they are (pip install -e needs pyproject.toml).
 STUDENT_FILES = ("READ_ME.txt", "pyproject.toml", "requirements.txt")

@@ -4,7 +4,7 @@ missing (answers, saved models, TODOs).
     labkit check notebooks/01_gan_1d.ipynb
 
 It grades the hand-in ``labkit pack`` would build (the notebook, the model files it names, its own
-modules, READ_ME.txt) with the grader itself (:func:`labkit.instructor.grading.batch.grade_submissions`),
+modules, READ_ME.txt) with the grader itself (:func:`labkit.grading.batch.grade_submissions`),
 in quick mode, with the course's check cells and the grader's limits, so its points are the ones
 ``labkit grade`` gives that hand-in; a saved model that is a shipped or reference checkpoint gets the same
 warning and no points from it (``--allow-reference-models``, for the instructor's own solution, as in
@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from ..instructor.grading.assignment import load_assignment
-from ..instructor.grading.batch import add_arguments, grade_submissions
-from ..instructor.grading.references import ReferenceModels, ReferencePolicy
-from ..instructor.grading.preflight import preflight
-from ..instructor.grading.run import Limits
-from ..instructor.grading.sandbox import SandboxUnavailable, find_sandbox
-from ..instructor.grading.score import CheckState, Grade
+from ..grading.assignment import load_assignment
+from ..grading.batch import add_arguments, grade_submissions
+from ..grading.references import ReferenceModels, ReferencePolicy
+from ..grading.preflight import preflight
+from ..grading.run import Limits
+from ..grading.sandbox import SandboxUnavailable, find_sandbox
+from ..grading.score import CheckState, Grade
 from ..instructor.release import assignment_source
 from .handin import HandIn, read_hand_in
 

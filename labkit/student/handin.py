@@ -15,8 +15,8 @@ from typing import Dict, List, NamedTuple, Optional
 
 import nbformat
 
-from ..instructor.grading.cells import MODEL_SUFFIXES, files_read_by_checks, labkit_meta, model_file_names, norm
-from ..instructor.grading.intake import SETUP_CALL
+from ..grading.cells import MODEL_SUFFIXES, files_read_by_checks, labkit_meta, model_file_names, norm
+from ..grading.intake import SETUP_CALL
 from ..instructor.release import MD_ANSWER_PROMPT, released_notebook
 
 __all__ = ["HandIn", "OpenTodo", "LinkedFile", "read_hand_in", "lab_name", "MODEL_SUFFIXES", "README_NAME"]

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional
 
 import nbformat
 
-from ..instructor.grading.cells import labkit_meta
+from ..grading.cells import labkit_meta
 from ..instructor.release import MD_ANSWER_PROMPT, released_notebook
 from .handin import lab_name
 

@@ -1,8 +1,8 @@
 """Turn one submission into the notebook that runs: intake, restore, scan, reference models and build (prepare).
 
-Each stage is its own module (:mod:`~labkit.instructor.grading.intake`,
-:mod:`~labkit.instructor.grading.restore`, :mod:`~labkit.instructor.grading.scan`,
-:mod:`~labkit.instructor.grading.references`, :mod:`~labkit.instructor.grading.build`); this one runs them
+Each stage is its own module (:mod:`~labkit.grading.intake`,
+:mod:`~labkit.grading.restore`, :mod:`~labkit.grading.scan`,
+:mod:`~labkit.grading.references`, :mod:`~labkit.grading.build`); this one runs them
 on one submission and keeps what they found in a :class:`Prepared`. Nothing here touches the submission itself:
 everything happens on copies.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from ..reference_models import MODEL_SUFFIXES, ReferenceMatch
+from .fingerprints import MODEL_SUFFIXES, ReferenceMatch
 from .assignment import Assignment
 from .build import CellRole, Role, build_notebook
 from .cells import first_line

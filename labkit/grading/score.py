@@ -3,7 +3,7 @@
 A check gets its points if its cell ran, the kernel's execute reply to it said "ok", it printed
 no error, and no earlier cell timed out or killed the kernel. The first timeout, dead kernel or kill by the grader stops the
 scoring: checks after it are "not graded". A check that grades a handed-in reference model gets no points
-(:mod:`~labkit.instructor.grading.references`).
+(:mod:`~labkit.grading.references`).
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional
 
-from ..reference_models import ReferenceMatch
+from .fingerprints import ReferenceMatch
 from .build import CellRole, Role
-from .guard import PREFIX as GUARD_PREFIX
+from .inside.guard import PREFIX as GUARD_PREFIX
 from .references import refuse_reference_models
 from .run import CellRecord, KernelRun, Killed, Limits
 

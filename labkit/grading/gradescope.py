@@ -68,7 +68,7 @@ RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope runs this in a fresh container per submission. It always leaves a valid results.json.
 mkdir -p /autograder/results && chmod 700 /autograder/results
 export LABKIT_CHECKPOINTS={checkpoints} LABKIT_OFFLINE=1
-{venv}/bin/python -m labkit.instructor.grading.gradescope /autograder || true
+{venv}/bin/python -m labkit.grading.gradescope /autograder || true
 if [ ! -s /autograder/results/results.json ]; then
   printf '%s' '{{"score": 0, "output": "The autograder could not start Python; nothing was graded. Please tell your instructor.", "output_format": "text", "tests": []}}' > /autograder/results/results.json
 fi
@@ -122,9 +122,9 @@ def gradescope_settings_text(name: str, settings: AutograderSettings) -> str:
 def build_autograder(name: str, out: Path, source: Optional[Path] = None, settings: Optional[AutograderSettings] = None,
                      repo: Optional[Path] = None) -> str:
     """Write the autograder zip for assignment ``name`` to ``out``; return the Gradescope settings to use."""
-    from ...paths import checkpoints_dir, repo_root
-    from ..reference_models import ReferenceIndex
-    from ..release import STUDENT_CHECKPOINTS, release_notebook
+    from ..paths import checkpoints_dir, repo_root
+    from .fingerprints import ReferenceIndex
+    from ..instructor.release import STUDENT_CHECKPOINTS, release_notebook
     from .assignment import load_assignment
 
     import nbformat
@@ -300,7 +300,7 @@ def grade_in_container(root: Path, log=lambda *_: None) -> Dict:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """``python -m labkit.instructor.grading.gradescope ROOT``: grade and always write ROOT/results/results.json."""
+    """``python -m labkit.grading.gradescope ROOT``: grade and always write ROOT/results/results.json."""
     argv = sys.argv[1:] if argv is None else argv
     root = Path(argv[0] if argv else "/autograder")
     start = time.monotonic()

@@ -113,10 +113,10 @@ def python_roots() -> List[str]:
 def labkit_roots() -> List[str]:
     """labkit's package folder and the reference checkpoints students get too (the metric classifiers): not the
     rest of the course repository, and not the reference models of the labs (a run could hand one in as its own)."""
-    from ...paths import checkpoints_dir
-    from ..release import STUDENT_CHECKPOINTS
+    from ..paths import checkpoints_dir
+    from ..instructor.release import STUDENT_CHECKPOINTS
 
-    package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))   # labkit/
     roots = [package]
     checkpoints = os.path.realpath(checkpoints_dir())
     roots += [os.path.join(checkpoints, name) for name in STUDENT_CHECKPOINTS

@@ -1,6 +1,6 @@
 """pytest plugin inside each graded run: streams per-cell results, lifts nbval's fixed limits, stops at a timeout.
 
-``labkit grade`` loads it (``-p labkit.instructor.grading.plugin``) into the pytest process
+``labkit grade`` loads it (``-p labkit.grading.inside.plugin``) into the pytest process
 running one submission with nbval.
 
 It does three things nbval does not:

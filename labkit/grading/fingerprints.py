@@ -13,7 +13,7 @@ Three ways to match, in order:
   reference's (relative L2 distance; a short fine-tune of a reference);
 * ``same outputs on fixed noise``: a generator whose samples on the same noise are those of a reference.
 
-A handed-in file is only ever read inside the grader's sandbox (:mod:`labkit.instructor.grading.inspection`).
+A handed-in file is only ever read inside the grader's sandbox (:mod:`labkit.grading.inspection`).
 """
 from __future__ import annotations
 

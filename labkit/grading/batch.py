@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from ...paths import repo_root
+from ..paths import repo_root
 from .assignment import Assignment, load_assignment
 from .cgroup import memory_control
 from .cluster import PLAN_KINDS, collect, run_task, write_plan
@@ -304,7 +304,7 @@ def main(args, log=print) -> int:
         f"{sandbox.describe() if sandbox else 'without a sandbox'})")
     if limits.memory_gb > 0:
         log(f"memory: at most {limits.memory_gb:g} GB per submission, enforced by {memory_control().describe()}")
-    from .plugin import check_nbval_version  # imports pytest: only once the preflight found it
+    from .inside.plugin import check_nbval_version  # imports pytest: only once the preflight found it
 
     check_nbval_version()
     policy = reference_policy(args)

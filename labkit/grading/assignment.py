@@ -16,7 +16,7 @@ from typing import Dict, List, NamedTuple, Optional, Set, Tuple
 
 import nbformat
 
-from ..release import ReleaseError, answers_in, checks_in, release_notebook
+from ..instructor.release import ReleaseError, answers_in, checks_in, release_notebook
 from .cells import PROTECTED_TAGS, CellKey, cell_tags, labkit_meta, python_source
 
 __all__ = ["Assignment", "Alias", "ProtectedCell", "SkippedNotebook", "load_assignment"]

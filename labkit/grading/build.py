@@ -2,7 +2,7 @@
 
 The init cell (before any student code) imports what the check cells use and records the
 genuine objects; each guard cell puts back what notebook code replaced (see
-:mod:`labkit.instructor.grading.guard`). Check cells run exactly as the instructor wrote them:
+:mod:`labkit.grading.inside.guard`). Check cells run exactly as the instructor wrote them:
 nothing in them, or anywhere in the kernel, tells a pass from a fail; the pytest plugin reads
 that from the kernel's execute reply, outside the kernel. Every code cell of the result has a
 :class:`CellRole`, in the order nbval numbers them.
@@ -22,7 +22,7 @@ from .restore import Restored
 
 __all__ = ["Role", "CellRole", "build_notebook", "GUARD_MODULE"]
 
-GUARD_MODULE = f"{__package__}.guard"   # imported inside the graded kernel
+GUARD_MODULE = f"{__package__}.inside.guard"   # imported inside the graded kernel
 
 
 class Role(str, Enum):

@@ -4,7 +4,7 @@ Before a submission runs, the files its check cells grade (``gan1d_final.pt`` ..
 instructor's check cells, whatever their suffix) are copied out of the submission into a snapshot folder:
 regular files only, bounded in size. Then
 
-* the snapshot is inspected by :mod:`~labkit.instructor.grading.inspector`, started like a graded run (the
+* the snapshot is inspected by :mod:`~labkit.grading.inside.inspector`, started like a graded run (the
   same interpreter, sandbox, memory cgroup, and a CPU-time limit): nothing of a handed-in file is
   unpickled, imported or loaded by the grader itself; it reads back one bounded JSON line, which it
   believes only as far as :func:`parse_answer` validates it, and the features of each model as plain arrays
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..reference_models import ReferenceMatch
-from .inspector import ANSWER_PREFIX, MAX_FILE_BYTES
+from .fingerprints import ReferenceMatch
+from .inside.inspector import ANSWER_PREFIX, MAX_FILE_BYTES
 from .run import HELPER_WRITABLE, Killed, Limits, run_helper, seen_at
 from .sandbox import SUBMISSION_DIR
 
@@ -145,7 +145,7 @@ def read_features(path: Path):
 def inspect_models(snapshot: Path, names: Sequence[str], index, limits: Limits, sandbox,
                    folder: Path) -> Dict[str, ModelReport]:
     """Inspect the snapshot's files ``names`` in a sandboxed helper and compare their features with ``index``
-    (the run's :class:`~labkit.instructor.reference_models.ReferenceIndex`); file -> report.
+    (the run's :class:`~labkit.grading.fingerprints.ReferenceIndex`); file -> report.
 
     A helper that breaks a limit, or answers anything but the expected JSON, gives each file a report with
     that problem and no match.
@@ -153,7 +153,7 @@ def inspect_models(snapshot: Path, names: Sequence[str], index, limits: Limits, 
     if not names:
         return {}
     out = Path(folder) / HELPER_WRITABLE   # the helper's only writable folder
-    argv = ["-m", "labkit.instructor.grading.inspector", seen_at(sandbox, Path(snapshot), MODELS_DIR),
+    argv = ["-m", "labkit.grading.inside.inspector", seen_at(sandbox, Path(snapshot), MODELS_DIR),
             seen_at(sandbox, out, SUBMISSION_DIR), *names]
     done = run_helper(argv, [(Path(snapshot), MODELS_DIR)], Path(folder), limits, sandbox,
                       timeout=INSPECTION_SECONDS, cpu_seconds=INSPECTION_SECONDS)

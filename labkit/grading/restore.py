@@ -1,6 +1,6 @@
 """Match a student's cells with the release: put the instructor's check and standard cells back (restore_cells).
 
-Every protected cell (see :mod:`labkit.instructor.grading.cells`) is found in the submission by
+Every protected cell (see :mod:`labkit.grading.cells`) is found in the submission by
 its metadata, else by its exact content. A found one is replaced by the instructor's original;
 a missing one is re-inserted just before the first cell that follows it in the release and is
 still in the submission (cells are aligned by content), so it runs after the student's code for
@@ -12,7 +12,7 @@ import copy
 import difflib
 from typing import Dict, List, NamedTuple, Optional
 
-from ..release import MD_ANSWER_PROMPT
+from ..instructor.release import MD_ANSWER_PROMPT
 from .assignment import Assignment
 from .cells import CellKey, cell_tags, labkit_meta, norm
 

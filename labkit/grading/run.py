@@ -1,12 +1,12 @@
 """Run one prepared notebook with nbval in its own sandbox and process tree, under time and memory limits.
 
 Each submission runs as its own ``python -m pytest --nbval-lax`` process (quick mode,
-``LABKIT_GRADING=1``) inside a bubblewrap sandbox of its own (:mod:`~labkit.instructor.grading.sandbox`;
+``LABKIT_GRADING=1``) inside a bubblewrap sandbox of its own (:mod:`~labkit.grading.sandbox`;
 without one only under ``--unsafe-no-sandbox``), started through a tiny launcher that sets the
 memory limit (``RLIMIT_DATA``: every process of the run inherits it) before it execs the sandbox.
 The caller's thread watches it: kernel start-up limit, notebook time limit (counted from when
 the kernel is ready), total memory and number of processes of the tree; on any of them it kills
-the whole tree (:func:`kill_process_tree`). The pytest plugin (:mod:`labkit.instructor.grading.plugin`)
+the whole tree (:func:`kill_process_tree`). The pytest plugin (:mod:`labkit.grading.inside.plugin`)
 streams per-cell results through a pipe only it holds, so what ran before a kill still counts.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ __all__ = ["Limits", "Killed", "CellRecord", "KernelRun", "RunPaths", "HelperRes
            "run_notebook", "run_helper", "seen_at", "HELPER_WRITABLE", "kill_process_tree", "run_marker_prefix", "PLUGIN_MODULE"]
 
 GB = 2**30
-PLUGIN_MODULE = f"{__package__}.plugin"   # loaded by pytest with -p
+PLUGIN_MODULE = f"{__package__}.inside.plugin"   # loaded by pytest with -p
 MARKER_VARIABLE = "LABKIT_GRADING_RUN"
 ENV_DROP = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "LABKIT_OUTPUT", "JPY_PARENT_PID", "JPY_SESSION_NAME",
             "IPYTHONDIR", "PYTHONSTARTUP", "PYTHONINSPECT", "KERNEL_ID")
@@ -291,7 +291,7 @@ def environment(paths: RunPaths, fd: int, marker: str, limits: Limits, jobs: int
     else:
         env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
         extra_path = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    package_parent = str(Path(__file__).resolve().parents[3])
+    package_parent = str(Path(__file__).resolve().parents[2])   # the folder holding labkit/
     threads = limits.threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
     env.update({
         "LABKIT_QUICK": "1",

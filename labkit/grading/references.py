@@ -5,7 +5,7 @@ the sandboxed inspection found, and take the points of the checks that grade suc
     record_reports(prepared, reports, references.policy)            # in prepare(), from inspection.inspect_models
     refuse_reference_models(grade, prepared.references, assignment)  # in score(): those checks get no points
 
-A model is a reference when :class:`~labkit.instructor.reference_models.ReferenceIndex` says so (the same canonical
+A model is a reference when :class:`~labkit.grading.fingerprints.ReferenceIndex` says so (the same canonical
 weights, weights within a fine-tune's distance, or the same outputs on fixed noise as ``checkpoints/*.pt`` or
 ``notebooks/solutions/*.pt``). The checks that grade a model file are the check cells that name it
 (:func:`~.cells.files_read_by_checks`); they read the snapshot taken before the run, so what a notebook copies
@@ -20,7 +20,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
-from ..reference_models import ReferenceIndex, ReferenceMatch
+from .fingerprints import ReferenceIndex, ReferenceMatch
 from .cells import files_read_by_checks
 
 if TYPE_CHECKING:

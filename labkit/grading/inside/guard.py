@@ -32,7 +32,6 @@ cell cannot fail.
 from __future__ import annotations
 
 import ast
-import builtins
 import functools
 import gc
 import importlib
@@ -108,7 +107,7 @@ def _say(message: str) -> None:
         pass
 
 
-LABKIT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))  # labkit/instructor/grading/..
+LABKIT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))  # labkit/grading/inside/../..
 
 
 def library_roots():
@@ -328,7 +327,7 @@ def _with_labkit_dependencies(imports):
     ordered, seen, todo = [], set(), list(imports)
     while todo:
         name = todo.pop(0)
-        if name in seen or name.startswith("labkit.instructor"):
+        if name in seen or name.startswith(("labkit.instructor", "labkit.grading")):
             continue
         seen.add(name)
         ordered.append(name)

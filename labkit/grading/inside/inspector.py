@@ -1,8 +1,8 @@
 """Inside a sandbox: read handed-in model files as data and print what the grader needs, as one JSON line.
 
-    python -m labkit.instructor.grading.inspector MODELS OUT NAME [NAME ...]
+    python -m labkit.grading.inside.inspector MODELS OUT NAME [NAME ...]
 
-Started by :mod:`~labkit.instructor.grading.inspection` in a bubblewrap sandbox of its own, under the run's
+Started by :mod:`~labkit.grading.inspection` in a bubblewrap sandbox of its own, under the run's
 memory, CPU-time and file-size limits: ``MODELS`` is a read-only folder with the snapshot of the files the
 checks grade, ``OUT`` its only writable folder. For each ``NAME`` it prints whether the file is a model
 ``saveModel`` wrote and the operators of its exported generator that draw random numbers, and writes the
@@ -28,7 +28,7 @@ def inspect_file(path: Path, features: Path) -> Dict:
     import numpy as np
 
     from ...checkpoint import CheckpointError, load_data_only, random_operators, read_checkpoint
-    from ..reference_models import canonical_weights, output_signature
+    from ..fingerprints import canonical_weights, output_signature
 
     answer: Dict = {"file": path.name, "saved_model": False, "random_operators": [], "features": None,
                     "problem": None}
