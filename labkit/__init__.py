@@ -6,7 +6,7 @@ stays fast. Modules that moved into subpackages keep their old names
 (``labkit.mlp``, ``labkit.plotting`` ...) through :mod:`labkit.moved`, so notebooks
 and checkpoints made before the move still work.
 """
-__version__ = "0.2.0"
+from .version import __version__  # noqa: F401
 
 # No eager ``from . import distributions``: scipy.stats costs 1.5 s, and the instructor's commands
 # (``labkit run``, ``labkit grade``) need it only inside the kernels they start.

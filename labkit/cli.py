@@ -105,7 +105,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_grade(args) -> int:
-    from .grading import main as grade_main
+    from .grading.command import main as grade_main
 
     return grade_main(args)
 
@@ -136,7 +136,7 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_check(args) -> int:
-    from .grading.batch import reference_policy
+    from .grading.options import reference_policy
     from .student.check import check_notebook
 
     print(f"checking {args.notebook} as the grader will (quick mode, the course's check cells) ...", flush=True)
@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     auto.add_argument("--memory", type=float, default=3, metavar="GB", help="memory per run (default 3)")
     auto.set_defaults(func=_cmd_autograder)
 
-    from .grading import add_arguments as add_grade_arguments
+    from .grading.options import add_arguments as add_grade_arguments
 
     grade = sub.add_parser("grade", help="grade a folder of submissions (see README: Grading)")
     add_grade_arguments(grade)

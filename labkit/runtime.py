@@ -141,7 +141,7 @@ def setup(name: str, seed: int = 0, quick: Optional[bool] = None, use_drive: boo
     use_drive: in Colab, keep outputs and saved models in Google Drive.
     threads: torch's CPU threads; ``None`` chooses per lab (:func:`choose_threads`).
     """
-    from . import __version__
+    from .version import __version__
     from .paths import checkpoints_dir
 
     quick = quick_mode(quick)

@@ -42,7 +42,7 @@ from labkit.grading.cells import safe_text
 from labkit.grading.run import MARKER_VARIABLE, kill_process_tree, run_marker_prefix
 from labkit.grading.sandbox import find_sandbox, sandbox_works
 from labkit.grading.scan import scan_code
-from labkit.grading.score import Status
+from labkit.grading.types import Status
 from labkit.instructor.release import release_notebook
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "grading"
@@ -654,7 +654,7 @@ def test_a_trace_function_set_after_the_first_cell_is_removed(graded):
 
 GUARD_SCRIPT = r'''
 import functools, gc, operator, signal, sys, threading
-from labkit.grading import guard
+from labkit.grading.inside import guard
 
 
 class Monitoring:   # sys.monitoring's calls (Python 3.12+), recorded
@@ -746,7 +746,8 @@ HOSTILE_HTML = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 
 
 def _hostile_grade(assignment):
-    from labkit.grading.score import CellError, new_grade
+    from labkit.grading.score import new_grade
+    from labkit.grading.types import CellError
 
     grade = new_grade(assignment, "=1+1 x", "-2+3", Status.ERROR, reason=f"{ESC_ERASE}all good {HOSTILE_HTML}",
                       message=f"\x9b2K{HOSTILE_HTML} | pipe")

@@ -35,7 +35,8 @@ from labkit.grading.cgroup import memory_control
 from labkit.grading.hostfs import remove_tree
 from labkit.grading.inspection import parse_answer, read_features, snapshot_models
 from labkit.grading.inside.inspector import ANSWER_PREFIX
-from labkit.grading.run import Killed, Limits, run_helper
+from labkit.grading.run import run_helper
+from labkit.grading.types import Killed, Limits
 from labkit.grading.sandbox import sandbox_works
 from labkit.grading.fingerprints import DERIVED_DISTANCE, ReferenceIndex
 from labkit.models.mlp import MLPGenerator

@@ -7,7 +7,7 @@ import sys
 
 PROGRAM = r'''
 import dataclasses, typing
-from labkit.grading import guard
+from labkit.grading.inside import guard
 from labkit import train
 guard.init()
 assert not guard._class_from_notebook(train.Snapshots), "a library dataclass taken for notebook code"

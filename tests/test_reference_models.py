@@ -13,9 +13,9 @@ import torch
 
 from labkit.checkpoint import loadModel, read_checkpoint, saveModel
 from labkit.grading.references import checks_reading, refuse_reference_models
-from labkit.grading.score import CheckResult, CheckState, Grade, Status
-from labkit.grading.fingerprints import (ReferenceIndex, ReferenceMatch, canonical_weights, reference_model_files,
-                                                weights_digest)
+from labkit.grading.types import CheckResult, CheckState, Grade, Status
+from labkit.grading.fingerprints import ReferenceIndex, canonical_weights, reference_model_files, weights_digest
+from labkit.grading.types import ReferenceMatch
 from labkit.models.mlp import MLPGenerator
 
 REPO = Path(__file__).resolve().parent.parent

@@ -51,7 +51,7 @@ def _python_reachable_by_nobody() -> bool:
 def test_a_graded_run_as_the_user_cannot_read_root_only_files(tmp_path):
     from labkit.grading.assignment import load_assignment
     from labkit.grading.batch import grade_submissions
-    from labkit.grading.run import Limits
+    from labkit.grading.types import Limits
     import importlib.util
 
     fixtures_dir = Path(__file__).resolve().parent / "fixtures" / "grading"

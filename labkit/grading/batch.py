@@ -10,77 +10,30 @@ grade``: it refuses to run without a working sandbox unless told ``--unsafe-no-s
 """
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import threading
 import time
 import traceback
-from dataclasses import asdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from ..paths import repo_root
-from .assignment import Assignment, load_assignment
-from .cgroup import memory_control
-from .cluster import PLAN_KINDS, collect, run_task, write_plan
+from .assignment import Assignment
 from .hostfs import remove_tree
 from .intake import submission_names
 from .prepare import Prepared, prepare
 from .inspection import MODELS_DIR
-from .references import ReferenceModels, ReferencePolicy
+from .references import ReferenceModels
 from .report import summary, write_csv, write_feedback
 from .report import inert_text
-from .preflight import preflight
-from .run import KernelRun, Limits, kill_process_tree, run_notebook
-from .sandbox import Sandbox, find_sandbox, python_executable
-from .score import Grade, Status, new_grade, score
+from .run import KernelRun, kill_process_tree, run_notebook
+from .types import Limits
+from .sandbox import Sandbox
+from .score import new_grade, score
+from .types import Grade, Status
 
-__all__ = ["add_arguments", "main", "grade_submissions", "grade_prepared", "reference_policy"]
-
-
-def add_arguments(parser) -> None:
-    """The options of ``labkit grade`` (see docs/grading.md)."""
-    parser.add_argument("submissions", nargs="*", metavar="SUBMISSION",
-                        help="notebooks (.ipynb), folders or zips, after `--` when a name starts with '-': "
-                             "labkit grade --assignment NAME --out DIR -- submissions/*. `labkit grade collect DIR` "
-                             "merges a cluster plan's results")
-    parser.add_argument("--assignment", metavar="NAME",
-                        help="the assignment: 01_gan_1d, 02_cgan_mnist, 03_dcgan_mnist or 04_cwgan_gp_fashion "
-                             "(any notebook name in --source)")
-    parser.add_argument("--out", metavar="DIR", help="where grades.csv, feedback/ and logs/ go (with --plan or "
-                                                       "--task: the plan's folder)")
-    parser.add_argument("--plan", choices=PLAN_KINDS, help="write a cluster plan (one task per submission: a Slurm "
-                        "job array or a Kubernetes Indexed Job) to --out instead of grading here")
-    parser.add_argument("--task", type=int, metavar="INDEX", help="grade entry INDEX of the plan in --out (what a "
-                        "cluster task runs)")
-    parser.add_argument("--source", metavar="DIR",
-                        help="folder of the instructor's notebooks with solutions (default: notebooks/solutions)")
-    parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2),
-                        help="submissions graded at once (default: half the CPUs)")
-    parser.add_argument("--cell-timeout", type=float, default=600, metavar="S", help="seconds per cell (default 600)")
-    parser.add_argument("--timeout", type=float, default=1800, metavar="S",
-                        help="seconds per notebook, counted once its kernel is ready (default 1800)")
-    parser.add_argument("--startup-timeout", type=float, default=180, metavar="S",
-                        help="seconds for a kernel to start (default 180)")
-    parser.add_argument("--memory", type=float, default=4, metavar="GB",
-                        help="memory per submission: per process and for all its processes together (default 4; 0: none)")
-    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads per kernel (default: CPUs / jobs)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--keep", action="store_true", help="keep the working copies (printed at the end)")
-    parser.add_argument("--allow-reference-models", action="store_true",
-                        help="credit handed-in models that are reference checkpoints (checkpoints/, the solutions' "
-                             "models): only for grading the course's own solution; by default such a model is "
-                             "flagged and the checks that grade it get no points")
-    parser.add_argument("--unsafe-no-sandbox", action="store_true",
-                        help="run the notebooks without the bubblewrap sandbox (only for notebooks you trust: "
-                             "they can then read and change anything the grading user can)")
-
-
-def reference_policy(args) -> ReferencePolicy:
-    """The policy the ``--allow-reference-models`` option asks for (``labkit grade`` and ``labkit check``)."""
-    return ReferencePolicy.ALLOW if getattr(args, "allow_reference_models", False) else ReferencePolicy.REFUSE
+__all__ = ["grade_submissions", "grade_prepared"]
 
 
 def grade_prepared(assignment: Assignment, prepared: Prepared, rundir: Path, limits: Limits, jobs: int = 1,
@@ -240,78 +193,3 @@ def grade_submissions(assignment: Assignment, paths, out: Path, limits: Limits, 
     finally:
         batch.close(log)
     return grades
-
-
-def _write_plan(args, log) -> int:
-    source = Path(args.source) if args.source else repo_root() / "notebooks" / "solutions"
-    load_assignment(args.assignment, source)   # an unknown assignment fails here, not in 400 tasks
-    limits = _limits(args)
-    cpus = limits.threads or 2
-    minutes = int((limits.startup + limits.timeout + 300) / 60) + 1
-    plan = write_plan(args.plan, Path(args.out), args.assignment, source, [Path(p) for p in args.submissions],
-                      asdict(limits), allow_reference_models=args.allow_reference_models,
-                      unsafe_no_sandbox=args.unsafe_no_sandbox, cpus=cpus, memory_gb=limits.memory_gb + 2,
-                      minutes=minutes)
-    first = "bash submit.sh" if args.plan == "slurm" else "kubectl apply -f job.yaml"
-    log(f"plan for {len(plan.submissions)} submissions written to {args.out} ({args.plan}); start it with `{first}` "
-        f"there, then `labkit grade collect {args.out}`")
-    return 0
-
-
-def _limits(args) -> Limits:
-    if args.jobs < 1:
-        raise ValueError("--jobs must be at least 1.")
-    return Limits(cell_timeout=args.cell_timeout, timeout=args.timeout, startup=args.startup_timeout,
-                  memory_gb=args.memory, threads=args.threads)
-
-
-def _needs(args, *names) -> None:
-    missing = [f"--{n}" for n in names if not getattr(args, n)]
-    if missing or (not args.submissions):
-        what = ", ".join(missing + ([] if args.submissions else ["the submissions"]))
-        raise ValueError(f"labkit grade needs {what}: labkit grade --assignment NAME --out DIR -- SUBMISSION...")
-
-
-def main(args, log=print) -> int:
-    """``labkit grade``: load the assignment, grade the submissions, write the results (or, with ``--plan``, a
-    cluster plan; with ``--task``, one entry of a plan; ``labkit grade collect DIR``, a plan's merged results)."""
-    if sys.platform == "win32":
-        raise ValueError("labkit grade needs Linux or macOS (it uses POSIX process limits).")
-    if args.submissions[:1] == ["collect"] and len(args.submissions) == 2 and not args.assignment:
-        collect(Path(args.submissions[1]), log=log)
-        return 0
-    if args.task is not None:
-        if not args.out:
-            raise ValueError("labkit grade --task INDEX needs --out DIR, the plan's folder")
-        return run_task(Path(args.out), args.task, log=log)
-    _needs(args, "assignment", "out")
-    if args.plan:
-        return _write_plan(args, log)
-    sandbox = None
-    if args.unsafe_no_sandbox:
-        log("warning: --unsafe-no-sandbox: the notebooks run with your permissions, outside any sandbox; grade "
-            "only notebooks you trust this way")
-    else:
-        sandbox = find_sandbox()  # SandboxUnavailable says how to install bubblewrap
-    source = Path(args.source) if args.source else repo_root() / "notebooks" / "solutions"
-    assignment = load_assignment(args.assignment, source)
-    for skipped in assignment.skipped:
-        log(f"note: {skipped.path} was not read for its check ids ({skipped.reason}); "
-            "a submission of that assignment may not be recognised as one")
-    limits = _limits(args)
-    preflight(limits, sandbox)  # PreflightFailed: what is missing in which interpreter; nothing is graded
-    log(f"preflight: a one-cell notebook ran as submissions will ({python_executable()}, "
-        f"{sandbox.describe() if sandbox else 'without a sandbox'})")
-    if limits.memory_gb > 0:
-        log(f"memory: at most {limits.memory_gb:g} GB per submission, enforced by {memory_control().describe()}")
-    from .inside.plugin import check_nbval_version  # imports pytest: only once the preflight found it
-
-    check_nbval_version()
-    policy = reference_policy(args)
-    if policy is ReferencePolicy.ALLOW:
-        log("note: --allow-reference-models: handed-in models that are reference checkpoints are credited "
-            "(for grading the course's own solution)")
-    grade_submissions(assignment, args.submissions, Path(args.out), limits, jobs=args.jobs,
-                      progress=not args.no_progress, keep=args.keep, log=log, sandbox=sandbox,
-                      references=ReferenceModels(policy))
-    return 0

@@ -22,9 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List
 
-__all__ = ["PlanKind", "Plan", "write_plan", "run_task", "collect", "PLAN_KINDS"]
+from .batch import grade_submissions
+from .types import PlanKind
 
-PLAN_KINDS = ("slurm", "kubernetes")
+__all__ = ["Plan", "write_plan", "run_task", "collect"]
+
 MANIFEST = "manifest.json"
 TASK_RESULT = "grade.json"
 
@@ -54,9 +56,6 @@ class Plan:
                                     "--assignment NAME --out DIR SUBMISSIONS...`")
         data = json.loads(path.read_text(encoding="utf-8"))
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-
-
-PlanKind = str
 
 
 def _task_command(folder: Path, index_variable: str) -> str:
@@ -161,8 +160,7 @@ def write_plan(kind: str, folder: Path, assignment: str, source: Path, submissio
     """Write the plan's manifest and the scripts of ``kind`` (``slurm`` or ``kubernetes``) to ``folder``."""
     from .intake import submission_names
 
-    if kind not in PLAN_KINDS:
-        raise ValueError(f"--plan takes {' or '.join(PLAN_KINDS)}, not {kind!r}")
+    kind = PlanKind(kind).value   # ValueError for another scheduler
     folder = Path(folder).resolve()
     (folder / "tasks").mkdir(parents=True, exist_ok=True)
     paths = [Path(p).resolve() for p in submissions]
@@ -171,7 +169,7 @@ def write_plan(kind: str, folder: Path, assignment: str, source: Path, submissio
                 allow_reference_models=allow_reference_models, unsafe_no_sandbox=unsafe_no_sandbox, cpus=cpus,
                 memory_gb=memory_gb, minutes=minutes, concurrency=concurrency)
     (folder / MANIFEST).write_text(json.dumps(asdict(plan), indent=1), encoding="utf-8")
-    if kind == "slurm":
+    if kind == PlanKind.SLURM.value:
         (folder / "grade.sbatch").write_text(_sbatch(plan, folder), encoding="utf-8")
         (folder / "collect.sbatch").write_text(_collect_sbatch(plan, folder), encoding="utf-8")
         (folder / "submit.sh").write_text(_submit_sh(folder), encoding="utf-8")
@@ -185,12 +183,12 @@ def write_plan(kind: str, folder: Path, assignment: str, source: Path, submissio
 def run_task(folder: Path, index: int, log=print) -> int:
     """Grade manifest entry ``index`` into ``tasks/<index>/`` (grade.json, feedback, logs); 0 when it wrote one."""
     from .assignment import load_assignment
-    from .batch import grade_submissions
     from .preflight import preflight
-    from .references import ReferenceModels, ReferencePolicy
-    from .run import Limits
+    from .references import ReferenceModels
+    from .types import ReferencePolicy
+    from .types import Limits
     from .sandbox import find_sandbox
-    from .score import grade_to_dict
+    from .types import grade_to_dict
 
     folder = Path(folder)
     plan = Plan.read(folder)
@@ -220,7 +218,8 @@ def collect(folder: Path, log=print) -> List:
     """
     from .assignment import load_assignment
     from .report import inert_text, summary, write_csv, write_feedback
-    from .score import Status, grade_from_dict, new_grade
+    from .score import new_grade
+    from .types import Status, grade_from_dict
 
     folder = Path(folder)
     plan = Plan.read(folder)

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 
 import numpy as np
+from .types import ReferenceMatch
 
-__all__ = ["ReferenceMatch", "ReferenceIndex", "canonical_weights", "weights_digest", "relative_distance",
+__all__ = ["ReferenceIndex", "canonical_weights", "weights_digest", "relative_distance",
            "output_signature", "reference_model_files", "MODEL_SUFFIXES", "DERIVED_DISTANCE", "HOWS"]
 
 MODEL_SUFFIXES = (".pt", ".pth")
@@ -36,25 +37,6 @@ SIGNATURE_SEED = 20240917  # any fixed seed; not one a notebook would use for it
 # trainings from different seeds end 0.9-1.4 apart.
 DERIVED_DISTANCE = 0.25
 HOWS = ("same weights", "derived", "same outputs on fixed noise")
-
-
-@dataclass(frozen=True)
-class ReferenceMatch:
-    """A handed-in file that is a reference model, and how it was recognised."""
-
-    file: str
-    reference: str
-    how: str            # one of HOWS
-    distance: float = 0.0
-
-    def describe(self) -> str:
-        if self.how == "derived":
-            return f"derived from it: weights {self.distance:.3f} apart, relative, after fine-tuning at most"
-        return self.how
-
-    def flag(self) -> str:
-        return (f"{self.file} is the reference model {self.reference} ({self.describe()}): a shipped or reference "
-                "checkpoint, or a fine-tune of one, handed in as the group's own model earns no quality points")
 
 
 def _float_tensors(state_dict: Mapping) -> Dict[str, np.ndarray]:

@@ -215,7 +215,7 @@ def _test(name: str, score: float, max_score: float, output: str, status: Option
 def results_json(grade, assignment, how: str, seconds: float) -> Dict:
     """Gradescope's results for one grade: a test per check, the written answers as graded by hand, the flags."""
     from .report import inert_text
-    from .score import CheckState
+    from .types import CheckState
 
     tests: List[Dict] = []
     for cid, info in assignment.checks.items():
@@ -272,8 +272,9 @@ def grade_in_container(root: Path, log=lambda *_: None) -> Dict:
     from .batch import grade_submissions
     from .cgroup import threads_for_quota
     from .preflight import PreflightFailed, preflight
-    from .references import ReferenceModels, ReferencePolicy
-    from .run import Limits
+    from .references import ReferenceModels
+    from .types import ReferencePolicy
+    from .types import Limits
 
     start = time.monotonic()
     root = Path(root)

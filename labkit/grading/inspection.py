@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .fingerprints import ReferenceMatch
+from .types import ReferenceMatch
 from .inside.inspector import ANSWER_PREFIX, MAX_FILE_BYTES
-from .run import HELPER_WRITABLE, Killed, Limits, run_helper, seen_at
+from .run import HELPER_WRITABLE, run_helper, seen_at
+from .types import Killed, Limits
 from .sandbox import SUBMISSION_DIR
 
 __all__ = ["ModelReport", "MODELS_DIR", "snapshot_models", "inspect_models", "parse_answer", "snapshot_paths",

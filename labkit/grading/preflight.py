@@ -23,7 +23,8 @@ from typing import Dict, Optional
 
 import nbformat
 
-from .run import Limits, run_helper, run_notebook
+from .run import run_helper, run_notebook
+from .types import Limits
 from .sandbox import Sandbox, python_executable
 
 __all__ = ["PreflightFailed", "preflight", "REQUIRED_MODULES"]

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .fingerprints import MODEL_SUFFIXES, ReferenceMatch
+from .fingerprints import MODEL_SUFFIXES
+from .types import ReferenceMatch
 from .assignment import Assignment
 from .build import CellRole, Role, build_notebook
 from .cells import first_line
@@ -20,10 +21,11 @@ from .intake import Invalid, check_same_assignment, copy_submission, find_notebo
 from .inspection import MODELS_DIR, inspect_models, snapshot_models, snapshot_paths
 from .references import ReferenceModels, checks_reading, record_reports
 from .restore import Restored, restore_cells, written_answers
-from .run import Limits, seen_at
+from .run import seen_at
+from .types import Limits
 from .sandbox import Sandbox
 from .scan import scan_code
-from .score import Status
+from .types import Status
 
 __all__ = ["Prepared", "prepare"]
 

@@ -16,31 +16,22 @@ only notes the match.
 from __future__ import annotations
 
 import threading
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
-from .fingerprints import ReferenceIndex, ReferenceMatch
+from .fingerprints import ReferenceIndex
+from .types import ReferencePolicy
+from .types import ReferenceMatch
 from .cells import files_read_by_checks
 
 if TYPE_CHECKING:
     from .assignment import Assignment
     from .inspection import ModelReport
     from .prepare import Prepared
-    from .score import Grade
+    from .types import Grade
 
-__all__ = ["ReferencePolicy", "ReferenceModels", "checks_reading", "record_reports", "refuse_reference_models",
+__all__ = ["ReferenceModels", "checks_reading", "record_reports", "refuse_reference_models",
            "allowed_note"]
-
-
-class ReferencePolicy(str, Enum):
-    """What the grader does with a handed-in model that is a reference checkpoint."""
-
-    REFUSE = "refuse"   # flag it; the checks that grade it get no points (students' hand-ins)
-    ALLOW = "allow"     # note it and credit it: the course's own solution (--allow-reference-models)
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class ReferenceModels:
@@ -96,7 +87,7 @@ def allowed_note(match: ReferenceMatch) -> str:
 
 def refuse_reference_models(grade: "Grade", matches: List[ReferenceMatch], assignment: "Assignment") -> None:
     """Flag each match; the checks that grade its file get no points, whatever they gave (``grade`` in place)."""
-    from .score import CheckState
+    from .types import CheckState
 
     readers = checks_reading(assignment)
     for match in matches:

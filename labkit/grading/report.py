@@ -19,7 +19,7 @@ from typing import List
 
 from .assignment import Assignment
 from .cells import safe_text
-from .score import CheckState, Grade, Status
+from .types import CheckState, Grade, Status
 
 __all__ = ["csv_columns", "write_csv", "feedback_markdown", "feedback_html", "write_feedback", "summary", "safe_text",
            "inert_text", "csv_cell"]

@@ -19,7 +19,6 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field, fields
-from enum import Enum
 from pathlib import Path
 from typing import Dict, List, Literal, Optional, Sequence, Tuple
 
@@ -27,8 +26,9 @@ import nbformat
 
 from .cgroup import RunCgroup, memory_control
 from .sandbox import python_executable, user_base
+from .types import Killed, Limits
 
-__all__ = ["Limits", "Killed", "CellRecord", "KernelRun", "RunPaths", "HelperResult", "environment", "launch",
+__all__ = ["CellRecord", "KernelRun", "RunPaths", "HelperResult", "environment", "launch",
            "run_notebook", "run_helper", "seen_at", "HELPER_WRITABLE", "kill_process_tree", "run_marker_prefix", "PLUGIN_MODULE"]
 
 GB = 2**30
@@ -57,30 +57,6 @@ LAUNCHER = (
     "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
     "os.execv(sys.argv[5], sys.argv[5:])\n"
 )
-
-
-@dataclass
-class Limits:
-    cell_timeout: float = 600.0      # seconds per cell (nbval --nbval-cell-timeout)
-    timeout: float = 1800.0          # seconds per notebook, from the moment its kernel is ready
-    startup: float = 180.0           # seconds for pytest and the kernel to start
-    memory_gb: float = 4.0           # per process (RLIMIT_DATA) and for the whole process tree (RSS)
-    file_gb: float = 2.0             # largest file a submission may write
-    output_wait: float = 60.0        # nbval's wait for a finished cell's output (its own default: 5 s)
-    threads: Optional[int] = None    # OMP/MKL threads per kernel (default: CPUs / jobs)
-    processes: int = 256             # processes of one run at once (a fork bomb is killed)
-
-
-class Killed(str, Enum):
-    """Why the grader killed a run."""
-
-    STARTUP = "startup"   # the kernel did not start within Limits.startup
-    TIMEOUT = "timeout"   # the notebook ran past Limits.timeout
-    MEMORY = "memory"     # the process tree used more than Limits.memory_gb
-    PROCESSES = "processes"   # the run had more than Limits.processes processes at once
-
-    def __str__(self) -> str:
-        return self.value
 
 
 Outcome = Literal["passed", "failed", "skipped", "error", "xfail"]   # pytest's outcome of a cell

@@ -7,79 +7,19 @@ scoring: checks after it are "not graded". A check that grades a handed-in refer
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import Enum
-from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional
+from typing import TYPE_CHECKING, List, NamedTuple, Optional
 
-from .fingerprints import ReferenceMatch
 from .build import CellRole, Role
 from .inside.guard import PREFIX as GUARD_PREFIX
 from .references import refuse_reference_models
-from .run import CellRecord, KernelRun, Killed, Limits
+from .run import CellRecord, KernelRun
+from .types import CellError, CheckResult, CheckState, Grade, Killed, Limits, Status
 
 if TYPE_CHECKING:
     from .assignment import Assignment
     from .prepare import Prepared
 
-__all__ = ["Status", "CheckState", "CheckResult", "CellError", "Grade", "score", "new_grade", "grade_to_dict",
-           "grade_from_dict"]
-
-
-class Status(str, Enum):
-    """A submission's status, as written in grades.csv."""
-
-    OK = "ok"              # ran to the end
-    ERROR = "error"        # a cell raised an error, the kernel died, or the run used too much memory
-    TIMEOUT = "timeout"    # a cell or the notebook ran past its time limit
-    INVALID = "invalid"    # not a gradable notebook of this assignment
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class CheckState(str, Enum):
-    PASSED = "passed"
-    FAILED = "failed"
-    NOT_RUN = "not run"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass
-class CheckResult:
-    """The outcome of one check for one submission."""
-
-    points: float
-    max: float
-    state: CheckState = CheckState.NOT_RUN
-    message: str = "not run"
-
-
-class CellError(NamedTuple):
-    """A student or standard cell that failed: where, the error line, the end of its traceback."""
-
-    where: str
-    error: str
-    traceback: str = ""
-
-
-@dataclass
-class Grade:
-    submission: str
-    source: str
-    status: Status
-    reason: str
-    auto_points: float
-    auto_max: float
-    manual_max: float
-    checks: Dict[str, CheckResult] = field(default_factory=dict)
-    flags: List[str] = field(default_factory=list)
-    notes: List[str] = field(default_factory=list)
-    errors: List[CellError] = field(default_factory=list)
-    answers: Dict[str, Optional[str]] = field(default_factory=dict)
-    seconds: float = 0.0
-    references: List[ReferenceMatch] = field(default_factory=list)  # handed-in models refused as reference models
+__all__ = ["score", "new_grade"]
 
 
 def new_grade(assignment: "Assignment", submission: str, source: str, status: Status, reason: str = "",
@@ -222,28 +162,3 @@ def score(assignment: "Assignment", prepared: "Prepared", run: KernelRun, limits
     refuse_reference_models(grade, prepared.references, assignment)
     _conclude(grade, stop)
     return grade
-
-
-def grade_to_dict(grade: Grade) -> Dict:
-    """A grade as plain JSON data (a cluster task's result, read back by :func:`grade_from_dict`)."""
-    return {"submission": grade.submission, "source": grade.source, "status": grade.status.value,
-            "reason": grade.reason, "auto_points": grade.auto_points, "auto_max": grade.auto_max,
-            "manual_max": grade.manual_max, "seconds": grade.seconds, "flags": list(grade.flags),
-            "notes": list(grade.notes), "answers": dict(grade.answers),
-            "checks": {cid: {"points": c.points, "max": c.max, "state": c.state.value, "message": c.message}
-                       for cid, c in grade.checks.items()},
-            "errors": [list(e) for e in grade.errors],
-            "references": [[m.file, m.reference, m.how, m.distance] for m in grade.references]}
-
-
-def grade_from_dict(data: Dict) -> Grade:
-    """The grade :func:`grade_to_dict` wrote (ValueError or KeyError when it is not one)."""
-    return Grade(submission=str(data["submission"]), source=str(data["source"]), status=Status(data["status"]),
-                 reason=str(data["reason"]), auto_points=float(data["auto_points"]), auto_max=float(data["auto_max"]),
-                 manual_max=float(data["manual_max"]), seconds=float(data.get("seconds", 0.0)),
-                 flags=[str(f) for f in data.get("flags", [])], notes=[str(n) for n in data.get("notes", [])],
-                 answers={str(k): v for k, v in data.get("answers", {}).items()},
-                 checks={cid: CheckResult(float(c["points"]), float(c["max"]), CheckState(c["state"]), str(c["message"]))
-                         for cid, c in data["checks"].items()},
-                 errors=[CellError(*map(str, e)) for e in data.get("errors", [])],
-                 references=[ReferenceMatch(str(f), str(r), str(h), float(d)) for f, r, h, d in data.get("references", [])])

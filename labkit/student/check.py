@@ -13,7 +13,6 @@ copies it ships; in the course's repository from the solutions, as for ``labkit 
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -21,27 +20,18 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..grading.assignment import load_assignment
-from ..grading.batch import add_arguments, grade_submissions
-from ..grading.references import ReferenceModels, ReferencePolicy
+from ..grading.batch import grade_submissions
+from ..grading.options import DEFAULTS
+from ..grading.references import ReferenceModels
 from ..grading.preflight import preflight
-from ..grading.run import Limits
 from ..grading.sandbox import SandboxUnavailable, find_sandbox
-from ..grading.score import CheckState, Grade
+from ..grading.types import CheckState, Grade, ReferencePolicy
 from ..instructor.release import assignment_source
 from .handin import HandIn, read_hand_in
 
-__all__ = ["NotebookCheck", "check_notebook", "grader_limits"]
+__all__ = ["NotebookCheck", "check_notebook"]
 
 _MARK = {CheckState.PASSED: "✔", CheckState.FAILED: "✘", CheckState.NOT_RUN: "–"}
-
-
-def grader_limits(name: str) -> Limits:
-    """The limits ``labkit grade`` uses by default for one submission at a time (its own option defaults)."""
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(["submission", "--assignment", name, "--out", "unused", "--jobs", "1"])
-    return Limits(cell_timeout=args.cell_timeout, timeout=args.timeout, startup=args.startup_timeout,
-                  memory_gb=args.memory, threads=args.threads)
 
 
 @dataclass
@@ -107,7 +97,7 @@ def check_notebook(notebook, source: Optional[Path] = None, out: Optional[Path] 
         sandbox = find_sandbox()
     except SandboxUnavailable:
         sandbox = None  # the student's own notebook on the student's own machine
-    limits = grader_limits(hand_in.name)
+    limits = DEFAULTS   # the limits `labkit grade` uses by default, from their one home
     preflight(limits, sandbox)  # PreflightFailed says what this environment lacks, before any point is given
     with tempfile.TemporaryDirectory(prefix="labkit-check-") as tmp:
         folder = Path(tmp) / hand_in.notebook.stem
