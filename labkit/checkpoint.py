@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from .checkpoint_format import FORMAT, FORMAT_VERSION, CheckpointError  # torch-free parts, for the CLI
+from .environment import GRADING
 
 __all__ = [
     "Configurable", "saveModel", "loadModel", "save_model", "load_model", "read_checkpoint",
@@ -466,7 +467,7 @@ def load_data_only(path, map_location="cpu") -> nn.Module:
 
 
 def _grading() -> bool:
-    return os.environ.get("LABKIT_GRADING") == "1"
+    return GRADING.get() == "1"
 
 
 def loadModel(path, model: Optional[nn.Module] = None, map_location="cpu") -> nn.Module:

@@ -1,20 +1,20 @@
 """Where things live: the repository, the reference checkpoints, and the output folder."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from .environment import CHECKPOINTS, OUTPUT, REPO
 
 __all__ = ["repo_root", "checkpoints_dir", "checkpoint", "output_dir"]
 
 
 def repo_root() -> Path:
     """The course repository (labkit is installed from a clone, editable, or used in place)."""
-    return Path(os.environ.get("LABKIT_REPO") or Path(__file__).resolve().parent.parent)
+    return Path(REPO.get() or Path(__file__).resolve().parent.parent)
 
 
 def checkpoints_dir() -> Path:
     """Reference checkpoints: ``$LABKIT_CHECKPOINTS``, else ``<repo>/checkpoints``."""
-    return Path(os.environ.get("LABKIT_CHECKPOINTS") or repo_root() / "checkpoints")
+    return Path(CHECKPOINTS.get() or repo_root() / "checkpoints")
 
 
 def checkpoint(name: str) -> Path:
@@ -32,6 +32,6 @@ def checkpoint(name: str) -> Path:
 
 def output_dir() -> Path:
     """Where notebooks write figures, GIFs and models: ``$LABKIT_OUTPUT``, else ``./output``."""
-    path = Path(os.environ.get("LABKIT_OUTPUT") or "output")
+    path = Path(OUTPUT.get() or "output")
     path.mkdir(parents=True, exist_ok=True)
     return path

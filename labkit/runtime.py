@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from .environment import DEVICE, OUTPUT, QUICK, THREADS
 
 __all__ = ["seed_everything", "get_device", "quick_mode", "in_colab", "setup", "Lab", "QUICK_ENV", "THREADS_ENV",
            "LAB_THREADS", "choose_threads"]
 
-QUICK_ENV = "LABKIT_QUICK"
-THREADS_ENV = "LABKIT_THREADS"
+QUICK_ENV = QUICK.name
+THREADS_ENV = THREADS.name
 
 # Torch CPU threads for a lab, chosen by measurement (python benchmarks/benchmark.py --threads; docs/benchmarks.md).
 # Lab 01's networks have a few hundred to a few thousand weights and batches of 512 numbers: an operation is too
@@ -46,7 +47,7 @@ def get_device(prefer: Optional[str] = None):
     """``cuda`` if available, else Apple's ``mps``, else ``cpu`` (or ``prefer`` / ``$LABKIT_DEVICE``)."""
     import torch
 
-    prefer = prefer or os.environ.get("LABKIT_DEVICE")
+    prefer = prefer or DEVICE.get()
     if prefer:
         return torch.device(prefer)
     if torch.cuda.is_available():
@@ -152,7 +153,7 @@ def setup(name: str, seed: int = 0, quick: Optional[bool] = None, use_drive: boo
     if use_drive and in_colab():
         output = _mount_drive(name)
     if output is None:
-        output = Path(os.environ.get("LABKIT_OUTPUT") or "output") / name
+        output = Path(OUTPUT.get() or "output") / name
     output.mkdir(parents=True, exist_ok=True)
     lab = Lab(name=name, seed=seed, device=device, quick=quick, output=output, checkpoints=checkpoints_dir())
     print(

@@ -29,6 +29,7 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
+from ..environment import CHECKPOINTS as CHECKPOINTS_VARIABLE, OFFLINE
 
 __all__ = ["AutograderSettings", "build_autograder", "find_hand_in", "grade_in_container", "results_json",
            "failure_results", "write_results", "main", "MEASURED", "HandInProblem"]
@@ -67,7 +68,7 @@ chmod -R go-rwx /autograder/source     # the submission's code runs as {user}: i
 RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope runs this in a fresh container per submission. It always leaves a valid results.json.
 mkdir -p /autograder/results && chmod 700 /autograder/results
-export LABKIT_CHECKPOINTS={checkpoints} LABKIT_OFFLINE=1
+export {checkpoints_variable}={checkpoints} {offline_variable}=1
 {venv}/bin/python -m labkit.grading.gradescope /autograder || true
 if [ ! -s /autograder/results/results.json ]; then
   printf '%s' '{{"score": 0, "output": "The autograder could not start Python; nothing was graded. Please tell your instructor.", "output_format": "text", "tests": []}}' > /autograder/results/results.json
@@ -147,7 +148,8 @@ def build_autograder(name: str, out: Path, source: Optional[Path] = None, settin
                 archive.writestr(info, text)
 
             add_text("setup.sh", SETUP_SH.format(venv=VENV, checkpoints=CHECKPOINTS, user=UNPRIVILEGED_USER), True)
-            add_text("run_autograder", RUN_AUTOGRADER.format(venv=VENV, checkpoints=CHECKPOINTS), True)
+            add_text("run_autograder", RUN_AUTOGRADER.format(venv=VENV, checkpoints=CHECKPOINTS, checkpoints_variable=CHECKPOINTS_VARIABLE.name,
+                                                     offline_variable=OFFLINE.name), True)
             add_text("settings.json", json.dumps(asdict(settings), indent=1))
             add_text(f"assignment/{name}.ipynb", nbformat.writes(release))
             for arcname, path in _kit_files(repo).items():

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Dict, List, Literal, Optional, Sequence, Tuple
 
 import nbformat
+from ..environment import (DATA, DEVICE, GRADING, GRADING_CWD, GRADING_OUTPUT_WAIT, GRADING_RESULTS_FD, GRADING_RUN,
+                           INHERITED_BY_RUNS, OFFLINE, OUTPUT, QUICK)
 
 from .cgroup import RunCgroup, memory_control
 from .sandbox import python_executable, user_base
@@ -33,11 +35,11 @@ __all__ = ["CellRecord", "KernelRun", "RunPaths", "HelperResult", "environment",
 
 GB = 2**30
 PLUGIN_MODULE = f"{__package__}.inside.plugin"   # loaded by pytest with -p
-MARKER_VARIABLE = "LABKIT_GRADING_RUN"
-ENV_DROP = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "LABKIT_OUTPUT", "JPY_PARENT_PID", "JPY_SESSION_NAME",
+MARKER_VARIABLE = GRADING_RUN.name
+ENV_DROP = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", OUTPUT.name, "JPY_PARENT_PID", "JPY_SESSION_NAME",
             "IPYTHONDIR", "PYTHONSTARTUP", "PYTHONINSPECT", "KERNEL_ID")
 # What a sandboxed run inherits from the grader's environment (nothing else: no tokens, no keys).
-ENV_KEEP = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "LABKIT_REPO", "LABKIT_CHECKPOINTS", "LABKIT_OFFLINE",
+ENV_KEEP = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", *(v.name for v in INHERITED_BY_RUNS),
             "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 # Started by the grader in place of the run: joins the run's memory cgroup (argv[4], "-" for none), sets the limits
@@ -262,7 +264,7 @@ def environment(paths: RunPaths, fd: int, marker: str, limits: Limits, jobs: int
         env["PATH"] = os.pathsep.join([os.path.dirname(python_executable()), "/usr/local/bin", "/usr/bin", "/bin"])
         env["HOME"] = str(paths.tmp / "home")
         if sandbox.data:
-            env["LABKIT_DATA"] = sandbox.data
+            env[DATA.name] = sandbox.data
         extra_path = []
     else:
         env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
@@ -270,13 +272,13 @@ def environment(paths: RunPaths, fd: int, marker: str, limits: Limits, jobs: int
     package_parent = str(Path(__file__).resolve().parents[2])   # the folder holding labkit/
     threads = limits.threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
     env.update({
-        "LABKIT_QUICK": "1",
-        "LABKIT_GRADING": "1",
-        "LABKIT_GRADING_RESULTS_FD": str(fd),
-        "LABKIT_GRADING_CWD": str(paths.cwd),
-        "LABKIT_GRADING_OUTPUT_WAIT": str(limits.output_wait),
+        QUICK.name: "1",
+        GRADING.name: "1",
+        GRADING_RESULTS_FD.name: str(fd),
+        GRADING_CWD.name: str(paths.cwd),
+        GRADING_OUTPUT_WAIT.name: str(limits.output_wait),
         MARKER_VARIABLE: marker,
-        "LABKIT_DEVICE": "cpu",
+        DEVICE.name: "cpu",
         "CUDA_VISIBLE_DEVICES": "",
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -287,7 +289,7 @@ def environment(paths: RunPaths, fd: int, marker: str, limits: Limits, jobs: int
         "MPLCONFIGDIR": str(paths.tmp / "matplotlib"),
         "XDG_CACHE_HOME": str(paths.tmp / "cache"),
     })
-    env.setdefault("LABKIT_OFFLINE", "1")  # no downloads from a graded run: cached data or labkit's sample
+    env.setdefault(OFFLINE.name, "1")  # no downloads from a graded run: cached data or labkit's sample
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[name] = str(threads) if limits.threads or name not in os.environ else os.environ[name]
     base = user_base()

@@ -31,6 +31,7 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
+from ..environment import DATA
 
 __all__ = ["Sandbox", "SandboxUnavailable", "find_sandbox", "sandbox_works", "python_executable", "user_base",
            "SUBMISSION_DIR", "RUN_DIR", "INSTALL_HINT"]
@@ -126,7 +127,7 @@ def labkit_roots() -> List[str]:
 
 def mounted_data_folder() -> Optional[str]:
     """labkit's data folder (datasets downloaded before grading), if there is one: mounted read-only."""
-    path = os.environ.get("LABKIT_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "labkit", "data")
+    path = DATA.get() or os.path.join(os.path.expanduser("~"), ".cache", "labkit", "data")
     path = os.path.realpath(path)
     return path if os.path.isdir(path) else None
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Iterator, List, Optional, Set
 
 from .assignment import Assignment
+from ..environment import GRADING
 from .cells import python_source
 
 __all__ = ["scan_code", "dotted", "TAMPER_WORDS", "EXCEPTION_NAMES"]
@@ -31,7 +32,7 @@ TAMPER_WORDS = {
     "run_cell": "touches IPython's run_cell",
     "grading.guard": "refers to the grader's guard",
     "__labkit_guard__": "refers to the grader's guard",
-    "LABKIT_GRADING": "checks whether it is being graded (LABKIT_GRADING)",
+    GRADING.name: f"checks whether it is being graded ({GRADING.name})",
     "/proc/": "reads process internals (/proc)",
     "addaudithook": "installs an audit hook (sys.addaudithook), which cannot be removed",
     "meta_path": "changes the import system (sys.meta_path)",

@@ -18,7 +18,7 @@ from typing import Dict, List, Literal, Optional, Tuple
 
 import nbformat
 
-from ..student.selfcheck import HEADLESS_ENV
+from ..environment import HEADLESS, OUTPUT, QUICK
 
 __all__ = ["load_exports", "execute", "RunResult", "current_interpreter_kernel"]
 
@@ -145,10 +145,10 @@ def execute(path, out_path=None, quick: bool = True, output_dir=None, cell_timeo
     nb = nbformat.read(path, as_version=4)
     if workdir is not None:
         path = _workdir_copy(path, Path(workdir))
-    env_backup = {k: os.environ.get(k) for k in ("LABKIT_QUICK", "LABKIT_OUTPUT", "MPLBACKEND", "JUPYTER_PATH",
-                                                 HEADLESS_ENV)}
-    os.environ["LABKIT_QUICK"] = "1" if quick else "0"
-    os.environ[HEADLESS_ENV] = "labkit run"  # the notebook's self-check cell says it is skipped
+    env_backup = {k: os.environ.get(k) for k in (QUICK.name, OUTPUT.name, "MPLBACKEND", "JUPYTER_PATH",
+                                                 HEADLESS.name)}
+    os.environ[QUICK.name] = "1" if quick else "0"
+    os.environ[HEADLESS.name] = "labkit run"  # the notebook's self-check cell says it is skipped
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     spec_root = Path(tempfile.mkdtemp(prefix="labkit-kernel-"))
     if kernel is None:
@@ -157,7 +157,7 @@ def execute(path, out_path=None, quick: bool = True, output_dir=None, cell_timeo
     if output_dir is not None:
         output_dir = Path(output_dir).resolve()  # the kernel's working folder is the notebook's, not ours
         output_dir.mkdir(parents=True, exist_ok=True)
-        os.environ["LABKIT_OUTPUT"] = str(output_dir)
+        os.environ[OUTPUT.name] = str(output_dir)
     # Files and their modification times before the run: a second run into the same folder rewrites the same
     # names, and those count as written by this run too.
     before = _file_stamps(output_dir) if output_dir else {}

@@ -18,10 +18,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["Headless", "HEADLESS_ENV", "headless", "find_own_notebook", "self_check", "COLAB_HELP"]
+from ..environment import GRADING, HEADLESS
 
-# Set by whoever runs notebooks with nobody watching: ``labkit run`` ("labkit run"), the tests' conftest ("pytest").
-HEADLESS_ENV = "LABKIT_HEADLESS"
+__all__ = ["Headless", "headless", "find_own_notebook", "self_check", "COLAB_HELP"]
+
 COLAB_HELP = ("In Colab the notebook is not a file beside the kernel. Either save it to Google Drive (File → Save a "
               "copy in Drive), mount Drive and pass its path, e.g. self_check(\"{name}\", notebook=\"/content/drive/"
               "MyDrive/Colab Notebooks/{name}.ipynb\") with your saved models in the same folder; or download it "
@@ -43,9 +43,9 @@ class Headless(str, Enum):
 
 def headless() -> Optional[Headless]:
     """Why this process runs a notebook headless, or None in a notebook someone is looking at."""
-    if os.environ.get("LABKIT_GRADING") == "1":
+    if GRADING.get() == "1":
         return Headless.GRADER
-    marker = os.environ.get(HEADLESS_ENV, "").strip()
+    marker = HEADLESS.get("").strip()
     if marker == "labkit run":
         return Headless.LABKIT_RUN
     if marker == "pytest" or os.environ.get("PYTEST_CURRENT_TEST"):

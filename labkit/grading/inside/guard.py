@@ -46,6 +46,7 @@ import types
 from typing import Callable, NamedTuple
 
 from . import moduledata
+from ...environment import RESTORED_BY_GUARD
 
 __all__ = ["init", "before_check", "library_roots", "PREFIX"]
 
@@ -55,8 +56,7 @@ PREFIX = "LABKIT-GUARD"
 WATCHED = ("builtins", "math", "numpy", "numpy.linalg", "torch", "torch.nn.functional", "scipy.stats", "importlib",
            "importlib.util", "os", "os.path")
 # Environment variables labkit reads to find its files or to know it is graded: put back before each check.
-ENVIRONMENT = ("LABKIT_GRADING", "LABKIT_QUICK", "LABKIT_OFFLINE", "LABKIT_DEVICE", "LABKIT_DATA", "LABKIT_REPO",
-               "LABKIT_CHECKPOINTS", "CUDA_VISIBLE_DEVICES")
+ENVIRONMENT = tuple(v.name for v in RESTORED_BY_GUARD) + ("CUDA_VISIBLE_DEVICES",)
 # The genuine import machinery, taken when the init cell imports this module (before any notebook code).
 _IMPORT_MODULE, _RELOAD, _FIND_SPEC = importlib.import_module, importlib.reload, importlib.util.find_spec
 

@@ -33,6 +33,7 @@ from queue import Empty
 from typing import Optional
 
 import pytest
+from ...environment import GRADING_CWD, GRADING_OUTPUT_WAIT, GRADING_RESULTS_FD
 
 # The nbval releases whose internals the patches below were written for and tested with (RunningKernel's
 # get_message and await_reply, IPyNbFile.setup, IPyNbCell.output_timeout, parent.timed_out). Keep in step
@@ -218,9 +219,9 @@ def _not_dumpable() -> bool:
 
 
 def pytest_configure(config):
-    fd = os.environ.pop("LABKIT_GRADING_RESULTS_FD", None)
-    cwd = os.environ.pop("LABKIT_GRADING_CWD", None)
-    wait = os.environ.pop("LABKIT_GRADING_OUTPUT_WAIT", None)
+    fd = os.environ.pop(GRADING_RESULTS_FD.name, None)
+    cwd = os.environ.pop(GRADING_CWD.name, None)
+    wait = os.environ.pop(GRADING_OUTPUT_WAIT.name, None)
     if not fd:
         return
     try:
