@@ -38,7 +38,7 @@ def assert_reference_gets_every_point(rows, assignment: str) -> None:
     import nbformat
     import pytest
 
-    from labkit.instructor.release import checks_in
+    from labkit.notebook_format import checks_in
 
     row = rows["reference"]
     expected = sum(c["points"] for c in checks_in(nbformat.read(SOLUTIONS / f"{assignment}.ipynb", as_version=4)).values())

@@ -306,7 +306,7 @@ def _solution_notebook():
 def test_points_follow_the_handout_exercise_1_and_exercise_2():
     """Exercise 1: 0.15 (written); Exercise 2: 0.35 = the TODO checks (0.10, weighted inside Exercise 2), the
     quality of the saved generator (0.10) and the written answers (0.15)."""
-    from labkit.instructor.release import answers_in, checks_in
+    from labkit.notebook_format import answers_in, checks_in
 
     nb = _solution_notebook()
     checks_, answers = checks_in(nb), answers_in(nb)

@@ -43,7 +43,7 @@ from labkit.grading.run import MARKER_VARIABLE, kill_process_tree, run_marker_pr
 from labkit.grading.sandbox import find_sandbox, sandbox_works
 from labkit.grading.scan import scan_code
 from labkit.grading.types import Status
-from labkit.instructor.release import release_notebook
+from labkit.notebook_format import release_notebook
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "grading"
 SOURCE = FIXTURES / "solutions"

@@ -2,6 +2,9 @@
 things share a name, and the old module names of moved modules still work for handed-out notebooks."""
 import ast
 import importlib
+import re
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -77,3 +80,85 @@ def test_checkpoints_saved_before_the_move_still_load(tmp_path):
     payload["class"] = "labkit.mlp:MLPGenerator"  # what checkpoints saved before the layout record
     torch.save(payload, path)
     assert type(loadModel(path)) is MLPGenerator
+
+
+# --------------------------------------------------------------------------- imports (issue 23)
+
+
+def _imports_of(path: Path):
+    """The labkit modules ``path`` imports anywhere (functions included), except under ``if TYPE_CHECKING:``."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+                   for n in ast.walk(node)}
+    known = {_module_name(p) for p in MODULES}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                full = f"{target}.{alias.name}"
+                found.add(full if full in known else target)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {m for m in found if m in known and m != module}
+
+
+IMPORTS = {_module_name(p): _imports_of(p) for p in MODULES}
+
+
+def test_no_import_circles_anywhere_in_labkit():
+    circles, state = [], {}
+
+    def visit(module, trail):
+        state[module] = "open"
+        for other in sorted(IMPORTS[module]):
+            if state.get(other) == "open":
+                circles.append(trail[trail.index(other):] + [other] if other in trail else [module, other])
+            elif other not in state:
+                visit(other, trail + [other])
+        state[module] = "done"
+
+    for module in sorted(IMPORTS):
+        if module not in state:
+            visit(module, [module])
+    assert not circles, circles
+
+
+def test_the_student_side_never_imports_the_instructor_side():
+    crossing = {m: sorted(i for i in imports if i.startswith("labkit.instructor"))
+                for m, imports in IMPORTS.items() if m.startswith(("labkit.student", "labkit.grading"))}
+    assert not {m: i for m, i in crossing.items() if i}, crossing
+
+
+def test_every_labkit_variable_in_the_code_is_declared_once():
+    from labkit import environment
+
+    declared = {v.name for v in environment.DECLARED}
+    assert len(declared) == len(environment.DECLARED)
+    repo = PACKAGE.parent
+    files = MODULES + sorted((repo / "tests").rglob("*.py")) + sorted((repo / "scripts").glob("*.py")) + \
+        sorted((repo / "benchmarks").glob("*.py")) + [repo / "conftest.py"]
+    undeclared = set()
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                undeclared.update(f"{path.relative_to(repo)}: {name}" for name in re.findall(r"LABKIT_[A-Z_]+", node.value)
+                                  if name not in declared)
+    assert not undeclared, sorted(undeclared)
+
+
+def test_labkit_help_and_sample_import_no_grading_engine():
+    program = ("import sys\nfrom labkit import cli\ncli.build_parser()\n"
+               "light = {'labkit.grading', 'labkit.grading.options', 'labkit.grading.types'}\n"
+               "print(sorted(m for m in sys.modules if (m.startswith('labkit.grading') and m not in light) "
+               "or m.split('.')[0] in ('nbformat', 'pytest', 'nbval', 'nbclient')))")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from labkit import cli
-from labkit.instructor.release import release_notebook
+from labkit.notebook_format import release_notebook
 from labkit.student.handin import read_hand_in
 from labkit.student.pack import PackError, fill_readme, pack_submission
 

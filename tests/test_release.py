@@ -12,6 +12,7 @@ import nbformat
 import pytest
 
 from labkit.instructor import release
+from labkit.notebook_format import MD_ANSWER_PROMPT
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -83,7 +84,7 @@ def test_markdown_model_answers_are_replaced():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
         "Answer:\n<!-- BEGIN SOLUTION -->\nThe secret model answer.\n<!-- END SOLUTION -->")])
     out = release.release_notebook(nb, "x")
-    assert "secret" not in out.cells[0].source and release.MD_ANSWER_PROMPT in out.cells[0].source
+    assert "secret" not in out.cells[0].source and MD_ANSWER_PROMPT in out.cells[0].source
 
 
 def test_duplicate_check_ids_are_refused():
@@ -141,9 +142,12 @@ def test_distribution_holds_what_students_need(dist):
         assert (folder / "notebooks" / solution.name).read_bytes() == (REPO / "notebooks" / solution.name).read_bytes()
     for name in release.STUDENT_CHECKPOINTS + release.STUDENT_FILES:
         assert (folder / ("checkpoints" if name.endswith(".pt") else "") / name).is_file(), name
+    instructor_only = [REPO / "labkit" / part for part in release.INSTRUCTOR_ONLY]
     for path in (REPO / "labkit").rglob("*.py"):
-        if "__pycache__" not in path.parts:
+        if "__pycache__" not in path.parts and not any(path.is_relative_to(part) for part in instructor_only):
             assert (folder / path.relative_to(REPO)).read_bytes() == path.read_bytes()
+    for part in release.INSTRUCTOR_ONLY:                      # code that answers a TODO stays with the instructor
+        assert (REPO / "labkit" / part).exists() and not (folder / "labkit" / part).exists(), part
     for data in ("data/references/gan1d.npz", "data/samples/mnist/train-images-idx3-ubyte.gz"):
         assert (folder / "labkit" / data).is_file(), data
     # untouched copies of the releases, for `labkit pack` and `labkit check` (students edit notebooks/ in place)
@@ -188,7 +192,7 @@ def test_distribution_leaks_no_solution_and_no_answer_checkpoint(dist):
         if path.suffix in (".py", ".ipynb", ".md", ".txt", ".toml", ".json", ".cfg", ""):
             text = path.read_text(encoding="utf-8")
             assert not [line for line in secrets if line in text], path
-            assert "<!-- BEGIN SOLUTION -->" not in text or path.name == "release.py"
+            assert "<!-- BEGIN SOLUTION -->" not in text or path.name in ("release.py", "notebook_format.py")
     # No model that answers a graded check, under any name: compared by content with every reference
     # checkpoint and solution model that is not on the students' list.
     given = {release.file_digest(REPO / "checkpoints" / name) for name in release.STUDENT_CHECKPOINTS}

@@ -15,7 +15,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from labkit import cli
-from labkit.instructor.release import MD_ANSWER_PROMPT
+from labkit.notebook_format import MD_ANSWER_PROMPT
 from labkit.student.report import render_report, write_report
 
 REPO = Path(__file__).resolve().parent.parent

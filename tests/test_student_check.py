@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from labkit import cli
-from labkit.instructor.release import release_notebook
+from labkit.notebook_format import release_notebook
 from labkit.student.check import check_notebook
 
 REPO = Path(__file__).resolve().parent.parent

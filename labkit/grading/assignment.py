@@ -16,8 +16,8 @@ from typing import Dict, List, NamedTuple, Optional, Set, Tuple
 
 import nbformat
 
-from ..instructor.release import ReleaseError, answers_in, checks_in, release_notebook
-from .cells import PROTECTED_TAGS, CellKey, cell_tags, labkit_meta, python_source
+from ..notebook_format import ReleaseError, answers_in, cell_tags, checks_in, labkit_meta, release_notebook
+from .cells import PROTECTED_TAGS, CellKey, python_source
 
 __all__ = ["Assignment", "Alias", "ProtectedCell", "SkippedNotebook", "load_assignment"]
 

@@ -17,7 +17,8 @@ from typing import List, Optional, Tuple
 import nbformat
 
 from .assignment import Assignment
-from .cells import CellKey, cell_tags, first_line, labkit_meta
+from ..notebook_format import cell_tags, labkit_meta
+from .cells import CellKey, first_line
 from .restore import Restored
 
 __all__ = ["Role", "CellRole", "build_notebook", "GUARD_MODULE"]

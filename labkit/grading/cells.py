@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Literal, NamedTuple
 
-__all__ = ["PROTECTED_TAGS", "CellKey", "norm", "labkit_meta", "cell_tags", "first_line", "python_source", "safe_text",
+from ..notebook_format import labkit_meta
+
+__all__ = ["PROTECTED_TAGS", "CellKey", "norm", "first_line", "python_source", "safe_text",
            "safe_strings", "MODEL_SUFFIXES", "model_file_names", "files_read_by_checks"]
 
 PROTECTED_TAGS = ("parameters", "labkit-setup")  # standard cells: restored like check cells
@@ -64,18 +66,6 @@ def files_read_by_checks(nb) -> Dict[str, List[str]]:
 def norm(source: str) -> str:
     """The source without trailing spaces and surrounding blank lines (to compare cells)."""
     return "\n".join(line.rstrip() for line in (source or "").strip().splitlines())
-
-
-def labkit_meta(cell) -> dict:
-    """The cell's ``metadata.labkit`` (empty when missing or not a dict)."""
-    value = cell.get("metadata", {}).get("labkit")
-    return value if isinstance(value, dict) else {}
-
-
-def cell_tags(cell) -> List[str]:
-    """The cell's tags that are strings."""
-    tags = cell.get("metadata", {}).get("tags", [])
-    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
 
 
 def first_line(source: str) -> str:

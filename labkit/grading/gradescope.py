@@ -125,7 +125,8 @@ def build_autograder(name: str, out: Path, source: Optional[Path] = None, settin
     """Write the autograder zip for assignment ``name`` to ``out``; return the Gradescope settings to use."""
     from ..paths import checkpoints_dir, repo_root
     from .fingerprints import ReferenceIndex
-    from ..instructor.release import STUDENT_CHECKPOINTS, release_notebook
+    from ..course import STUDENT_CHECKPOINTS
+    from ..notebook_format import release_notebook
     from .assignment import load_assignment
 
     import nbformat

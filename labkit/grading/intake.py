@@ -21,7 +21,8 @@ from typing import List, Optional
 import nbformat
 
 from .assignment import Assignment
-from .cells import labkit_meta, norm, safe_strings
+from ..notebook_format import SETUP_CALL, labkit_meta
+from .cells import norm, safe_strings
 
 __all__ = ["Invalid", "copy_submission", "find_notebook", "read_notebook", "check_same_assignment",
            "remove_shadowing", "submission_names", "GUARDED_MODULES"]
@@ -30,7 +31,6 @@ MAX_NOTEBOOK_BYTES = 200 * 2**20
 MAX_SUBMISSION_BYTES = 2 * 2**30
 MAX_FILES = 20000
 MAX_DEPTH = 32   # folder levels of a submission kept (a notebook with its models needs two or three)
-SETUP_CALL = re.compile(r"labkit\.setup\(\s*[\"']([\w.-]+)[\"']")
 SKIP_PARTS = {"__MACOSX", ".ipynb_checkpoints", ".git"}
 
 # Modules the checks and the grader's machinery rely on; a submission may not bring its own copy.

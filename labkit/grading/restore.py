@@ -12,9 +12,9 @@ import copy
 import difflib
 from typing import Dict, List, NamedTuple, Optional
 
-from ..instructor.release import MD_ANSWER_PROMPT
+from ..notebook_format import MD_ANSWER_PROMPT, cell_tags, labkit_meta
 from .assignment import Assignment
-from .cells import CellKey, cell_tags, labkit_meta, norm
+from .cells import CellKey, norm
 
 __all__ = ["Restored", "align", "restore_cells", "written_answers"]
 

@@ -115,7 +115,7 @@ def labkit_roots() -> List[str]:
     """labkit's package folder and the reference checkpoints students get too (the metric classifiers): not the
     rest of the course repository, and not the reference models of the labs (a run could hand one in as its own)."""
     from ..paths import checkpoints_dir
-    from ..instructor.release import STUDENT_CHECKPOINTS
+    from ..course import STUDENT_CHECKPOINTS
 
     package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))   # labkit/
     roots = [package]

@@ -1,16 +1,8 @@
-"""Turn reference notebooks into student notebooks.
+"""Turn reference notebooks into student notebooks, and build the students' distribution.
 
-Authoring conventions (in ``notebooks/solutions/*.ipynb``):
+The notebooks' format (solution markers, cell metadata, the student version of a notebook) is
+:mod:`labkit.notebook_format`.
 
-* Code between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` is the answer to a
-  TODO. Text after ``### BEGIN SOLUTION:`` becomes the student's hint. The
-  release replaces the block by ``# TODO: <hint>`` and ``raise NotImplementedError``
-  at the same indentation.
-* In markdown, ``<!-- BEGIN SOLUTION -->`` ... ``<!-- END SOLUTION -->`` is a model
-  answer; students get an empty answer prompt.
-* Check cells (immediate feedback) carry ``metadata.labkit = {"check": "<id>", "points": p}``;
-  hand-graded answer cells carry ``{"answer": "<id>", "points": p}``. Ids are stable:
-  the grader restores check cells by id.
 * The title cell (tag ``labkit-header``) gets the "Open in Colab" link and the setup
   cells (tags ``parameters`` and ``labkit-setup``) are written from one template, with the
   repository address taken from README.md, in solutions and releases alike.
@@ -22,105 +14,27 @@ what the course repository named in README.md holds, and what the Colab setup ce
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import re
 import shutil
 import zipfile
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import nbformat
+
+from ..course import NOTEBOOKS, RELEASE_COPIES, STUDENT_CHECKPOINTS, assignment_source, released_notebook  # noqa: F401
+from ..notebook_format import (ReleaseError, answers_in, checks_in, release_notebook, solution_lines,  # noqa: F401
+                               strip_solutions)
 
 __all__ = [
     "NOTEBOOKS", "ReleaseError", "strip_solutions", "release_notebook", "release_all", "stamp_standard_cells",
     "repository_url", "checks_in", "answers_in", "solution_lines", "STUDENT_CHECKPOINTS", "STUDENT_FILES",
-    "student_readme", "build_student_distribution", "file_digest", "RELEASE_COPIES", "assignment_source",
+    "student_readme", "build_student_distribution", "file_digest", "RELEASE_COPIES", "assignment_source", "INSTRUCTOR_ONLY",
     "released_notebook",
 ]
 
-NOTEBOOKS = ("01_gan_1d", "02_cgan_mnist", "03_dcgan_mnist", "04_cwgan_gp_fashion")
-
-BEGIN = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION(?::\s*(?P<hint>.*))?\s*$")
-END = re.compile(r"^[ \t]*### END SOLUTION\s*$")
-MD_BLOCK = re.compile(r"<!-- BEGIN SOLUTION -->.*?<!-- END SOLUTION -->", re.S)
-MD_ANSWER_PROMPT = "*Your answer here (replace this line).*"
 REPO_LINE = re.compile(r"Course repository:\**\s*<?(?P<url>https?://[^\s>)]+)")
-
-
-class ReleaseError(ValueError):
-    """A solution notebook breaks the authoring conventions (unbalanced markers, duplicate ids...)."""
-
-
-def strip_solutions(source: str, where: str = "cell") -> str:
-    """Replace every solution block in a code cell's ``source`` by a TODO and ``raise NotImplementedError``."""
-    out: List[str] = []
-    inside: Optional[Tuple[str, str]] = None
-    for number, line in enumerate(source.splitlines(), 1):
-        start, stop = BEGIN.match(line), END.match(line)
-        if start:
-            if inside:
-                raise ReleaseError(f"{where}, line {number}: BEGIN SOLUTION inside another solution block.")
-            inside = (start.group("indent"), start.group("hint") or "your code here")
-        elif stop:
-            if not inside:
-                raise ReleaseError(f"{where}, line {number}: END SOLUTION without BEGIN SOLUTION.")
-            indent, hint = inside
-            out.append(f"{indent}# TODO: {hint}")
-            out.append(f'{indent}raise NotImplementedError("{_quote(hint)}")')
-            inside = None
-        elif not inside:
-            out.append(line)
-    if inside:
-        raise ReleaseError(f"{where}: BEGIN SOLUTION without END SOLUTION.")
-    return "\n".join(out)
-
-
-def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def solution_lines(nb) -> List[str]:
-    """The stripped, non-trivial lines inside solution blocks (to prove a release leaks none)."""
-    lines = []
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            inside = False
-            for line in cell.source.splitlines():
-                if BEGIN.match(line):
-                    inside = True
-                elif END.match(line):
-                    inside = False
-                elif inside and len(line.strip()) >= 12:
-                    lines.append(line.strip())
-        elif cell.cell_type == "markdown":
-            for block in MD_BLOCK.findall(cell.source):
-                lines += [l.strip() for l in block.splitlines()[1:-1] if len(l.strip()) >= 12]
-    return lines
-
-
-def _meta(cell) -> Dict:
-    return cell.get("metadata", {}).get("labkit", {}) or {}
-
-
-def checks_in(nb) -> Dict[str, Dict]:
-    """``{check_id: {"points": p, "index": cell_index, "source": ...}}`` for the notebook's check cells."""
-    found = {}
-    for index, cell in enumerate(nb.cells):
-        cid = _meta(cell).get("check")
-        if cid:
-            if cid in found:
-                raise ReleaseError(f"Check id {cid!r} is used by two cells; ids must be unique.")
-            found[cid] = {"points": float(_meta(cell).get("points", 0)), "index": index, "source": cell.source}
-    return found
-
-
-def answers_in(nb) -> Dict[str, Dict]:
-    """``{answer_id: {"points": p, "index": i, "source": ...}}`` for the hand-graded answer cells."""
-    return {
-        _meta(cell)["answer"]: {"points": float(_meta(cell).get("points", 0)), "index": i, "source": cell.source}
-        for i, cell in enumerate(nb.cells) if _meta(cell).get("answer")
-    }
 
 
 def repository_url(readme: Path) -> str:
@@ -175,24 +89,6 @@ def stamp_standard_cells(nb, name: str, url: str) -> None:
     _tagged(nb, "labkit-setup")[0].source = SETUP_TEMPLATE.format(url=url, name=name)
 
 
-def release_notebook(solution, name: str) -> nbformat.NotebookNode:
-    """The student version of a (stamped) solution notebook: no solutions, no outputs."""
-    nb = copy.deepcopy(solution)
-    checks_in(nb)  # validates unique ids
-    for index, cell in enumerate(nb.cells):
-        where = f"{name} cell {index}"
-        if cell.cell_type == "code":
-            cell.source = strip_solutions(cell.source, where)
-            cell.outputs = []
-            cell.execution_count = None
-        elif cell.cell_type == "markdown":
-            cell.source = MD_BLOCK.sub(MD_ANSWER_PROMPT, cell.source)
-        cell.pop("id", None)
-    nb.metadata.pop("widgets", None)
-    nb.nbformat, nb.nbformat_minor = 4, 4
-    return nb
-
-
 def release_all(repo: Path, check: bool = False) -> List[str]:
     """Stamp every solution notebook and write its release to ``notebooks/``.
 
@@ -224,17 +120,14 @@ def release_all(repo: Path, check: bool = False) -> List[str]:
 
 # --------------------------------------------------------------------------- the students' distribution
 
-# Reference checkpoints students get: only what later sections need to run (the metric classifiers behind
-# the image scores). An allow-list, so a new reference model (e.g. checkpoints/gan1d_*.pt, which would pass
-# a graded quality check if handed in as the student's own) stays with the instructor unless listed here.
-# The metric classifiers, and the CGAN reference lab 02's Section 2 falls back to when a student's training failed
-# (the grader flags a handed-in copy of it: labkit/grading/references.py).
-STUDENT_CHECKPOINTS = ("classifier_mnist.pt", "classifier_fashion_mnist.pt", "cgan_mnist.pt", "cgan_mnist_D.pt")
-# Files of the repository root that ship as they are (pip install -e needs pyproject.toml).
+# Which reference checkpoints students get: labkit.course.STUDENT_CHECKPOINTS (an allow-list).
 STUDENT_FILES = ("READ_ME.txt", "pyproject.toml", "requirements.txt")
 # Never copied from labkit/: caches, notebooks, model files (the package ships none).
 _PACKAGE_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".ipynb_checkpoints", "*.ipynb",
                                          "*.pt", "*.pth")
+# Parts of labkit/ that stay with the instructor (paths under labkit/): code that answers a lab's TODO, which the
+# benchmarks and scripts import from the course repository (tests/test_student_distribution.py tries the rest).
+INSTRUCTOR_ONLY = ("reference",)
 _DIST_MARKER = ".labkit-student-distribution"
 _STUDENT_GITIGNORE = "__pycache__/\n*.egg-info/\n.ipynb_checkpoints/\noutput/\n*.zip\n"
 _FOR_STUDENTS = re.compile(r"^## For students[^\n]*\n(?P<body>.*?)(?=^## |\Z)", re.S | re.M)
@@ -259,30 +152,6 @@ def student_readme(readme_text: str, url: str) -> str:
             f"`READ_ME.txt` template to hand in.\n\n{body}\n")
 
 
-# In the students' distribution, labkit carries an untouched copy of every release here: students edit
-# notebooks/NN.ipynb in place, and `labkit pack` / `labkit check` need the release they started from.
-RELEASE_COPIES = Path(__file__).resolve().parent.parent / "data" / "releases"
-
-
-def assignment_source(repo: Optional[Path] = None) -> Path:
-    """The folder of the instructor's notebooks for the grader: ``notebooks/solutions`` in the course's own
-    repository, else the release copies the students' distribution ships (:data:`RELEASE_COPIES`)."""
-    from ..paths import repo_root
-
-    solutions = Path(repo or repo_root()) / "notebooks" / "solutions"
-    return solutions if any(solutions.glob("*.ipynb")) else RELEASE_COPIES
-
-
-def released_notebook(name: str, source: Optional[Path] = None) -> nbformat.NotebookNode:
-    """The notebook students got for assignment ``name``: the release of ``<source>/<name>.ipynb``."""
-    source = Path(source) if source else assignment_source()
-    path = source / f"{name}.ipynb"
-    if not path.exists():
-        known = sorted(p.stem for p in source.glob("*.ipynb"))
-        raise FileNotFoundError(f"No notebook {name!r} in {source} (known: {', '.join(known) or 'none'}).")
-    return release_notebook(nbformat.read(path, as_version=4), name)
-
-
 def _forbidden_digests(repo: Path) -> Dict[str, str]:
     """digest -> name of every model file that must not reach students (reference and solution models)."""
     # A solution model identical to a checkpoint students get on purpose (lab 02's CGAN) is no secret: the
@@ -301,7 +170,12 @@ def _write_student_tree(repo: Path, out: Path, url: str) -> None:
     (out / "notebooks").mkdir(parents=True)
     for solution in sorted((repo / "notebooks" / "solutions").glob("*.ipynb")):
         shutil.copyfile(repo / "notebooks" / solution.name, out / "notebooks" / solution.name)
-    shutil.copytree(repo / "labkit", out / "labkit", ignore=_PACKAGE_IGNORE)
+    instructor_only = {(repo / "labkit" / part).resolve() for part in INSTRUCTOR_ONLY}
+
+    def ignore(folder, names):
+        return set(_PACKAGE_IGNORE(folder, names)) | {n for n in names if (Path(folder) / n).resolve() in instructor_only}
+
+    shutil.copytree(repo / "labkit", out / "labkit", ignore=ignore)
     copies = out / "labkit" / RELEASE_COPIES.relative_to(RELEASE_COPIES.parent.parent)
     copies.mkdir(parents=True, exist_ok=True)
     for notebook in sorted((out / "notebooks").glob("*.ipynb")):

@@ -26,7 +26,7 @@ from ..grading.references import ReferenceModels
 from ..grading.preflight import preflight
 from ..grading.sandbox import SandboxUnavailable, find_sandbox
 from ..grading.types import CheckState, Grade, ReferencePolicy
-from ..instructor.release import assignment_source
+from ..course import assignment_source
 from .handin import HandIn, read_hand_in
 
 __all__ = ["NotebookCheck", "check_notebook"]

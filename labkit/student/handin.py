@@ -15,9 +15,9 @@ from typing import Dict, List, NamedTuple, Optional
 
 import nbformat
 
-from ..grading.cells import MODEL_SUFFIXES, files_read_by_checks, labkit_meta, model_file_names, norm
-from ..grading.intake import SETUP_CALL
-from ..instructor.release import MD_ANSWER_PROMPT, released_notebook
+from ..grading.cells import MODEL_SUFFIXES, files_read_by_checks, model_file_names, norm
+from ..course import released_notebook
+from ..notebook_format import MD_ANSWER_PROMPT, SETUP_CALL, labkit_meta
 
 __all__ = ["HandIn", "OpenTodo", "LinkedFile", "read_hand_in", "lab_name", "MODEL_SUFFIXES", "README_NAME"]
 

@@ -23,8 +23,8 @@ from typing import Dict, List, Optional
 
 import nbformat
 
-from ..grading.cells import labkit_meta
-from ..instructor.release import MD_ANSWER_PROMPT, released_notebook
+from ..course import released_notebook
+from ..notebook_format import MD_ANSWER_PROMPT, labkit_meta
 from .handin import lab_name
 
 __all__ = ["Report", "render_report", "write_report"]

@@ -70,7 +70,7 @@ def _frontend_path() -> Optional[Path]:
 
 
 def _named_lab(path: Path) -> Optional[str]:
-    from ..grading.intake import SETUP_CALL
+    from ..notebook_format import SETUP_CALL
 
     try:
         text = path.read_text(encoding="utf-8")
