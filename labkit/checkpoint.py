@@ -14,11 +14,10 @@
 loads the weights into an instance you built yourself and says exactly which
 layers do not match when the architecture differs.
 
-While a notebook is graded (``LABKIT_GRADING=1``), ``loadModel(path)`` reads the file
-as data only (:func:`load_data_only`): the model is rebuilt from labkit's own classes
-or from the exported copy of a generator, never by importing code named in the file;
-an exported graph that draws its own random numbers is refused; the ``target`` in the
-metadata is given in its canonical form (:func:`canonical_target`).
+The checks read a handed-in model with :func:`load_data_only`, wherever they run (Jupyter or the
+grader): the model is rebuilt from labkit's own classes or from the exported copy of a generator,
+never by importing code named in the file; an exported graph that draws random numbers of its own,
+or pickles anything but tensors, is refused.
 """
 from __future__ import annotations
 
@@ -38,12 +37,11 @@ import torch
 from torch import nn
 
 from .checkpoint_format import FORMAT, FORMAT_VERSION, CheckpointError  # torch-free parts, for the CLI
-from .environment import GRADING
 
 __all__ = [
     "Configurable", "saveModel", "loadModel", "save_model", "load_model", "read_checkpoint",
     "CheckpointError", "ArchitectureMismatchError", "generator_inputs", "load_data_only", "exported_operators",
-    "random_operators", "canonical_target",
+    "random_operators",
 ]
 
 
@@ -305,7 +303,6 @@ TRAINING_ONLY = frozenset({"dropout", "dropout_", "native_dropout", "feature_dro
                            "alpha_dropout", "alpha_dropout_", "feature_alpha_dropout", "feature_alpha_dropout_",
                            "rrelu", "rrelu_", "rrelu_with_noise", "rrelu_with_noise_"})
 STANDARD_NAMESPACES = ("torch.ops.aten.", "torch.ops.prims.", "torch.ops.higher_order.", "_operator.", "operator.")
-NEAR_NORMAL_KS = 0.08   # a target this close to N(4, 0.5) (largest CDF gap) is graded as the normal itself
 
 
 def exported_operators(program: bytes) -> List[Dict[str, Any]]:
@@ -362,46 +359,6 @@ def random_operators(program: bytes) -> List[str]:
     return list(dict.fromkeys(bad))
 
 
-def _atoms(dist, weight: float, out: list) -> list:
-    """A target as (named distribution, weight) pairs: unnamed mixtures are flattened, named ones kept whole."""
-    from . import distributions
-
-    if isinstance(dist, distributions.Mixture) and dist.name not in distributions.names():
-        for component, w in zip(dist.components, dist.weights):
-            _atoms(component, weight * float(w), out)
-    elif weight > 0:
-        out.append((dist, weight))
-    return out
-
-
-def canonical_target(spec):
-    """The canonical form of a target spec: a mixture of one distribution (``{"normal": 1}``, the same one twice,
-    the others at weight 0) is that distribution's name, and so is any mixture within :data:`NEAR_NORMAL_KS` of the
-    normal target; other specs are returned unchanged."""
-    from . import distributions
-
-    try:
-        dist = distributions.get(spec)
-    except Exception:  # not a target at all: the check will say so
-        return spec
-    if not isinstance(dist, distributions.Mixture) or dist.name in distributions.names():
-        return spec
-    atoms: Dict[str, float] = {}
-    for atom, weight in _atoms(dist, 1.0, []):
-        key = json.dumps(atom.spec, sort_keys=True)
-        atoms[key] = atoms.get(key, 0.0) + weight
-    if len(atoms) == 1:
-        return json.loads(next(iter(atoms)))
-    import numpy as np
-
-    normal = distributions.get("normal")
-    low, high = dist.support(0.99999)
-    grid = np.linspace(min(low, normal.support(0.99999)[0]), max(high, normal.support(0.99999)[1]), 4001)
-    if float(np.max(np.abs(dist.cdf(grid) - normal.cdf(grid)))) <= NEAR_NORMAL_KS:
-        return "normal"
-    return spec
-
-
 def _labkit_class(spec: str):
     """The class named ``module:qualname`` if it is one of labkit's own model classes (else None); imports labkit only."""
     module_name, _, qualname = str(spec).partition(":")
@@ -436,8 +393,8 @@ def load_data_only(path, map_location="cpu") -> nn.Module:
 
     The model is rebuilt from labkit's own class named in the file, or else from the exported copy
     of a generator; no other code is imported. An exported graph that draws random numbers of its
-    own (anything but the input noise) is refused. The metadata's ``target`` is canonical
-    (:func:`canonical_target`).
+    own (anything but the input noise) is refused. The same in Jupyter and under the grader: the checks call it
+    for every handed-in model.
     """
     payload = read_checkpoint(path)
     cls = _labkit_class(payload.get("class", ""))
@@ -459,25 +416,16 @@ def load_data_only(path, map_location="cpu") -> nn.Module:
         raise CheckpointError(
             f"{path} holds a {payload.get('class')}: for grading, a model is rebuilt only from labkit's own classes or "
             "from the exported copy of a generator, and this file has neither.")
-    metadata = dict(payload.get("metadata") or {})
-    if "target" in metadata:
-        metadata["target"] = canonical_target(metadata["target"])
-    model.checkpoint_metadata = metadata
+    model.checkpoint_metadata = dict(payload.get("metadata") or {})
     return model.to(map_location).eval()
-
-
-def _grading() -> bool:
-    return GRADING.get() == "1"
 
 
 def loadModel(path, model: Optional[nn.Module] = None, map_location="cpu") -> nn.Module:
     """Rebuild the model saved at ``path`` (or load its weights into ``model``).
 
-    The returned module is in eval mode and has ``.checkpoint_metadata``. While grading
-    (``LABKIT_GRADING=1``), ``loadModel(path)`` is :func:`load_data_only`.
+    The returned module is in eval mode and has ``.checkpoint_metadata``. It may import the module that defined
+    the model's class: for a file someone else made, use :func:`load_data_only`.
     """
-    if model is None and _grading():
-        return load_data_only(path, map_location)
     payload = read_checkpoint(path)
     if model is None:
         cls = _find_class(payload["class"])

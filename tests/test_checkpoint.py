@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from labkit.checkpoint import (ArchitectureMismatchError, CheckpointError, Configurable, ExportedGenerator,
-                               canonical_target, loadModel, random_operators, read_checkpoint, saveModel)
+                               load_data_only, loadModel, random_operators, read_checkpoint, saveModel)
 from labkit.models.mlp import MLPDiscriminator, MLPGenerator
 
 
@@ -155,10 +155,9 @@ def student_models(tmp_path, monkeypatch):
     return tmp_path, marker
 
 
-def test_grading_never_imports_the_class_named_in_the_file(student_models, monkeypatch):
+def test_reading_as_data_never_imports_the_class_named_in_the_file(student_models):
     folder, marker = student_models
-    monkeypatch.setenv("LABKIT_GRADING", "1")
-    loaded = loadModel(folder / "gen_plain.pt")
+    loaded = load_data_only(folder / "gen_plain.pt")
     assert isinstance(loaded, ExportedGenerator) and not marker.exists()
     z = torch.linspace(-1, 1, 5).reshape(5, 1)
     torch.testing.assert_close(loaded(z), loaded(z))   # deterministic
@@ -168,9 +167,8 @@ def test_grading_refuses_a_graph_that_draws_its_own_random_numbers(student_model
     folder, marker = student_models
     assert any("uniform_" in op for op in random_operators(read_checkpoint(folder / "gen_noise.pt")["exported"]))
     assert random_operators(read_checkpoint(folder / "gen_plain.pt")["exported"]) == []
-    monkeypatch.setenv("LABKIT_GRADING", "1")
     with pytest.raises(CheckpointError, match="draws random numbers of its own .*uniform_"):
-        loadModel(folder / "gen_noise.pt")
+        load_data_only(folder / "gen_noise.pt")
     assert not marker.exists()
 
 
@@ -189,19 +187,32 @@ def test_eval_mode_dropout_is_not_random_but_training_dropout_is(tmp_path):
     assert random_operators(read_checkpoint(path)["exported"]) == []
 
 
-def test_labkit_classes_are_rebuilt_and_targets_made_canonical(tmp_path, monkeypatch):
-    # A hand-set MLP that *is* N(4, 0.5), saved as a "one-component mixture": still the normal target.
+def test_labkit_classes_are_rebuilt_as_data_with_their_metadata(tmp_path):
     G = MLPGenerator(latent_dim=1, hidden=(1,), activation="relu", data_mean=4.0, data_std=0.5)
     path = saveModel(G, tmp_path / "g.pt", target={"normal": 1})
-    monkeypatch.setenv("LABKIT_GRADING", "1")
-    loaded = loadModel(path)
-    assert type(loaded) is MLPGenerator and loaded.checkpoint_metadata["target"] == "normal"
-    assert canonical_target({"mixture": [["normal", 0.5], ["normal", 0.5]]}) == "normal"
-    assert canonical_target({"laplace": 1.0, "halfnormal": 0.0}) == "laplace"
-    assert canonical_target({"normal": 0.99, "laplace": 0.01}) == "normal"     # as good as the normal to the checks
-    assert canonical_target({"normal": 0.5, "laplace": 0.5}) == {"normal": 0.5, "laplace": 0.5}
-    assert canonical_target("petitprince") == "petitprince"
+    loaded = load_data_only(path)
+    assert type(loaded) is MLPGenerator and loaded.checkpoint_metadata["target"] == {"normal": 1}
 
+
+def test_load_model_has_no_grading_mode(tmp_path, monkeypatch):
+    """loadModel loads, whatever the environment says: the checks choose load_data_only themselves."""
+    class Local(Configurable):   # a notebook's own class, with its constructor arguments recorded
+        latent_dim = 1
+
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(1, 1)
+
+        def forward(self, z):
+            return self.lin(z)
+
+    import __main__
+    monkeypatch.setattr(__main__, "Local", Local, raising=False)
+    Local.__module__, Local.__qualname__ = "__main__", "Local"
+    path = saveModel(Local(), tmp_path / "local.pt")
+    monkeypatch.setenv("LABKIT_GRADING", "1")
+    assert type(loadModel(path)) is Local
+    assert type(load_data_only(path)) is not Local
 
 def test_students_keep_the_ordinary_loader(student_models):
     folder, marker = student_models   # not grading: loadModel(path) rebuilds the student's own class

@@ -598,14 +598,14 @@ def check_final_model(path, tier: str, target=None, n: int = None, seed: int = N
     GanConfig's default, N(4, 0.5); TARGET changed after the full run; a target name written into the file by
     hand). Targets are compared by their distributions, and each is graded against the limits measured on it.
     """
-    from ..checkpoint import CheckpointError, loadModel
+    from ..checkpoint import CheckpointError, load_data_only
     from ..labs.gan1d import EVAL_SAMPLES, EVAL_SEED, measure
 
     n = EVAL_SAMPLES if n is None else n
     seed = EVAL_SEED if seed is None else seed
     path = Path(path)
     try:
-        model = loadModel(path)
+        model = load_data_only(path)   # as data, in Jupyter as under the grader
     except CheckpointError as exc:
         raise CheckFailed(f"No usable saved model ({exc}). Exercise 2 is graded on the generator you save with "
                           f"saveModel(..., '{path.name}', target=...) in the notebook's folder, which the full run "
@@ -714,10 +714,10 @@ def check_saved_recipe(path, config) -> None:
     the recipe the model at ``path`` was trained with. The quality checks grade that file, which only a full run
     writes: in quick mode (the grader's) this is where a changed tuned_config shows before them."""
     from .. import distributions
-    from ..checkpoint import CheckpointError, loadModel
+    from ..checkpoint import CheckpointError, load_data_only
 
     try:
-        saved = loadModel(path).checkpoint_metadata.get("config")
+        saved = load_data_only(path).checkpoint_metadata.get("config")
     except CheckpointError:
         print(f"→ no {Path(path).name} yet: a full run (QUICK = False) trains your tuned recipe and saves it.")
         return

@@ -17,12 +17,13 @@ __all__ = ["saved_generator_scores", "conditional_generator_scores", "conditiona
 
 
 def saved_generator_scores(path, score: Callable, n: int, seed: int, model_name: str = "G_ema") -> dict:
-    """``score(loadModel(path), n=n, seed=seed)``, with a CheckFailed that says what to do when the file is missing
+    """``score(load_data_only(path), n=n, seed=seed)`` (the file read as data, in Jupyter as under the grader), with a
+    CheckFailed that says what to do when the file is missing
     or cannot be scored."""
-    from ..checkpoint import CheckpointError, loadModel
+    from ..checkpoint import CheckpointError, load_data_only
 
     try:
-        generator = loadModel(path)
+        generator = load_data_only(path)
     except CheckpointError as exc:
         raise CheckFailed(f"{exc} Save your final generator with saveModel({model_name}, {str(path)!r}) first.") from None
     try:
