@@ -7,7 +7,7 @@ wall-clock budget, one run; also tests the WGAN claim (the loss tracks sample qu
 Both models are trained by the solution notebook's own ``train`` (cells tagged ``export`` in
 notebooks/solutions/04_cwgan_gp_fashion.ipynb), with its Generator and Critic. The WGAN-GP uses the
 solution's critic_step / generator_step (5 critic steps per generator step); the baseline uses
-:func:`labkit.labs.cwgan_gp_fashion.bce_critic_step` / ``bce_generator_step`` (the critic's score read as a
+:func:`labkit.reference.cwgan_bce_baseline.bce_critic_step` / ``bce_generator_step`` (the critic's score read as a
 logit, 1 discriminator step per generator step) for as many seconds of training as the WGAN-GP took. ``train``
 measures the FCD of 1,000 samples after every epoch, so each run gives a loss-against-quality correlation.
 Both EMA generators are scored as the graded quality checks score them (5,000 samples). Numbers are printed,
@@ -37,11 +37,12 @@ def main():
     from labkit.checks.cwgan_gp_fashion import graded_scores, tiers_met
     from labkit.instructor.notebook import load_exports
     from labkit.labs import cwgan_gp_fashion as lab4
+    from labkit.reference import cwgan_bce_baseline as baseline
     from labkit.metrics import metrics_table
 
     notebook = ROOT / "notebooks" / "solutions" / "04_cwgan_gp_fashion.ipynb"
     wgan, bce = load_exports(notebook), load_exports(notebook)
-    bce.critic_step, bce.generator_step = lab4.bce_critic_step, lab4.bce_generator_step  # what bce.train calls
+    bce.critic_step, bce.generator_step = baseline.bce_critic_step, baseline.bce_generator_step  # what bce.train calls
     images, labels = datasets.tensors("fashion_mnist", limit=2000 if args.quick else args.images)
     epochs = 2 if args.quick else args.epochs
     fixed = (torch.randn(10, 100, generator=torch.Generator().manual_seed(0)).repeat(10, 1),

@@ -59,7 +59,11 @@ def cwgan_gp_fashion_references() -> dict:
 def cgan_mnist_references() -> dict:
     solution = load_exports(SOLUTIONS / "02_cgan_mnist.ipynb")
     out, G, D, _ = cgan_mnist.run_train_step(solution.train_step)
+    reports = {variant: solution.discriminator_report(*cgan_mnist.report_inputs(variant))
+               for variant in cgan_mnist.REPORT_VARIANTS}
     return {
+        **{f"discriminator_report.{variant}.{key}": report[key] for variant, report in reports.items()
+           for key in cgan_mnist.REPORT_KEYS},
         **{f"train_step.{key}": value for key, value in out.items()},
         "train_step.D_after": cgan_mnist.flat_params(D), "train_step.G_after": cgan_mnist.flat_params(G),
     }

@@ -23,6 +23,11 @@ def solution():
     return load_exports(NOTEBOOK)
 
 
+def tools(solution):
+    """The notebook's interpolate and variations, which the explorer draws with."""
+    return {"interpolate": solution.interpolate, "variations": solution.variations}
+
+
 @pytest.fixture
 def small_G(solution):
     torch.manual_seed(0)
@@ -90,10 +95,10 @@ def test_the_exploration_tools_refuse_a_generator_without_an_embedding():
         lab2.label_table(Exported())
 
 
-def test_explorer_inputs_mix_and_interpolate_as_the_sliders_say(small_G):
+def test_explorer_inputs_mix_and_interpolate_as_the_sliders_say(solution, small_G):
     table = lab2.label_table(small_G)
     s = lab2.ExplorerSettings(label=2, sigma_z=0.0, sigma_e=0.0, mix_with=6, mix=0.25, label_b=9, t=1.0, columns=5)
-    inputs = lab2.explorer_inputs(small_G, s)
+    inputs = lab2.explorer_inputs(small_G, s, **tools(solution))
     z_var, e_var = inputs["variations"]
     assert z_var.shape == (5, small_G.latent_dim) and torch.all(z_var == 0)      # sigma_z = 0: the mean latent
     assert torch.allclose(e_var, (0.75 * table[2] + 0.25 * table[6]).expand(5, -1), atol=1e-6)
@@ -101,22 +106,22 @@ def test_explorer_inputs_mix_and_interpolate_as_the_sliders_say(small_G):
     assert torch.allclose(e_path[0], e_var[0]) and torch.allclose(e_path[-1], table[9])
     z_point, e_point = inputs["point"]                                           # t = 1: the path's end
     assert torch.allclose(z_point[0], z_path[-1]) and torch.allclose(e_point[0], e_path[-1])
-    noisy = lab2.explorer_inputs(small_G, lab2.ExplorerSettings(sigma_z=2.0, columns=400))["variations"][0]
+    noisy = lab2.explorer_inputs(small_G, lab2.ExplorerSettings(sigma_z=2.0, columns=400), **tools(solution))["variations"][0]
     assert abs(float(noisy.std()) - 2.0) < 0.1
     for bad, match in (({"label": 10}, "label must be a class"), ({"t": 1.5}, "t must be in"),
                        ({"sigma_e": -1.0}, "noise levels"), ({"columns": 1}, "columns")):
         with pytest.raises(ValueError, match=match):
-            lab2.explorer_inputs(small_G, lab2.ExplorerSettings(**bad))
+            lab2.explorer_inputs(small_G, lab2.ExplorerSettings(**bad), **tools(solution))
 
 
-def test_explorer_draws_one_static_frame_headless(small_G, monkeypatch):
+def test_explorer_draws_one_static_frame_headless(solution, small_G, monkeypatch):
     import matplotlib.pyplot as plt
 
     monkeypatch.setenv("LABKIT_HEADLESS", "pytest")
-    fig = lab2.explore(small_G, lab2.ExplorerSettings(label=4, sigma_z=0.5, mix=0.5, t=0.3))
+    fig = lab2.explore(small_G, lab2.ExplorerSettings(label=4, sigma_z=0.5, mix=0.5, t=0.3), **tools(solution))
     assert isinstance(fig, matplotlib.figure.Figure) and len(fig.axes) == 3
     assert "σ_z 0.50" in fig.axes[0].get_title() and fig.axes[2].get_title().startswith("t = 0.30: classified ")
-    frame = lab2.draw_explorer_frame(small_G, lab2.ExplorerSettings(), fig=fig)   # redraws into the same figure
+    frame = lab2.draw_explorer_frame(small_G, lab2.ExplorerSettings(), fig=fig, **tools(solution))   # redraws into the same figure
     assert frame is fig and len(fig.axes) == 3
     plt.close(fig)
     assert small_G.training is False
@@ -182,11 +187,11 @@ def test_fully_connected_baseline_has_the_lab_interface_and_saves(tmp_path):
     assert images.shape == (20, 28, 28) and list(drawn[:3]) == [0, 1, 2]
 
 
-def test_explorer_builds_its_sliders_and_redraws_when_one_moves(small_G):
+def test_explorer_builds_its_sliders_and_redraws_when_one_moves(solution, small_G):
     pytest.importorskip("ipywidgets")
     import matplotlib.pyplot as plt
 
-    ui = lab2.explore(small_G, interactive=True)
+    ui = lab2.explore(small_G, interactive=True, **tools(solution))
     sliders = {w.description: w for row in ui.children for w in row.children}
     assert {"class", "σ on z", "σ on e", "mix with", "mix", "to class", "t", "seed"} <= set(sliders)
     before = plt.get_fignums()
@@ -235,7 +240,8 @@ def test_explorer_redraws_live_in_a_kernel_when_the_frontend_moves_a_slider(tmp_
         code = (f"import torch\nfrom labkit.instructor.notebook import load_exports\n"
                 f"from labkit.labs import cgan_mnist as lab2\n%matplotlib inline\n"
                 f"solution = load_exports({str(NOTEBOOK)!r})\ntorch.manual_seed(0)\n"
-                f"ui = lab2.explore(solution.Generator(channels=4).eval(), interactive=True)")
+                f"ui = lab2.explore(solution.Generator(channels=4).eval(), interactive=True,\n"
+                f"                 interpolate=solution.interpolate, variations=solution.variations)")
         opened = _drain(client, client.execute(code))
         errors = [m["content"] for m in opened if m["msg_type"] == "error"]
         assert not errors, errors
@@ -291,7 +297,7 @@ def test_quick_and_offline_samples_hold_every_class_in_equal_numbers():
         datasets.balanced_indices(np.arange(10), 5)
 
 
-def test_section_2_draws_from_a_seed_apart_from_the_networks_initialisation():
+def test_section_2_draws_from_a_seed_apart_from_the_networks_initialisation(solution):
     """Seed SEED again would redraw the embedding's initial values as noise (the σ = 2 row read 0 1 2 ... 9)."""
     import json
 
@@ -301,7 +307,7 @@ def test_section_2_draws_from_a_seed_apart_from_the_networks_initialisation():
     assert "EXPLORE_SEED = SEED + 1000" in "\n".join(section2)
     assert "seed=SEED" not in code and "manual_seed(SEED)" not in code
     G = _Interface(torch.randn(10, 4))
-    z = lab2.explorer_inputs(G, lab2.ExplorerSettings(sigma_z=1.0, seed=0, columns=10))["variations"][0]
+    z = lab2.explorer_inputs(G, lab2.ExplorerSettings(sigma_z=1.0, seed=0, columns=10), **tools(solution))["variations"][0]
     assert not torch.allclose(z, torch.randn(10, 4, generator=torch.Generator().manual_seed(0)))   # not seed 0's
 
 

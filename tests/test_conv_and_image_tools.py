@@ -1,4 +1,4 @@
-"""The image labs' shared parts: DCGAN blocks and networks, training-state resume, EMA standing statistics,
+"""The image labs' shared parts: DCGAN blocks, the checks' tiny networks, training-state resume, EMA standing statistics,
 data as tensors, class-share metrics, grid GIFs, and the optional 64×64 folder recipe."""
 import numpy as np
 import pytest
@@ -7,6 +7,7 @@ from torch import nn
 
 from labkit import datasets
 from labkit.checkpoint import loadModel, saveModel
+from labkit.checks import cases
 from labkit.models import conv
 from labkit.train import EpochLog, WeightAverage, resume_training, save_training_state
 
@@ -29,45 +30,39 @@ def test_conv_output_size_matches_pytorch():
         assert conv.conv_output_size(size, kernel, stride, padding) == out
 
 
-def test_dcgan_networks_shapes_ranges_and_init():
+def test_case_networks_shapes_ranges_and_init():
+    """The step checks' tiny networks (labkit.checks.cases): DCGAN blocks, N(0, 0.02) init, fixed width and noise."""
     torch.manual_seed(0)
-    G, D = conv.DCGANGenerator(latent_dim=10, channels=4), conv.DCGANDiscriminator(channels=4)
-    x = G(torch.randn(3, 10))
+    G, D = cases.dcgan_case_networks()
+    x = G(torch.randn(3, cases.CASE_LATENT))
     assert x.shape == (3, 1, 28, 28) and x.abs().max() <= 1
     p = D(x)
     assert p.shape == (3, 1) and ((p > 0) & (p < 1)).all()
     weights = torch.cat([m.weight.flatten() for m in G.modules() if isinstance(m, nn.ConvTranspose2d)])
     assert abs(weights.std().item() - 0.02) < 0.005  # N(0, 0.02) initialisation
-    with pytest.raises(ValueError, match=r"shape \(batch, 10\)"):
-        G(torch.randn(3, 11))
-    with pytest.raises(ValueError, match=r"\(batch, 1, 28, 28\)"):
-        D(torch.randn(3, 784))
+    _, logits = cases.dcgan_case_networks(probability=False)
+    assert (logits(x) < 0).any()                       # no sigmoid: raw scores
 
 
-def test_conditional_generator_and_critic():
+def test_conditional_case_networks_use_the_label():
     torch.manual_seed(0)
-    G = conv.DCGANGenerator(latent_dim=10, channels=4, n_classes=10, embed_dim=5)
-    critic = conv.DCGANDiscriminator(channels=4, norm="layer", probability=False, n_classes=10)
     labels = torch.tensor([0, 3, 9])
-    x = G(torch.randn(3, 10), labels)
-    scores = critic(x, labels)
-    assert scores.shape == (3, 1)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in critic.modules())  # the penalty is per sample
-    maps = critic.label_maps(labels)
-    assert maps.shape == (3, 10, 28, 28)
-    assert maps[1, 3].eq(1).all() and maps[1].sum() == 28 * 28  # one channel of ones, the rest zeros
-    one_hot_G = conv.DCGANGenerator(latent_dim=10, channels=4, n_classes=10)
-    assert one_hot_G.label_code(labels).sum(dim=1).eq(1).all()
-    with pytest.raises(ValueError, match="conditional"):
-        G(torch.randn(3, 10))
+    for G, critic in (cases.cgan_case_networks(embed_dim=5), cases.cwgan_case_networks()):
+        z = torch.randn(3, cases.CASE_LATENT)
+        x = G(z, labels)
+        assert x.shape == (3, 1, 28, 28) and not torch.allclose(x, G(z, (labels + 1) % 10))
+        assert critic(x, labels).shape == (3, 1) and not torch.allclose(critic(x, labels), critic(x, (labels + 1) % 10))
+        with pytest.raises(ValueError, match="conditional"):
+            G(z)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in critic.modules())  # the WGAN-GP critic: per-sample penalty
 
 
-def test_generator_saves_and_loads_by_class(tmp_path):
-    G = conv.DCGANGenerator(latent_dim=10, channels=4)
+def test_case_generator_saves_and_loads_by_class(tmp_path):
+    G, _ = cases.dcgan_case_networks()
     path = saveModel(G, tmp_path / "g.pt")
     again = loadModel(path)
-    z = torch.randn(2, 10)
-    assert type(again) is conv.DCGANGenerator and torch.allclose(again(z), G.eval()(z))
+    z = torch.randn(2, cases.CASE_LATENT)
+    assert type(again) is type(G) and torch.allclose(again(z), G.eval()(z))
 
 
 def test_training_state_resumes_where_it_stopped(tmp_path):
@@ -96,20 +91,20 @@ def test_training_state_resumes_where_it_stopped(tmp_path):
 
 def test_standing_statistics_describe_the_averaged_weights():
     torch.manual_seed(0)
-    G = conv.DCGANGenerator(latent_dim=10, channels=4)
+    G, _ = cases.dcgan_case_networks()
     ema = WeightAverage(G, 0.9)
     with torch.no_grad():
         for p in G.parameters():
             p.mul_(3.0)  # the current generator's statistics no longer fit the averaged weights
         G.train()
         for _ in range(5):
-            G(torch.randn(64, 10))
+            G(torch.randn(64, cases.CASE_LATENT))
     ema.update(G)
     model = ema.averaged(batches=4, batch_size=128)
     assert not model.training
     first_bn = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
     with torch.no_grad():
-        pre = model.net[0][0](torch.randn(512, 10)[:, :, None, None])  # what the first batch norm normalises
+        pre = model.net[0][0](torch.randn(512, cases.CASE_LATENT)[:, :, None, None])  # what the first batch norm normalises
     assert torch.allclose(first_bn.running_mean, pre.mean(dim=(0, 2, 3)), atol=0.05 * pre.std().item())
     assert torch.allclose(first_bn.running_var.sqrt(), pre.std(dim=(0, 2, 3)), rtol=0.15)
 

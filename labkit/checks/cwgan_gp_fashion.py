@@ -2,7 +2,7 @@
 interpolates, gradient penalty, training steps, log, generate(n, c), quality.
 
 Each check raises :class:`~labkit.checks.CheckFailed` naming the likely mistake, or prints one ✔ line. The
-step checks run the student's functions on tiny conditional DCGAN networks from :mod:`labkit.models.conv`
+step checks run the student's functions on tiny conditional DCGAN networks from :mod:`labkit.checks.cases`
 with fixed seeds and compare with reference values written from the solution by ``scripts/make_references.py``.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import CheckFailed, close, passed, reference, require
+from .cases import CASE_LATENT, cwgan_case_networks
 from .samples import require_generated_images
 from .quality import check_conditional_quality, conditional_generator_scores, conditional_tiers_met
 from .steps import (STALE_GRADIENT, OptimizerSpy, build_student_model, call_student, flat_params, require_history, require_loss_tensor,
@@ -31,7 +32,6 @@ LATENT_DIM = 100
 N_CLASSES = 10
 CASE_SEED = 4321
 CASE_BATCH = 8
-CASE_LATENT = 8
 CASE_LR = 0.05
 CASE_LAMBDA = 2.0   # not the default 10: a step that ignores its lambda_gp argument shows
 CRITIC_KEYS = ("loss_c", "wasserstein", "gp")
@@ -328,11 +328,8 @@ def check_gradient_penalty(get_gradient_regularisation) -> None:
 
 def fixed_case(seed: int = CASE_SEED):
     """Tiny conditional DCGAN G and layer-norm critic, SGD optimisers, a batch, its labels and noise, from ``seed``."""
-    from ..models.conv import DCGANDiscriminator, DCGANGenerator
-
     torch.manual_seed(seed)
-    G = DCGANGenerator(latent_dim=CASE_LATENT, channels=2, n_classes=N_CLASSES)
-    C = DCGANDiscriminator(channels=2, norm="layer", probability=False, n_classes=N_CLASSES)
+    G, C = cwgan_case_networks()
     opt_g = torch.optim.SGD(G.parameters(), lr=CASE_LR)
     opt_c = torch.optim.SGD(C.parameters(), lr=CASE_LR)
     gen = torch.Generator().manual_seed(seed)

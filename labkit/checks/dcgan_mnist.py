@@ -3,7 +3,7 @@
 Each check raises :class:`~labkit.checks.CheckFailed` naming the likely mistake, or prints one ✔ line.
 The architecture checks read the layers each network runs (:mod:`labkit.checks.layers`) to test the DCGAN rules
 the notebook teaches. The training-step check runs the student's ``train_step`` on tiny DCGAN networks from
-:mod:`labkit.models.conv` with fixed seeds and compares with reference values written from the
+:mod:`labkit.checks.cases` with fixed seeds and compares with reference values written from the
 solution by ``scripts/make_references.py``, then once on the ``meta`` device to catch tensors made on the CPU.
 ``generate`` and the training loop are run with :class:`NoiseImages`, a stand-in generator whose images depend on
 the noise alone, so the checks can tell what was done to the noise and to the images.
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import CheckFailed, close, passed, reference, require
+from .cases import CASE_LATENT, dcgan_case_networks
 from .samples import require_generated_images
 from .layers import ACTIVATIONS, WEIGHT_OPS, Layer, Op, between, trace
 from .quality import saved_generator_scores
@@ -39,7 +40,6 @@ __all__ = [
 LATENT_DIM = 100
 CASE_SEED = 1234
 CASE_BATCH = 8
-CASE_LATENT = 8
 CASE_LR = 0.1
 STEP_KEYS = ("loss_d", "loss_g", "d_real", "d_fake")
 
@@ -284,11 +284,8 @@ def check_optimizers(make_optimizers, Generator, Discriminator) -> None:
 def fixed_case(seed: int = CASE_SEED, scores: Scores = Scores.PROBABILITIES):
     """Tiny DCGAN G and D (D outputs ``scores``; same weights either way), SGD optimisers, a real batch and a
     noise batch, all from ``seed``."""
-    from ..models.conv import DCGANDiscriminator, DCGANGenerator
-
     torch.manual_seed(seed)
-    G = DCGANGenerator(latent_dim=CASE_LATENT, channels=2)
-    D = DCGANDiscriminator(channels=2, probability=scores is Scores.PROBABILITIES)
+    G, D = dcgan_case_networks(probability=scores is Scores.PROBABILITIES)
     opt_g = torch.optim.SGD(G.parameters(), lr=CASE_LR)
     opt_d = torch.optim.SGD(D.parameters(), lr=CASE_LR)
     gen = torch.Generator().manual_seed(seed)

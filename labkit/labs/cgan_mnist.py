@@ -296,35 +296,48 @@ class ExplorerSettings:
         return self
 
 
+# mix and t are read on a grid of this many points of the student's interpolate (the sliders move in steps of 0.05)
+_FINE_STEPS = 101
+
+
 @torch.no_grad()
-def explorer_inputs(G: nn.Module, s: ExplorerSettings) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
-    """The (z, e) batches of one explorer frame: ``"variations"`` (columns), ``"path"`` (columns), ``"point"`` (1)."""
+def explorer_inputs(G: nn.Module, s: ExplorerSettings, *, interpolate: Callable, variations: Callable
+                    ) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
+    """The (z, e) batches of one explorer frame: ``"variations"`` (columns), ``"path"`` (columns), ``"point"`` (1).
+
+    Made with the notebook's own ``interpolate(a, b, steps)`` (the mix of two labels, the path, its point at t)
+    and ``variations(G, label, sigma, n, on, seed)`` (the noise on z and on the embedding).
+    """
     require_explorable(G)
     s = s.validated(G.n_classes)
     table = label_table(G)
-    gen = torch.Generator().manual_seed(EXPLORER_SEED_OFFSET + int(s.seed))
-    k, L = s.columns, G.latent_dim
-    e_mixed = torch.lerp(table[s.label], table[s.mix_with], float(s.mix))
-    z_var = s.sigma_z * torch.randn(k, L, generator=gen)
-    e_var = e_mixed + s.sigma_e * torch.randn(k, table.shape[1], generator=gen)
-    z_a, z_b = torch.randn(2, L, generator=gen)
-    ts = torch.linspace(0, 1, k)[:, None]
-    path = (torch.lerp(z_a, z_b, ts), torch.lerp(e_mixed, table[s.label_b], ts))
-    t = torch.tensor([[float(s.t)]])
-    point = (torch.lerp(z_a, z_b, t), torch.lerp(e_mixed, table[s.label_b], t))
+    seed, k, fine = EXPLORER_SEED_OFFSET + int(s.seed), s.columns, _FINE_STEPS
+
+    def at(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+        return interpolate(a, b, fine)[round(float(t) * (fine - 1))]
+
+    e_mixed = at(table[s.label], table[s.mix_with], s.mix)
+    z_var = variations(G, s.label, s.sigma_z, k, on="z", seed=seed)[0].float().cpu()
+    e_noisy = variations(G, s.label, s.sigma_e, k, on="embedding", seed=seed + 1)[1].float().cpu()
+    e_var = e_mixed + (e_noisy - table[s.label])                                    # the noise, around the mix
+    z_a, z_b = torch.randn(2, G.latent_dim, generator=torch.Generator().manual_seed(seed + 2))
+    path = (interpolate(z_a, z_b, k), interpolate(e_mixed, table[s.label_b], k))
+    point = (at(z_a, z_b, s.t)[None], at(e_mixed, table[s.label_b], s.t)[None])
     return {"variations": (z_var, e_var), "path": path, "point": point}
 
 
 @torch.no_grad()
-def draw_explorer_frame(G: nn.Module, settings: ExplorerSettings, fig=None):
+def draw_explorer_frame(G: nn.Module, settings: ExplorerSettings, fig=None, *, interpolate: Callable,
+                        variations: Callable):
     """Draw one frame of the explorer into ``fig`` (a new figure if None) and return it: the variations row, the
-    interpolation row, and the interpolation's point at ``t`` large, each titled with the metric classifier's call."""
+    interpolation row, and the interpolation's point at ``t`` large, each titled with the metric classifier's call.
+    ``interpolate`` and ``variations`` are the notebook's (see :func:`explorer_inputs`)."""
     import matplotlib.pyplot as plt
 
     from ..viz.plotting import image_grid
 
     settings = settings.validated(G.n_classes)
-    inputs = explorer_inputs(G, settings)
+    inputs = explorer_inputs(G, settings, interpolate=interpolate, variations=variations)
     was_training = G.training
     G.eval()
     device = _device(G)
@@ -356,9 +369,11 @@ def _headless() -> bool:
     return bool(os.environ.get("LABKIT_HEADLESS")) or not in_notebook()
 
 
-def explore(G: nn.Module, settings: Optional[ExplorerSettings] = None, interactive: Optional[bool] = None):
+def explore(G: nn.Module, settings: Optional[ExplorerSettings] = None, interactive: Optional[bool] = None, *,
+            interpolate: Callable, variations: Callable):
     """The interactive explorer: sliders for the class, σ on z, σ on the embedding, a second label to mix in, the
-    interpolation's end label and its position t, redrawing :func:`draw_explorer_frame` live (Jupyter, Colab).
+    interpolation's end label and its position t, redrawing :func:`draw_explorer_frame` live (Jupyter, Colab), with
+    the notebook's own ``interpolate`` and ``variations`` (TODOs 6 and 7).
 
     Headless (``LABKIT_HEADLESS`` set, or not in a notebook) or without ipywidgets it draws one static frame and
     returns that figure; ``interactive`` forces either behaviour.
@@ -375,7 +390,7 @@ def explore(G: nn.Module, settings: Optional[ExplorerSettings] = None, interacti
     except ImportError:
         interactive = False
     if not interactive:
-        fig = draw_explorer_frame(G, settings)
+        fig = draw_explorer_frame(G, settings, interpolate=interpolate, variations=variations)
         plt.show()
         return fig
     last = G.n_classes - 1
@@ -394,7 +409,7 @@ def explore(G: nn.Module, settings: Optional[ExplorerSettings] = None, interacti
     def redraw(**values):
         with out:
             out.clear_output(wait=True)
-            fig = draw_explorer_frame(G, replace(settings, **values))
+            fig = draw_explorer_frame(G, replace(settings, **values), interpolate=interpolate, variations=variations)
             plt.show()
             plt.close(fig)
 

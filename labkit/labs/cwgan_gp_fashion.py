@@ -1,9 +1,9 @@
-"""Lab 4 (conditional WGAN-GP) support: the BCE baseline it is compared with, and the "WGAN claim" plot.
+"""Lab 4 (conditional WGAN-GP) support: the BCE baseline's shipped history, and the "WGAN claim" plot.
 
 The lab itself (conditioning, critic, losses, penalty, steps, training loop) is written in the notebook.
-Here: the plain-BCE conditional GAN steps the benchmark trains with the same networks, loop, data and
-budget (the discriminator is the critic's network, its score read as a logit), the history of that
-baseline's reference run, and the plot of a loss against sample quality over the epochs of a run.
+Here: the history of the plain-BCE baseline's reference run (trained by ``benchmarks/cwgan_gp_fashion.py`` with
+the instructor-only steps of :mod:`labkit.reference.cwgan_bce_baseline`), and the plot of a loss against sample
+quality over the epochs of a run.
 """
 from __future__ import annotations
 
@@ -13,40 +13,10 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-__all__ = ["bce_critic_step", "bce_generator_step", "loss_quality_correlation", "plot_loss_against_quality",
-           "bce_baseline_history", "BCE_HISTORY"]
+__all__ = ["loss_quality_correlation", "plot_loss_against_quality", "bce_baseline_history", "BCE_HISTORY"]
 
 BCE_HISTORY = Path(__file__).resolve().parent.parent / "data" / "references" / "cwgan_bce_baseline.json"
-
-
-def bce_critic_step(G, C, opt_c, real, labels, z, lambda_gp=None) -> Dict[str, float]:
-    """The baseline's discriminator step: BCE on C's scores read as logits, real -> 1 and fake -> 0, no penalty.
-
-    Same signature as the lab's ``critic_step`` so the lab's ``train`` runs it (``lambda_gp`` is ignored).
-    """
-    opt_c.zero_grad()
-    with torch.no_grad():
-        fake = G(z, labels)
-    logit_real, logit_fake = C(real, labels), C(fake, labels)
-    loss_d = (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
-              + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
-    loss_d.backward()
-    opt_c.step()
-    return {"loss_c": loss_d.item(), "d_real": torch.sigmoid(logit_real).mean().item(),
-            "d_fake": torch.sigmoid(logit_fake).mean().item()}
-
-
-def bce_generator_step(G, C, opt_g, labels, z) -> Dict[str, float]:
-    """The baseline's non-saturating generator step: BCE of C's logits on fresh fakes against 1."""
-    opt_g.zero_grad()
-    logits = C(G(z, labels), labels)
-    loss_g = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-    loss_g.backward()
-    opt_g.step()
-    return {"loss_g": loss_g.item()}
 
 
 def loss_quality_correlation(loss: Sequence[float], fcd: Sequence[float]) -> float:
