@@ -11,26 +11,26 @@ streams per-cell results through a pipe only it holds, so what ran before a kill
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Literal, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import nbformat
 from ..environment import (DATA, DEVICE, GRADING, GRADING_CWD, GRADING_OUTPUT_WAIT, GRADING_RESULTS_FD, GRADING_RUN,
                            INHERITED_BY_RUNS, OFFLINE, OUTPUT, QUICK)
 
 from .cgroup import RunCgroup, memory_control
+from .inside.wire import CellRecord, Event, decode
 from .sandbox import python_executable, user_base
 from .types import Killed, Limits
 
-__all__ = ["CellRecord", "KernelRun", "RunPaths", "HelperResult", "environment", "launch",
+__all__ = ["KernelRun", "RunPaths", "HelperResult", "environment", "launch",
            "run_notebook", "run_helper", "seen_at", "HELPER_WRITABLE", "kill_process_tree", "run_marker_prefix", "PLUGIN_MODULE"]
 
 GB = 2**30
@@ -61,32 +61,6 @@ LAUNCHER = (
 )
 
 
-Outcome = Literal["passed", "failed", "skipped", "error", "xfail"]   # pytest's outcome of a cell
-
-
-@dataclass
-class CellRecord:
-    """What the plugin reported for one executed cell (one JSON line of the results pipe)."""
-
-    cell: int
-    outcome: Outcome
-    reply: Optional[str] = None     # the status of the kernel's execute reply: "ok", "error" (None: no reply)
-    error: Optional[str] = None
-    traceback: Optional[str] = None
-    stdout: str = ""
-    stderr: str = ""
-    timed_out: bool = False
-    kernel_dead: bool = False
-    kernel_failed: bool = False     # the kernel could not start (setup of the first cell failed)
-    seconds: float = 0.0
-
-    @classmethod
-    def from_json(cls, record: Dict) -> "CellRecord":
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in record.items() if k in known and v is not None}
-        return cls(**{**values, "cell": int(record["cell"])})
-
-
 @dataclass
 class KernelRun:
     """What happened when one notebook ran: the per-cell records, the plugin's events, why it was killed."""
@@ -101,8 +75,8 @@ class KernelRun:
     peak_rss: int = 0
     raw: List[str] = field(default_factory=list)   # the plugin's JSON lines, for the log
 
-    def has(self, event: str) -> bool:
-        return any(e.get("event") == event for e in self.events)
+    def has(self, event: Event) -> bool:
+        return any(e.get("event") == Event(event).value for e in self.events)
 
 
 # --------------------------------------------------------------------------- processes
@@ -218,17 +192,11 @@ class ResultsReader:
         lines = (self.partial + b"".join(chunks)).split(b"\n")
         self.partial = lines.pop()
         for line in lines:
-            try:
-                record = json.loads(line)
-            except ValueError:
+            record = decode(line)
+            if record is None:
                 continue
-            if not isinstance(record, dict):
-                continue
-            if record.get("event") == "cell":
-                try:
-                    self.run.records.setdefault(int(record["cell"]), CellRecord.from_json(record))
-                except (KeyError, TypeError, ValueError):
-                    continue
+            if isinstance(record, CellRecord):
+                self.run.records.setdefault(record.cell, record)
             else:
                 self.run.events.append(record)
             self.run.raw.append(line.decode("utf-8", "replace"))
@@ -335,7 +303,7 @@ def _watch(proc: subprocess.Popen, reader: ResultsReader, limits: Limits, start:
         time.sleep(0.2)
         reader.poll()
         now = time.monotonic()
-        if ready_at is None and result.has("kernel_ready"):
+        if ready_at is None and result.has(Event.KERNEL_READY):
             ready_at = now
         killed = _time_limit_broken(limits, now, start, ready_at)
         if killed is None and now - last_usage_check >= 1.0:

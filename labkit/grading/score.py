@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, List, NamedTuple, Optional
 from .build import CellRole, Role
 from .inside.guard import PREFIX as GUARD_PREFIX
 from .references import refuse_reference_models
-from .run import CellRecord, KernelRun
+from .inside.wire import CellRecord, Event
+from .run import KernelRun
 from .types import CellError, CheckResult, CheckState, Grade, Killed, Limits, Status
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def _missing_record_stop(run: KernelRun, role: CellRole, limits: Limits) -> Stop
                     "stopped", Status.ERROR)
     if run.killed is Killed.STARTUP:
         return Stop("the kernel did not start in time", Status.ERROR)
-    if not run.has("configured"):  # pytest or nbval failed before the first cell: the log has the traceback
+    if not run.has(Event.CONFIGURED):  # pytest or nbval failed before the first cell: the log has the traceback
         return Stop("the grader could not start this notebook's run (pytest or its kernel stopped before the first "
                     "cell); this is a problem of the grading set-up, not of the submission: the instructor can see "
                     "why in the run's log file and grade it again", Status.ERROR)

@@ -24,7 +24,6 @@ The variables are removed from the environment before the kernel starts.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -33,6 +32,8 @@ from queue import Empty
 from typing import Optional
 
 import pytest
+
+from .wire import CellRecord, Event, encode
 from ...environment import GRADING_CWD, GRADING_OUTPUT_WAIT, GRADING_RESULTS_FD
 
 # The nbval releases whose internals the patches below were written for and tested with (RunningKernel's
@@ -72,12 +73,11 @@ def check_nbval_version(version: Optional[str] = None) -> str:
     return version
 
 
-def _emit(**record) -> None:
+def _emit(event: Event, record: Optional[CellRecord] = None, **extra) -> None:
     out = _STATE["out"]
     if out is None:
         return
-    record["t"] = round(time.time() - _STATE["t0"], 3)
-    out.write(json.dumps(record) + "\n")
+    out.write(encode(event, time.time() - _STATE["t0"], record, **extra))
     out.flush()
 
 
@@ -200,9 +200,9 @@ def _patch_nbval() -> None:
     original_setup = nbplugin.IPyNbFile.setup
 
     def setup(self):
-        _emit(event="kernel_starting")
+        _emit(Event.KERNEL_STARTING)
         original_setup(self)
-        _emit(event="kernel_ready")
+        _emit(Event.KERNEL_READY)
 
     nbplugin.IPyNbFile.setup = setup
 
@@ -234,7 +234,7 @@ def pytest_configure(config):
     _STATE["cwd"] = cwd
     _STATE["wait"] = float(wait or 60)
     _patch_nbval()
-    _emit(event="configured", pid=os.getpid(), nbval=nbval_version, dumpable=_STATE["dumpable"])
+    _emit(Event.CONFIGURED, pid=os.getpid(), nbval=nbval_version, dumpable=_STATE["dumpable"])
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -245,7 +245,7 @@ def pytest_collection_modifyitems(session, config, items):
         if hasattr(item, "cell_num"):
             item.output_timeout = _STATE["wait"]
             files.add(str(item.parent.path))
-    _emit(event="collected", cells=sum(hasattr(i, "cell_num") for i in items))
+    _emit(Event.COLLECTED, cells=sum(hasattr(i, "cell_num") for i in items))
     for path in files:  # the run keeps its copy in memory; student code cannot read it from disk
         try:
             os.unlink(path)
@@ -286,12 +286,12 @@ def pytest_runtest_makereport(item, call):
     if call.when == "setup":
         if report.failed:
             text = str(call.excinfo.value) if call.excinfo else "setup failed"
-            _emit(event="cell", cell=item.cell_num, outcome="error", error=f"the kernel could not start: {_clip(text, 800)}",
-                  kernel_failed=True, timed_out=False, kernel_dead=True, seconds=round(report.duration, 3))
+            _emit(Event.CELL, CellRecord(cell=item.cell_num, outcome="error",
+                                         error=f"the kernel could not start: {_clip(text, 800)}", kernel_failed=True,
+                                         kernel_dead=True, seconds=round(report.duration, 3)))
             item.session.shouldstop = "labkit: the kernel could not start"
         elif report.skipped:
-            _emit(event="cell", cell=item.cell_num, outcome="skipped", error=None, timed_out=False,
-                  kernel_dead=False, seconds=0.0)
+            _emit(Event.CELL, CellRecord(cell=item.cell_num, outcome="skipped"))
         return
     if call.when != "call":
         return
@@ -317,13 +317,13 @@ def pytest_runtest_makereport(item, call):
     reply = _reply(kernel)
     if reply.get("status") == "error" and error is None:   # e.g. a UsageError: printed, but no error message
         error = _clip(f"{reply.get('ename')}: {reply.get('evalue')}", 2000)
-    _emit(event="cell", cell=item.cell_num, outcome=outcome_name, reply=reply.get("status"), error=error,
-          traceback=traceback,
-          stdout=_clip(stdout), stderr=_clip(stderr, 2000), timed_out=timed_out, kernel_dead=dead and not timed_out,
-          seconds=round(report.duration, 3))
+    _emit(Event.CELL, CellRecord(cell=item.cell_num, outcome=outcome_name, reply=reply.get("status"), error=error,
+                                 traceback=traceback, stdout=_clip(stdout), stderr=_clip(stderr, 2000),
+                                 timed_out=timed_out, kernel_dead=dead and not timed_out,
+                                 seconds=round(report.duration, 3)))
     if timed_out or dead:
         item.session.shouldstop = "labkit: " + ("a cell timed out" if timed_out else "the kernel died")
 
 
 def pytest_sessionfinish(session, exitstatus):
-    _emit(event="finished", exitstatus=int(exitstatus))
+    _emit(Event.FINISHED, exitstatus=int(exitstatus))
