@@ -555,9 +555,14 @@ def test_errors_printed_without_an_error_message_fail(graded):
     row = _case(graded, "forged_pass")
     assert (row["status"], float(row["auto_points"])) == ("ok", 0)
     assert _check_results(graded, "forged_pass") == ALL_FAILED
-    assert row["flags"].split(" | ") == [
+    flags = row["flags"].split(" | ")
+    assert flags[:2] == [
         "cell 5 (`import linecache`): reads cached cell sources (linecache)",
         "check 'square' failed without an error message (its error was hidden or printed some other way)"]
+    # Whether IPython sends an error message for an exception group depends on its version: recent ones do not,
+    # and the grader then flags mean's check the same way (its execute reply still says error, so it fails).
+    assert flags[2:] in ([], ["check 'mean' failed without an error message (its error was hidden or printed some "
+                              "other way)"]), flags
     feedback = (graded.out / "feedback" / "forged_pass.md").read_text(encoding="utf-8")
     assert "UsageError: nothing to see here" in feedback
 
@@ -588,11 +593,12 @@ def test_files_beside_the_notebook_shadow_nothing(graded):
     assert "pygments.py, which would replace the installed module 'pygments'" in row["notes"]
 
 
-def test_a_saved_generator_that_draws_its_own_noise_is_flagged(graded):
+def test_a_model_file_no_check_grades_is_never_read(graded):
+    """gen.pt draws its own noise, but no check grades it: the grader reads only the files the checks grade, in a
+    sandbox (issue 28), so it stays unread and unflagged. As the graded file it is refused: test_grading_gan1d."""
     row = _case(graded, "fake_generator")
     assert (row["status"], row["points"]) == ("ok", CHECKS)
-    assert row["flags"].startswith("gen.pt: the exported generator draws random numbers of its own (")
-    assert "uniform_" in row["flags"] and row["flags"].endswith("the quality checks refuse it")
+    assert "gen.pt" not in row["flags"]
 
 
 def test_text_that_cannot_be_encoded_and_colliding_names(graded):
