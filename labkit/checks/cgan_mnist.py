@@ -21,8 +21,8 @@ from ..models.classifier import CLASS_NAMES
 from . import CheckFailed, close, passed, reference, require
 from .cases import CASE_LATENT, cgan_case_networks
 from .quality import check_conditional_quality, conditional_generator_scores, conditional_tiers_met
-from .steps import (STALE_GRADIENT, OptimizerSpy, build_student_model, call_student, flat_params, require_history, require_value,
-                    result_dict, stale_gradients)
+from .steps import (STALE_GRADIENT, OptimizerSpy, build_student_model, call_student, flat_params, name_torch_error,
+                    require_history, require_value, result_dict, stale_gradients)
 
 __all__ = [
     "check_generator", "check_discriminator", "check_own_embeddings", "check_train_step", "check_history",
@@ -260,16 +260,15 @@ def run_train_step(train_step, seed: int = CASE_SEED):
             raise CheckFailed(f"{who} was called without the labels: a conditional network needs them, {call}.") from None
         raise
     except RuntimeError as exc:
-        if "between 0 and 1" in str(exc):
-            raise CheckFailed("criterion got its arguments swapped: nn.BCELoss takes the prediction first, then the "
-                              "target, criterion(p_real, torch.ones_like(p_real)).") from None
-        if "inplace operation" in str(exc):
-            raise CheckFailed("loss_g was computed with D from before its update (its graph went stale when "
-                              "opt_d.step() changed D's weights): finish the D step first, then score the fakes "
-                              "again with D(fake, labels) for the generator's loss.") from None
-        if "second time" in str(exc):
-            raise CheckFailed("train_step went backward through G(z, labels) a second time: in the D step score "
-                              "D(fake.detach(), labels), so loss_d.backward() stops at the fake images.") from None
+        name_torch_error(exc, {
+            "between 0 and 1": "criterion got its arguments swapped: nn.BCELoss takes the prediction first, then the "
+                               "target, criterion(p_real, torch.ones_like(p_real)).",
+            "inplace operation": "loss_g was computed with D from before its update (its graph went stale when "
+                                 "opt_d.step() changed D's weights): finish the D step first, then score the fakes "
+                                 "again with D(fake, labels) for the generator's loss.",
+            "second time": "train_step went backward through G(z, labels) a second time: in the D step score "
+                           "D(fake.detach(), labels), so loss_d.backward() stops at the fake images.",
+        })
         raise
     return out, G, D, (spy_d, spy_g)
 

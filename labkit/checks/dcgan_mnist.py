@@ -29,7 +29,7 @@ from .samples import require_generated_images
 from .layers import ACTIVATIONS, WEIGHT_OPS, Layer, Op, between, trace
 from .quality import saved_generator_scores
 from .steps import (STALE_GRADIENT, DeviceSlip, OptimizerSpy, build_student_model, device_slip, flat_grads, flat_params,
-                    require_history, require_value, result_dict, stale_gradients)
+                    name_torch_error, require_history, require_value, result_dict, stale_gradients)
 
 __all__ = [
     "check_generator", "check_discriminator", "check_criterion", "check_optimizers", "check_train_step",
@@ -337,22 +337,20 @@ def run_train_step(train_step, seed: int = CASE_SEED, scores: Scores = Scores.PR
                               "number per score, in the scores' shape (B, 1).") from None
         raise
     except RuntimeError as exc:
-        if "second time" in str(exc):
-            raise CheckFailed("train_step went backward through G(z) a second time: the D step's loss reached into G. "
-                              "The D step must score fake images cut off from G's graph (detached), so "
-                              "loss_d.backward() stops at them and the G step can still backpropagate through G.") from None
-        if "inplace operation" in str(exc):
-            raise CheckFailed("loss_g's graph went stale: D's scores for the generator were computed before "
-                              "opt_d.step(), which then changed D's weights in place. The G step scores the fakes "
-                              "with D after its update.") from None
-        if "between 0 and 1" in str(exc):
-            raise CheckFailed("criterion got a first argument outside [0, 1] (or NaN): a loss takes the prediction "
-                              "first, then the target. With the two swapped, D's update explodes and its next scores "
-                              "are NaN.") from None
-        if "does not require grad" in str(exc):
-            raise CheckFailed(f"A loss does not reach any weight ({str(exc).splitlines()[0]}): the G step's scores "
-                              "must come from fakes still attached to G (not detached, not the D step's scores, not "
-                              "under torch.no_grad()).") from None
+        name_torch_error(exc, {
+            "second time": "train_step went backward through G(z) a second time: the D step's loss reached into G. "
+                           "The D step must score fake images cut off from G's graph (detached), so "
+                           "loss_d.backward() stops at them and the G step can still backpropagate through G.",
+            "inplace operation": "loss_g's graph went stale: D's scores for the generator were computed before "
+                                 "opt_d.step(), which then changed D's weights in place. The G step scores the fakes "
+                                 "with D after its update.",
+            "between 0 and 1": "criterion got a first argument outside [0, 1] (or NaN): a loss takes the prediction "
+                               "first, then the target. With the two swapped, D's update explodes and its next scores "
+                               "are NaN.",
+            "does not require grad": "A loss does not reach any weight ({first_line}): the G step's scores must come "
+                                     "from fakes still attached to G (not detached, not the D step's scores, not "
+                                     "under torch.no_grad()).",
+        })
         raise
     return out, G, D, (spy_d, spy_g, watch)
 

@@ -188,6 +188,15 @@ def require_history(history, keys: Sequence[str], expected_length: int, probabil
                                                        "(the mean discriminator output), not losses.")
 
 
+def name_torch_error(exc: BaseException, messages: Mapping[str, str]) -> None:
+    """Turn PyTorch's error into a check's message: CheckFailed with the message of the first phrase of ``messages``
+    found in the error's text (``"inplace operation"``, ``"second time"``, ...); returns when none is."""
+    text = str(exc)
+    for phrase, message in messages.items():
+        if phrase in text:
+            raise CheckFailed(message.replace("{first_line}", text.splitlines()[0] if text else "")) from None
+
+
 def require_value(value: float, expected: float, mistakes: Sequence, otherwise: str, tol: float = 1e-4) -> None:
     """Pass if ``value`` is ``expected``; else name the first mistake whose value it matches.
 
