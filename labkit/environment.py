@@ -53,7 +53,7 @@ GRADING_RUN = EnvVar("LABKIT_GRADING_RUN", "grading.run: a marker unique to one 
 # Set and read by the tests only (conftest.py, tests/): declared so that the layout test knows them.
 TEST_REQUIRE_SANDBOX = EnvVar("LABKIT_TEST_REQUIRE_SANDBOX", ".ci/run", "tests: a grading test fails, not skips")
 TEST_FRESH_PROCESS = EnvVar("LABKIT_TEST_FRESH_PROCESS", "conftest.py", "conftest.py: the new interpreter")
-TEST_GRADER_SECRET = EnvVar("LABKIT_TEST_GRADER_SECRET", "tests/test_grading.py", "no graded run may see it")
+TEST_GRADER_SECRET = EnvVar("LABKIT_TEST_GRADER_SECRET", "tests/grading/test_scenarios.py", "no graded run may see it")
 TEST_CONTAMINATED = EnvVar("LABKIT_CONTAMINATED", "a hostile test submission", "tests: it must reach no other run")
 
 DECLARED: Tuple[EnvVar, ...] = tuple(v for v in globals().values() if isinstance(v, EnvVar))

@@ -6,7 +6,7 @@ Writes checkpoints/gan1d_<target>.pt (generators, loadable by `labkit sample`) a
 submission model notebooks/solutions/gan1d_final.pt (+ _D.pt), the petitprince run, which the solution
 notebook's graded checks load. Every number comes from the notebook's exported code (train_gan,
 tuned_config, the student functions it calls) and labkit.labs.gan1d (networks, optimisers, EMA), so the
-checkpoints are exactly what the solution produces; tests/test_gan1d_checkpoints.py checks that they still are.
+checkpoints are exactly what the solution produces; tests/labs/test_gan1d_checkpoints.py checks that they still are.
 """
 import argparse
 import shutil

@@ -87,7 +87,7 @@ def test_the_child_dies_with_a_killed_parent():
     import subprocess
     import sys
 
-    from processes import ended_within
+    from tests.processes import ended_within
 
     parent = subprocess.Popen([sys.executable, "-c", (
         "import time\n"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lab_grading import SOLUTIONS
+from tests.grading.lab_grading import SOLUTIONS
 
 pytestmark = pytest.mark.slow
 

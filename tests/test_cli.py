@@ -101,7 +101,7 @@ def test_grade_takes_a_folder_named_like_an_option_after_double_dash(tmp_path, m
     import importlib.util
     from pathlib import Path
 
-    fixtures = Path(__file__).resolve().parent / "fixtures" / "grading"
+    fixtures = Path(__file__).resolve().parent / "fixtures" / "grading"   # tests/fixtures
     spec = importlib.util.spec_from_file_location("grading_fixtures", fixtures / "make_fixtures.py")
     fx = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fx)

@@ -126,7 +126,7 @@ STUDENT_FILES = ("READ_ME.txt", "pyproject.toml", "requirements.txt")
 _PACKAGE_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".ipynb_checkpoints", "*.ipynb",
                                          "*.pt", "*.pth")
 # Parts of labkit/ that stay with the instructor (paths under labkit/): code that answers a lab's TODO, which the
-# benchmarks and scripts import from the course repository (tests/test_student_distribution.py tries the rest).
+# benchmarks and scripts import from the course repository (tests/instructor/test_student_distribution.py tries the rest).
 INSTRUCTOR_ONLY = ("reference",)
 _DIST_MARKER = ".labkit-student-distribution"
 _STUDENT_GITIGNORE = "__pycache__/\n*.egg-info/\n.ipynb_checkpoints/\noutput/\n*.zip\n"
