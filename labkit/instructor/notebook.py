@@ -111,7 +111,9 @@ def current_interpreter_kernel(folder: Path) -> str:
     spec = Path(folder) / "kernels" / name
     spec.mkdir(parents=True, exist_ok=True)
     (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        # The kernel talks to this process only, over loopback: ipykernel 7's warning about TCP without encryption
+        # said so to every user of `labkit run` four times; its own errors still show.
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", "--IPKernelApp.log_level=ERROR"],
         "display_name": f"Python ({sys.executable})", "language": "python",
     }))
     return name
