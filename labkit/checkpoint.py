@@ -134,7 +134,7 @@ def saveModel(model: nn.Module, path, *, init_args: Optional[Dict[str, Any]] = N
     Returns the path written. The file is written to a temporary name first, so an
     interrupted save never destroys an earlier good checkpoint.
     """
-    from . import __version__
+    from .version import __version__
 
     if not isinstance(model, nn.Module):
         raise TypeError(f"saveModel expects a torch nn.Module, got {type(model).__name__}.")

@@ -113,6 +113,24 @@ class Lab:
         """A file in this notebook's output folder."""
         return self.output / filename
 
+    def save_model(self, filename: str, model, **metadata) -> Path:
+        """Save the final ``model`` (with ``saveModel``'s metadata) where the quality checks grade it; return the path.
+
+        A full run writes ``filename`` beside the notebook, the file the grader reads, and a second copy in the output
+        folder when that is elsewhere (Google Drive with ``use_drive``); quick mode writes ``<name>_quick.pt`` in the
+        output folder only, so a quick run never overwrites the model a full run trained.
+        """
+        import shutil
+
+        from .checkpoint import saveModel
+
+        if self.quick:
+            return saveModel(model, self.path(Path(filename).stem + "_quick" + Path(filename).suffix), **metadata)
+        path = saveModel(model, Path(filename), **metadata)
+        if self.output.resolve() != Path.cwd().resolve():
+            shutil.copy(path, self.path(Path(filename).name))
+        return path
+
     def save_figure(self, filename: str, fig=None, dpi: int = 80) -> None:
         """Save ``fig`` (default: the current figure) as ``filename`` in the output folder and show it once
         (:func:`labkit.viz.plotting.save_and_show`: one drawing where ``savefig`` and ``plt.show()`` make two)."""

@@ -295,3 +295,24 @@ def test_sigma_plot_keeps_its_labels_and_legend_inside_the_figure_and_off_the_li
     legend = ax.get_legend().get_window_extent(renderer)
     assert not legend.overlaps(ax.get_window_extent(renderer)) and _inside(legend, fig.bbox)
     plt.close(fig)
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_save_model_writes_the_graded_file_only_in_a_full_run(tmp_path, monkeypatch, quick):
+    """lab.save_model: a full run writes the file the quality checks grade beside the notebook, with a copy in the
+    output folder; quick mode writes NAME_quick.pt in the output folder only, never the graded file."""
+    from labkit.checkpoint import read_checkpoint
+    from labkit.models.mlp import MLPGenerator
+
+    notebook_dir, output = tmp_path / "notebook", tmp_path / "output"
+    notebook_dir.mkdir()
+    output.mkdir()
+    monkeypatch.chdir(notebook_dir)
+    lab = runtime.Lab(name="01_gan_1d", seed=0, device="cpu", quick=quick, output=output, checkpoints=tmp_path)
+    path = lab.save_model("gan1d_final.pt", MLPGenerator(), target="laplace", seed=3)
+    if quick:
+        assert path == output / "gan1d_final_quick.pt" and not (notebook_dir / "gan1d_final.pt").exists()
+    else:
+        assert path.resolve() == (notebook_dir / "gan1d_final.pt").resolve()
+        assert (output / "gan1d_final.pt").read_bytes() == path.read_bytes()
+    assert read_checkpoint(path)["metadata"]["seed"] == 3
