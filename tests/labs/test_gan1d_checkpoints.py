@@ -105,7 +105,8 @@ def test_solution_saves_the_target_its_final_run_trained_on():
     import nbformat
 
     nb = nbformat.read(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb", as_version=4)
-    save = next(c.source for c in nb.cells if c.cell_type == "code" and "saveModel(final.generator" in c.source)
+    save = next(c.source for c in nb.cells if c.cell_type == "code" and "final.generator" in c.source
+                and "save_model(" in c.source)
     assert "distributions.get(final.config.target).spec" in save and "target=trained_on" in save
     assert "TARGET.spec" not in save
     graded = [c.source for c in nb.cells if c.get("metadata", {}).get("labkit", {}).get("check", "").startswith("ex2_")]
