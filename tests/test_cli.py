@@ -98,13 +98,9 @@ def test_a_name_that_looks_like_an_option_says_to_use_double_dash(tmp_path, caps
 @pytest.mark.skipif(sys.platform == "win32", reason="labkit grade needs POSIX process limits")
 def test_grade_takes_a_folder_named_like_an_option_after_double_dash(tmp_path, monkeypatch):
     import csv
-    import importlib.util
-    from pathlib import Path
+    from tests.fixtures.grading import make_fixtures as fx
 
-    fixtures = Path(__file__).resolve().parent / "fixtures" / "grading"   # tests/fixtures
-    spec = importlib.util.spec_from_file_location("grading_fixtures", fixtures / "make_fixtures.py")
-    fx = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fx)
+    fixtures = fx.HERE   # tests/fixtures/grading
     fx._folder(tmp_path, "-2+3", fx.toy_solution())
     monkeypatch.chdir(tmp_path)
     # The sandbox is not what this test is about: the command line is.

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from labkit.grading.sandbox import sandbox_works
+from tests.fixtures.grading import make_fixtures
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "grading"
@@ -21,12 +22,7 @@ CASES = ("solution", "release", "sys_exit", "os_exit", "solution_zip")
 
 
 def _fixtures():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("grading_fixtures", FIXTURES / "make_fixtures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return make_fixtures
 
 
 def _labkit(*args, cwd=None):

@@ -19,6 +19,7 @@ import pytest
 from labkit.grading.cgroup import cpu_quota, threads_for_quota
 from labkit.grading.gradescope import HandInProblem, find_hand_in
 from labkit.grading.sandbox import sandbox_works
+from tests.fixtures.grading import make_fixtures
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "grading"
@@ -60,12 +61,7 @@ RESULTS_SCHEMA = {
 
 
 def _fixtures():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("grading_fixtures", FIXTURES / "make_fixtures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return make_fixtures
 
 
 @pytest.fixture(scope="module")

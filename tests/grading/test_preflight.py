@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from labkit.grading.sandbox import sandbox_works
+from tests.fixtures.grading import make_fixtures
 
 pytestmark = pytest.mark.slow
 
@@ -90,13 +91,8 @@ def _grade(python, tmp_path, submission, extra_env=None, path=None):
 
 @pytest.fixture(scope="module")
 def solution(tmp_path_factory):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("grading_fixtures", SOURCE.parent / "make_fixtures.py")
-    fixtures = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fixtures)
     folder = tmp_path_factory.mktemp("subs")
-    return fixtures._folder(folder, "solution", fixtures.toy_solution())
+    return make_fixtures._folder(folder, "solution", make_fixtures.toy_solution())
 
 
 @needs_sandbox

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
-import importlib.util
 import io
 import os
 import shutil
@@ -43,14 +42,12 @@ from labkit.grading.run import MARKER_VARIABLE, kill_process_tree, run_marker_pr
 from labkit.grading.sandbox import find_sandbox, sandbox_works
 from labkit.grading.scan import scan_code
 from labkit.grading.types import Status
+from tests.fixtures.grading import make_fixtures as fx
 from labkit.notebook_format import release_notebook
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "grading"
 SOURCE = FIXTURES / "solutions"
 
-_spec = importlib.util.spec_from_file_location("grading_fixtures", FIXTURES / "make_fixtures.py")
-fx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fx)
 
 # slow: the module's `graded` fixture grades a dozen submissions (about two minutes on two cores).
 pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="labkit grade needs POSIX process limits"),

@@ -52,12 +52,9 @@ def test_a_graded_run_as_the_user_cannot_read_root_only_files(tmp_path):
     from labkit.grading.assignment import load_assignment
     from labkit.grading.batch import grade_submissions
     from labkit.grading.types import Limits
-    import importlib.util
+    from tests.fixtures.grading import make_fixtures as fixtures
 
     fixtures_dir = Path(__file__).resolve().parents[1] / "fixtures" / "grading"
-    spec = importlib.util.spec_from_file_location("grading_fixtures", fixtures_dir / "make_fixtures.py")
-    fixtures = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fixtures)
     secret = tmp_path / "instructor" / "secret.txt"
     secret.parent.mkdir()
     secret.write_text("solution")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import importlib.util
 import io
 import re
 import sys
@@ -16,13 +15,11 @@ import pytest
 from labkit import cli
 from labkit.notebook_format import release_notebook
 from labkit.student.check import check_notebook
+from tests.fixtures.grading import make_fixtures as fx
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "grading"
 SOURCE = FIXTURES / "solutions"
-_spec = importlib.util.spec_from_file_location("grading_fixtures", FIXTURES / "make_fixtures.py")
-fx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fx)
 
 # slow: checks and grades the reference notebook.
 pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="labkit grade needs POSIX process limits"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime
-import importlib.util
 import io
 import shutil
 import sys
@@ -19,12 +18,10 @@ from labkit import cli
 from labkit.notebook_format import release_notebook
 from labkit.student.handin import read_hand_in
 from labkit.student.pack import PackError, fill_readme, pack_submission
+from tests.fixtures.grading import make_fixtures as fx
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "grading"
-_spec = importlib.util.spec_from_file_location("grading_fixtures", FIXTURES / "make_fixtures.py")
-fx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fx)
 
 
 def _zip_names(path: Path):
