@@ -24,13 +24,15 @@ from .quality import check_conditional_quality, conditional_generator_scores, co
 from .steps import (STALE_GRADIENT, OptimizerSpy, build_student_model, call_student, flat_params, name_torch_error,
                     require_history, require_value, result_dict, stale_gradients)
 
-__all__ = [
+__all__ = ["NOTEBOOK", "expected_values", 
     "check_generator", "check_discriminator", "check_own_embeddings", "check_train_step", "check_history",
     "check_discriminator_report",
     "check_nearest_label", "check_interpolate", "check_variations", "check_quality", "graded_scores", "tiers_met",
     "fixed_case", "run_train_step", "flat_params", "QUALITY_TIERS", "QUALITY_SAMPLES", "REPORT_KEYS", "report_case",
     "report_inputs", "REPORT_VARIANTS",
 ]
+
+NOTEBOOK = "02_cgan_mnist"  # the solution notebook whose exports expected_values() runs
 
 N_CLASSES = 10
 CASE_SEED = 2027  # every prediction of the tiny D at least 0.006 from the 0.5 threshold
@@ -721,3 +723,20 @@ def check_quality(path, tier: str, n: int = QUALITY_SAMPLES, seed: int = 0) -> N
     """Score the saved generator at ``path``: conditional accuracy, its weakest digit, FCD against real digits."""
     check_conditional_quality(path, tier, QUALITY_TIERS, graded_scores, CLASS_NAMES["mnist"], n=n, seed=seed,
                               noun="digits")
+
+
+# --------------------------------------------------------------------------- expected values
+
+
+def expected_values(solution) -> dict:
+    """The values the step and report checks compare with, computed by the solution's own functions (``solution``:
+    the exports of notebooks/solutions/02_cgan_mnist.ipynb); ``scripts/make_references.py`` stores them in
+    ``labkit/data/references/cgan_mnist.npz``."""
+    out, G, D, _ = run_train_step(solution.train_step)
+    reports = {variant: solution.discriminator_report(*report_inputs(variant)) for variant in REPORT_VARIANTS}
+    return {
+        **{f"discriminator_report.{variant}.{key}": report[key] for variant, report in reports.items()
+           for key in REPORT_KEYS},
+        **{f"train_step.{key}": value for key, value in out.items()},
+        "train_step.D_after": flat_params(D), "train_step.G_after": flat_params(G),
+    }

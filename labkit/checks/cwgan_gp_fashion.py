@@ -22,11 +22,13 @@ from .quality import check_conditional_quality, conditional_generator_scores, co
 from .steps import (STALE_GRADIENT, OptimizerSpy, build_student_model, call_student, flat_params, require_history, require_loss_tensor,
                     require_value, result_dict, stale_gradients)
 
-__all__ = [
+__all__ = ["NOTEBOOK", "expected_values", 
     "check_conditioning", "check_critic", "check_wasserstein_losses", "check_interpolates", "check_gradient_penalty",
     "check_critic_step", "check_generator_step", "check_history", "check_generate", "check_quality", "graded_scores",
     "tiers_met", "fixed_case", "run_critic_step", "run_generator_step", "flat_params", "ClassTemplates", "QUALITY_TIERS",
 ]
+
+NOTEBOOK = "04_cwgan_gp_fashion"  # the solution notebook whose exports expected_values() runs
 
 LATENT_DIM = 100
 N_CLASSES = 10
@@ -676,3 +678,27 @@ def check_quality(path, tier: str, n: int = QUALITY_SAMPLES, seed: int = 0) -> N
     from ..models.classifier import CLASS_NAMES
 
     check_conditional_quality(path, tier, QUALITY_TIERS, graded_scores, CLASS_NAMES["fashion_mnist"], n=n, seed=seed)
+
+
+# --------------------------------------------------------------------------- expected values
+
+
+def expected_values(solution) -> dict:
+    """The values the step checks compare with, computed by the solution's own steps (``solution``: the exports of
+    notebooks/solutions/04_cwgan_gp_fashion.ipynb); ``scripts/make_references.py`` stores them in
+    ``labkit/data/references/cwgan_gp_fashion.npz``."""
+    out, _, C, _ = run_critic_step(solution.critic_step)
+    # eps * fake + (1 - eps) * real is as valid an interpolate (eps is symmetric): its values are accepted too
+    mix = solution.get_interpolates
+    solution.get_interpolates = lambda real, fake: mix(fake, real)
+    try:
+        swapped, _, C_swapped, _ = run_critic_step(solution.critic_step)
+    finally:
+        solution.get_interpolates = mix
+    g_out, G, _, _ = run_generator_step(solution.generator_step)
+    return {
+        **{f"critic_step.{key}": value for key, value in out.items()},
+        "critic_step.C_after": flat_params(C), "critic_step.gp_swapped": swapped["gp"],
+        "critic_step.C_after_swapped": flat_params(C_swapped),
+        "generator_step.loss_g": g_out["loss_g"], "generator_step.G_after": flat_params(G),
+    }

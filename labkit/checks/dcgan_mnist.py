@@ -31,11 +31,13 @@ from .quality import saved_generator_scores
 from .steps import (STALE_GRADIENT, DeviceSlip, OptimizerSpy, build_student_model, device_slip, flat_grads, flat_params,
                     name_torch_error, require_history, require_value, result_dict, stale_gradients)
 
-__all__ = [
+__all__ = ["NOTEBOOK", "expected_values", 
     "check_generator", "check_discriminator", "check_criterion", "check_optimizers", "check_train_step",
     "check_history", "check_generate", "check_quality", "graded_scores", "tiers_met", "run_train_step", "fixed_case",
     "flat_params", "run_loop_case", "discriminator_scores", "Scores", "NoiseImages", "QUALITY_TIERS",
 ]
+
+NOTEBOOK = "03_dcgan_mnist"  # the solution notebook whose exports expected_values() runs
 
 LATENT_DIM = 100
 CASE_SEED = 1234
@@ -681,3 +683,17 @@ def check_quality(path, tier: str, n: int = QUALITY_SAMPLES, seed: int = 0) -> N
             f"{tier}: the digits' features are far from real ones ({summary}); needs FCD at most "
             f"{limits['fcd_over_floor']}× the real floor.")
     passed(f"quality ({tier}): {summary}")
+
+
+# --------------------------------------------------------------------------- expected values
+
+
+def expected_values(solution) -> dict:
+    """The values :func:`check_train_step` compares with, computed by the solution's own ``train_step``
+    (``solution``: the exports of notebooks/solutions/03_dcgan_mnist.ipynb); ``scripts/make_references.py`` stores
+    them in ``labkit/data/references/dcgan_mnist.npz``."""
+    out, G, D, _ = run_train_step(solution.train_step)
+    return {
+        **{f"train_step.{key}": value for key, value in out.items()},
+        "train_step.D_after": flat_params(D), "train_step.G_after": flat_params(G),
+    }

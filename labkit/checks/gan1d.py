@@ -20,10 +20,12 @@ from . import CheckFailed, close, passed, reference, require
 from .steps import (STALE_GRADIENT, OptimizerSpy, flat_params, require_history, require_only_trained,
                     result_dict, stale_gradients)
 
-__all__ = ["fixed_case", "check_d_step", "check_g_step", "check_epoch_means", "check_history", "check_final_model",
+__all__ = ["NOTEBOOK", "expected_values", "fixed_case", "check_d_step", "check_g_step", "check_epoch_means", "check_history", "check_final_model",
            "check_target", "check_matched", "check_saved_recipe", "trained_target_name", "distance_from_normal",
            "tier_key", "TIER_TARGETS", "HANDOUT_MIXTURE", "QUALITY_TIERS", "quality_tiers", "D_LOSS_FORMS", "flat_params", "epoch_log_case", "run_epoch_means",
            "loop_case", "run_loop_case"]
+
+NOTEBOOK = "01_gan_1d"  # the solution notebook whose exports expected_values() runs
 
 CASE_SEED = 1234
 CASE_BATCH = 16
@@ -745,3 +747,22 @@ def _config_differences(saved: str, current: str) -> list:
     """``"field: saved -> current"`` for each field that differs between two GanConfig reprs."""
     before, after = _config_fields(saved), _config_fields(current)
     return [f"{key}: {before.get(key, '?')} -> {value}" for key, value in after.items() if before.get(key) != value]
+
+
+# --------------------------------------------------------------------------- expected values
+
+
+def expected_values(solution) -> dict:
+    """The values the checks above compare with, computed by the solution's own functions (``solution``: the
+    exports of notebooks/solutions/01_gan_1d.ipynb); ``scripts/make_references.py`` stores them in
+    ``labkit/data/references/gan1d.npz``."""
+    out, _, D = run_d_step(solution.d_step)
+    smooth, _, _ = run_d_step(solution.d_step, real_label=SMOOTH_LABEL)
+    g_out, G, _ = run_g_step(solution.g_step)
+    means = run_epoch_means(solution.epoch_means)
+    return {
+        **{f"epoch_means.{key}": value for key, value in means.items()},
+        "d_step.loss_d": out["loss_d"], "d_step.d_real": out["d_real"], "d_step.d_fake": out["d_fake"],
+        "d_step.D_after": flat_params(D), "d_step.loss_d_smooth": smooth["loss_d"],
+        "g_step.loss_g": g_out["loss_g"], "g_step.G_after": flat_params(G),
+    }
