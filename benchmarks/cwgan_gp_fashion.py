@@ -15,7 +15,6 @@ never asserted. ``--write-history`` stores the baseline's per-epoch loss and FCD
 """
 import argparse
 import json
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,46 +29,30 @@ def main():
                         help="write the baseline's per-epoch loss and FCD to labkit/data/references/")
     parser.add_argument("--quick", action="store_true", help="2,000 images, 2 epochs: a smoke test of the script")
     args = parser.parse_args()
-    import torch
-
-    torch.set_num_threads(args.threads)
-    from labkit import datasets, runtime
     from labkit.checks.cwgan_gp_fashion import graded_scores, tiers_met
-    from labkit.instructor.notebook import load_exports
     from labkit.labs import cwgan_gp_fashion as lab4
-    from labkit.reference import cwgan_bce_baseline as baseline
     from labkit.metrics import metrics_table
+    from labkit.reference import cwgan_bce_baseline as baseline
+    from labkit.reference.training import RECIPES, Options, train_reference
 
-    notebook = ROOT / "notebooks" / "solutions" / "04_cwgan_gp_fashion.ipynb"
-    wgan, bce = load_exports(notebook), load_exports(notebook)
+    recipe = RECIPES["cwgan_gp_fashion"]
+    wgan, bce = recipe.solution(), recipe.solution()
     bce.critic_step, bce.generator_step = baseline.bce_critic_step, baseline.bce_generator_step  # what bce.train calls
-    images, labels = datasets.tensors("fashion_mnist", limit=2000 if args.quick else args.images)
-    epochs = 2 if args.quick else args.epochs
-    fixed = (torch.randn(10, 100, generator=torch.Generator().manual_seed(0)).repeat(10, 1),
-             torch.arange(10).repeat_interleave(10))
-    scratch = ROOT / "scratch"
-    scratch.mkdir(exist_ok=True)
-    runs, budget = {}, None
+    options = Options(epochs=2 if args.quick else args.epochs, threads=args.threads,
+                      limit=2000 if args.quick else args.images, n_critic=5, name="WGAN-GP")
+    runs = {}
     for name, module, n_critic in (("WGAN-GP", wgan, 5), ("BCE cGAN", bce, 1)):
-        runtime.seed_everything(0)
-        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=64,
-                                             shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(0))
-        G, C = module.Generator(), module.Critic()
-        opt_g, opt_c = module.make_optimizers(G, C)
-        state = scratch / f"benchmark_cwgan_{name.replace(' ', '_')}.pt"
-        state.unlink(missing_ok=True)
+        first = runs.get("WGAN-GP")
         # the baseline trains for the WGAN-GP's seconds: give it room for more epochs and stop it on time
-        run_epochs = epochs if budget is None else 10 * epochs
-        start = time.perf_counter()
-        G_ema, history, _, seconds = module.train(G, C, opt_g, opt_c, loader, run_epochs, state, fixed, "cpu",
-                                                  n_critic=n_critic, max_seconds=budget, name=name)
-        wall = time.perf_counter() - start
-        budget = budget or seconds
+        run = train_reference(recipe, Options(**{**options.__dict__, "n_critic": n_critic, "name": name,
+                                                 "epochs": options.epochs * (10 if first else 1),
+                                                 "max_seconds": first["seconds"] if first else None}),
+                              solution=module)
         loss_name = "wasserstein" if name == "WGAN-GP" else "loss_c"
-        runs[name] = {"history": history, "seconds": seconds, "wall": wall, "epochs": len(history["fcd"]),
-                      "scores": graded_scores(G_ema), "loss": history[loss_name]}
-        print(f"{name}: {runs[name]['epochs']} epochs of {len(images):,} images, {seconds:.0f} s of training "
-              f"({wall:.0f} s wall), {args.threads} thread(s)", flush=True)
+        runs[name] = {"history": run.history, "seconds": run.seconds, "wall": run.wall, "epochs": run.epochs_run,
+                      "scores": graded_scores(run.G_ema), "loss": run.history[loss_name]}
+        print(f"{name}: {run.epochs_run} epochs of {run.data.description}, {run.seconds:.0f} s of training "
+              f"({run.wall:.0f} s wall), {args.threads} thread(s), load average {run.load_average:.2f}", flush=True)
 
     print()
     print(metrics_table({name: run["scores"] for name, run in runs.items()}))
@@ -89,7 +72,7 @@ def main():
     if args.write_history and not args.quick:
         lab4.BCE_HISTORY.write_text(json.dumps({
             "loss_d": [round(v, 5) for v in b["history"]["loss_c"]], "fcd": [round(v, 4) for v in b["history"]["fcd"]],
-            "source": f"benchmark: {b['epochs']} epochs of {len(images):,} images, {b['seconds']:.0f} s, "
+            "source": f"benchmark: {b['epochs']} epochs of {args.images:,} images, {b['seconds']:.0f} s, "
                       f"{args.threads} thread",
         }, indent=1) + "\n")
         print(f"wrote {lab4.BCE_HISTORY}")
