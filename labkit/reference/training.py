@@ -37,7 +37,7 @@ class Options:
     lr_d: Optional[float] = None             # the discriminator's, or the critic's
     d_channels: Optional[int] = None         # the discriminator's (critic's) width c
     n_critic: Optional[int] = None           # lab 04 only: critic steps per generator step
-    limit: Optional[int] = None              # the first N training images: a smoke test
+    limit: Optional[int] = None              # N training images at random: a smoke test, a few steps
     state: Optional[Path] = None             # the training checkpoint; None: a fresh one in scratch/
     name: str = "reference"                  # the progress bar's label
 
@@ -104,8 +104,11 @@ def training_data(recipe: Recipe, limit: Optional[int] = None) -> TrainingData:
     from .. import datasets
     from ..metrics.images import shipped_reference_images
 
-    images, labels = datasets.tensors(recipe.dataset, limit=limit)
+    images, labels = datasets.tensors(recipe.dataset)
     test = datasets.tensors(recipe.dataset, train=False, limit=500 if limit else None)
+    if limit:   # a random subset: the training files are sorted by class, their first images are all one digit
+        pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:limit]
+        images, labels = images[pick], labels[pick]
     description = f"{len(images):,} {recipe.dataset} training images"
     if recipe.unshipped_test_digits and limit is None:
         shipped, _, _ = shipped_reference_images(recipe.dataset)
