@@ -9,7 +9,8 @@ optimisers and the loop are the cells tagged ``export`` in notebooks/solutions/:
 solution trains. Written at the default --out: checkpoints/LAB.pt (for ``labkit sample`` and ``labkit evaluate``),
 the same file as the solution's hand-in, and the discriminator or critic beside the solution (lab 02 also ships
 its discriminator in checkpoints/). Elsewhere (a trial), the generator and its discriminator go to --out only.
-Then it scores the generator as the graded checks do (5,000 samples) and prints the tiers and the recipe's targets.
+Then it scores the generator as the graded checks do (5,000 samples) and prints the tiers and the recipe's targets;
+a shipped reference's 100 samples go to docs/LAB_samples.png.
 Report the threads and the machine's load with the time: both are printed.
 """
 import argparse
@@ -42,7 +43,8 @@ def parse_args():
 def main():
     os.environ.setdefault("LABKIT_DATA", str(ROOT / "data"))
     args = parse_args()
-    from labkit.reference.training import RECIPES, Options, targets_report, train_reference, write_reference
+    from labkit.reference.training import (DOCS, RECIPES, Options, targets_report, train_reference, write_reference,
+                                          write_sample_grid)
 
     recipe = RECIPES[args.lab]
     if recipe.dataset == "mnist" and not (Path(os.environ["LABKIT_DATA"]) / "MNIST" / "raw").is_dir():
@@ -59,6 +61,8 @@ def main():
     for key, values in run.history.items():
         print(f"per epoch: {key:<12}", [round(v, 3) for v in values])
     print(targets_report(run))
+    if generator.resolve() == recipe.checkpoint.resolve():   # the shipped reference: the docs show its samples
+        print(f"wrote {write_sample_grid(run.G_ema, recipe, DOCS / f'{recipe.name}_samples.png')}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ CHECKPOINTS = ROOT / "checkpoints"
 SCRATCH = ROOT / "scratch"
 
 __all__ = ["Options", "TrainingData", "Run", "Recipe", "RECIPES", "training_data", "train_reference", "write_reference",
-           "targets_report"]
+           "targets_report", "write_sample_grid", "DOCS"]
+DOCS = ROOT / "docs"
 
 
 @dataclass(frozen=True)
@@ -292,3 +293,34 @@ def targets_report(run: Run) -> str:
     scores = checks.graded_scores(run.G_ema)
     return "\n".join([metrics_table({run.recipe.name: scores}), f"tiers met: {checks.tiers_met(scores)}",
                       run.recipe.targets(scores)])
+
+
+def write_sample_grid(generator, recipe: Recipe, path: Path, seed: int = 0) -> Path:
+    """100 samples as the README and docs show them: a conditional generator's ten per class in rows named on the
+    left, an unconditional one's each with the metric classifier's digit and confidence under its tile (text never
+    covers a tile)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ..metrics.images import classifier_outputs
+    from ..models.classifier import CLASS_NAMES
+    from ..sampling import generate
+    from ..viz.plotting import image_grid
+
+    labels = np.repeat(np.arange(10), 10) if getattr(generator, "n_classes", None) else None
+    images, labels = generate(generator, 100, labels=labels, seed=seed)
+    title = f"checkpoints/{recipe.checkpoint.name}: 100 samples (seed {seed})"
+    if labels is not None:
+        image_grid(images, labels, nrow=10, class_names=CLASS_NAMES[recipe.dataset], value_range=(0, 1), title=title)
+    else:
+        probabilities, _ = classifier_outputs(images, recipe.dataset)
+        captions = [f"{p.argmax()} ({p.max():.2f})" for p in probabilities]
+        image_grid(images, nrow=10, value_range=(0, 1), captions=captions,
+                   title=title + "; under each: the metric classifier's digit (confidence)")
+    fig = plt.gcf()
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)

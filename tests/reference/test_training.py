@@ -4,7 +4,8 @@ import torch
 
 from labkit import loadModel
 from labkit.reference import training
-from labkit.reference.training import RECIPES, Options, train_reference, training_data, write_reference
+from labkit.reference.training import (RECIPES, Options, train_reference, training_data, write_reference,
+                                       write_sample_grid)
 
 
 @pytest.fixture
@@ -62,3 +63,5 @@ def test_a_tiny_run_trains_writes_and_reloads(shipped_data_only, tmp_path, monke
     G = loadModel(generator)
     assert G(torch.randn(2, G.latent_dim)).shape == (2, 1, 28, 28)
     assert loadModel(second).net[0].out_channels == 4                 # the width the options asked for
+    grid = write_sample_grid(G, RECIPES["dcgan_mnist"], tmp_path / "grid.png")
+    assert grid.stat().st_size > 10_000                               # 100 tiles and their captions, as a PNG
