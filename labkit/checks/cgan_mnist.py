@@ -48,13 +48,14 @@ REPORT_KEYS = ("accuracy", "called_real", "false_positive", "false_negative")
 def _require_embedding(module: nn.Module, what: str, embed_dim: int) -> nn.Embedding:
     emb = getattr(module, "embedding", None)
     require(isinstance(emb, nn.Embedding), f"The {what} has no nn.Embedding named self.embedding: the label enters "
-                                           "through self.embedding = nn.Embedding(N_CLASSES, embed_dim).")
+                                           "through a learned table, an nn.Embedding with one vector per class, "
+                                           "stored as self.embedding.")
     if (emb.num_embeddings, emb.embedding_dim) == (embed_dim, N_CLASSES):
         raise CheckFailed(f"The {what}'s embedding has the wrong size: nn.Embedding({embed_dim}, {N_CLASSES}) holds "
-                          f"{embed_dim} vectors of {N_CLASSES} numbers. The arguments are (number of classes, vector "
-                          "size): nn.Embedding(N_CLASSES, embed_dim).")
-    require(emb.num_embeddings == N_CLASSES, f"The {what}'s embedding has {emb.num_embeddings} rows: one per class, "
-                                             f"nn.Embedding(N_CLASSES, embed_dim) with N_CLASSES = {N_CLASSES}.")
+                          f"{embed_dim} vectors of {N_CLASSES} numbers, the arguments the other way round. "
+                          "nn.Embedding's arguments are (how many vectors, the size of each): one vector per class.")
+    require(emb.num_embeddings == N_CLASSES, f"The {what}'s embedding has {emb.num_embeddings} rows: it needs one "
+                                             f"per class, N_CLASSES = {N_CLASSES}.")
     require(emb.embedding_dim == embed_dim,
             f"Built with embed_dim={embed_dim}, the {what}'s embedding has vectors of {emb.embedding_dim} numbers: "
             "use the embed_dim argument (a named parameter), not a fixed number.")
@@ -68,7 +69,7 @@ def _require_own_embedding(first: nn.Module, second: nn.Module, what: str) -> No
     if isinstance(emb, nn.Embedding) and emb is getattr(second, "embedding", None):
         raise CheckFailed(f"Every {what} built holds the same nn.Embedding: it was made outside the class (at module "
                           "level) and is shared, also with the other network if it uses it too. Create it inside "
-                          "__init__, self.embedding = nn.Embedding(N_CLASSES, embed_dim): one table per network.")
+                          "__init__: one table per network, each trained with its own network.")
 
 
 def _require_trained_embedding(net: nn.Module, what: str, call: str, *inputs) -> None:
@@ -79,7 +80,7 @@ def _require_trained_embedding(net: nn.Module, what: str, call: str, *inputs) ->
     grad = net.embedding.weight.grad
     require(grad is not None and float(grad.abs().sum()) > 0,
             f"No gradient reaches the {what}'s embedding from {call}: the looked-up vectors are detached (.detach(), "
-            ".data or torch.no_grad()), so the label embedding never learns. Use self.embedding(labels) as it is.")
+            ".data or torch.no_grad()), so the label embedding never learns. Use the looked-up vectors as they are.")
     net.zero_grad(set_to_none=True)
 
 
@@ -111,19 +112,20 @@ def check_generator(Generator) -> None:
     convs = [m for m in G.modules() if isinstance(m, nn.ConvTranspose2d)]
     require(convs, "The generator has no ConvTranspose2d: keep the given self.net.")
     if convs[0].in_channels == L:
-        raise CheckFailed(f"The first layer takes latent_dim = {L} channels, but it receives cat([z, e]): "
-                          "in_channels = latent_dim + embed_dim.")
+        raise CheckFailed(f"The first layer takes latent_dim = {L} channels, but it receives z and e joined: "
+                          "in_channels must count e's numbers too.")
     if convs[0].in_channels == L + N_CLASSES:
         raise CheckFailed(f"The first layer takes latent_dim + N_CLASSES = {L + N_CLASSES} channels: e is the label's "
-                          "embedding, embed_dim numbers (not a one-hot vector), so in_channels = latent_dim + embed_dim.")
+                          "embedding, embed_dim numbers, not a one-hot vector of N_CLASSES.")
     require(convs[0].in_channels == L + E, f"With latent_dim={L} and embed_dim={E} the first layer takes "
-                                           f"{convs[0].in_channels} channels; it receives cat([z, e]): {L + E}.")
+                                           f"{convs[0].in_channels} channels, but it receives z and e joined: "
+                                           f"{L + E} numbers per sample.")
     require(hasattr(G, "from_embedding"), "The generator has no from_embedding(z, e) method: keep the given one.")
     z, labels = torch.randn(6, L), torch.arange(6)
     with torch.no_grad():
         out = call_student(G, "G(z, labels) with z (6, 16) and labels (6,)", z, labels,
-                           hint="The first layer takes torch.cat([z, e], dim=1)[:, :, None, None], (B, latent_dim + "
-                                "embed_dim, 1, 1), with e = self.embedding(labels).")
+                           hint="The first layer takes a (B, latent_dim + embed_dim, 1, 1) tensor: z and the labels' "
+                                "embeddings joined along the feature axis, with two spatial axes of size 1 added.")
         require(torch.is_tensor(out) and tuple(out.shape) == (6, 1, 28, 28),
                 f"G(z, labels) must return images (6, 1, 28, 28), got "
                 f"{tuple(out.shape) if torch.is_tensor(out) else type(out).__name__}.")
@@ -134,24 +136,23 @@ def check_generator(Generator) -> None:
         require(not torch.allclose(direct, shifted), "from_embedding(z, e) does not use e: concatenate it after z.")
         other = G(z, (labels + 5) % N_CLASSES)
         require(not torch.allclose(out, other), "G(z, labels) does not change with the labels: forward must look "
-                                                "them up, self.embedding(labels), and pass the result on.")
+                                                "them up in self.embedding and pass the vectors on.")
         if not torch.allclose(out, direct, atol=1e-6):
             try:
                 swapped = torch.allclose(out, G.from_embedding(e, z), atol=1e-6)
             except (RuntimeError, TypeError, IndexError):
                 swapped = False
-            require(not swapped, "forward calls from_embedding(e, z): the arguments are (z, e), "
-                                 "self.from_embedding(z, self.embedding(labels)).")
-            raise CheckFailed("G(z, labels) is not G.from_embedding(z, self.embedding(labels)): forward must look the "
-                              "labels up and call from_embedding.")
+            require(not swapped, "forward calls from_embedding(e, z): its arguments are z first, then e.")
+            raise CheckFailed("G(z, labels) differs from from_embedding(z, e) with e the labels' embeddings: forward "
+                              "must look the labels up and hand them to from_embedding, nothing more.")
         require(not torch.allclose(direct, G.from_embedding(z + 1.0, e)),
-                "from_embedding(z, e) does not use z: concatenate z and e, torch.cat([z, e], dim=1).")
+                "from_embedding(z, e) does not use z: the first layer receives z and e joined, z first.")
         blind = copy.deepcopy(G)
         first = [m for m in blind.modules() if isinstance(m, nn.ConvTranspose2d)][0]
         first.weight[L:] = 0                     # the channels after z: e's, if z comes first
         if not torch.allclose(blind.from_embedding(z, e), blind.from_embedding(z, e + 1.0), atol=1e-6):
-            raise CheckFailed("from_embedding puts e before z: the first latent_dim channels must be z, then e "
-                              "(torch.cat([z, e], dim=1)), the layout the rest of the lab relies on.")
+            raise CheckFailed("from_embedding puts e before z: the first latent_dim channels must be z, then e, the "
+                              "layout the rest of the lab relies on.")
     _require_trained_embedding(G, "generator", "G(z, labels)", z, labels)
     passed(f"Generator: nn.Embedding({N_CLASSES}, {E}); (6, {L}) noise + labels -> (6, 1, 28, 28) through "
            f"from_embedding, z first ({L} + {E} input channels), different images for different labels")
@@ -168,23 +169,24 @@ def check_discriminator(Discriminator) -> None:
     _require_own_embedding(D, build_student_model(Discriminator, "Discriminator", embed_dim=E), "Discriminator")
     _require_embedding(D, "discriminator", E)
     project = getattr(D, "project", None)
-    require(isinstance(project, nn.Linear), "The discriminator has no nn.Linear named self.project: it maps the "
-                                            "trunk's features h to the embedding's size, nn.Linear(64 * c, embed_dim, "
-                                            "bias=False).")
+    require(isinstance(project, nn.Linear), "The discriminator has no nn.Linear named self.project: a linear map "
+                                            "without bias from the trunk's features h (64c numbers) to embed_dim "
+                                            "numbers.")
     features_size = D.head.in_features
     if (project.in_features, project.out_features) == (E, features_size):
         raise CheckFailed(f"self.project is nn.Linear({E}, {features_size}): the other way round. It maps the features "
-                          f"h ({features_size} numbers) to embed_dim: nn.Linear({features_size}, {E}, bias=False).")
+                          f"h ({features_size} numbers) to embed_dim ({E}).")
     require((project.in_features, project.out_features) == (features_size, E),
             f"self.project maps {project.in_features} -> {project.out_features} numbers; it maps the trunk's "
-            f"features ({features_size}) to embed_dim ({E}): nn.Linear(64 * c, embed_dim, bias=False).")
+            f"features ({features_size}, that is 64c) to embed_dim ({E}).")
     x, labels = torch.rand(6, 1, 28, 28) * 2 - 1, torch.arange(6)
     with torch.no_grad():
         out = call_student(D, "D(x, labels) with x (6, 1, 28, 28) and labels (6,)", x, labels)
         if torch.is_tensor(out) and tuple(out.shape) == (6, 6):
-            raise CheckFailed("D(x, labels) returns (6, 6): a matrix product pairs every image with every label. Take "
-                              "each image's own inner product, (self.embedding(labels) * self.project(h)).sum(dim=1, "
-                              "keepdim=True).")
+            raise CheckFailed("D(x, labels) returns (6, 6): every image is paired with every label, by a matrix "
+                              "product or by adding a (B,) projection term to head's (B, 1), which broadcasts to "
+                              "(B, B). Each image's score uses its own label's embedding and its own projected "
+                              "features, summed over the embedding's dimension into (B, 1) (keepdim=True).")
         require(torch.is_tensor(out) and tuple(out.shape) == (6, 1),
                 f"D(x, labels) must return one probability per image, (6, 1); got "
                 f"{tuple(out.shape) if torch.is_tensor(out) else type(out).__name__}: sum with keepdim=True.")
@@ -198,24 +200,23 @@ def check_discriminator(Discriminator) -> None:
         amp.project.weight.mul_(50)
         out = amp(x, labels)
         require(not torch.allclose(out, amp(x, (labels + 5) % N_CLASSES), rtol=0, atol=1e-9),
-                "D's output does not change with the label: the projection term must use self.embedding(labels).")
+                "D's output does not change with the label: the projection term must use the labels' embeddings.")
         h = amp.features(x)
         head, proj = amp.head(h), (amp.embedding(labels) * amp.project(h))
         expected = torch.sigmoid(head + proj.sum(dim=1, keepdim=True))
         if not torch.allclose(out, expected, atol=1e-5):
             for wrong, message in (
-                (torch.sigmoid(head), "The projection term is missing: add (self.embedding(labels) * "
-                                      "self.project(h)).sum(dim=1, keepdim=True) to head(h)."),
+                (torch.sigmoid(head), "The projection term is missing: the score is head(h) plus the inner product "
+                                      "of the label's embedding with project(h)."),
                 (torch.sigmoid(proj.sum(dim=1, keepdim=True)), "The realism term head(h) is missing: the score is "
                                                                "head(h) plus the projection term."),
                 (torch.sigmoid(head + proj.mean(dim=1, keepdim=True)), "The projection term takes the mean over the "
                                                                        "embedding's dimension: it is an inner "
-                                                                       "product, a sum (.sum(dim=1, keepdim=True))."),
-                (torch.sigmoid(head + proj.sum()), "The projection term sums over the whole batch: sum over the "
-                                                   "embedding's dimension only, .sum(dim=1, keepdim=True)."),
+                                                                       "product, a sum."),
+                (torch.sigmoid(head + proj.sum()), "The projection term sums over the whole batch: an inner product "
+                                                   "sums over the embedding's dimension only, one number per image."),
                 (torch.sigmoid(head * proj.sum(dim=1, keepdim=True)), "The score multiplies head(h) by the projection "
-                                                                      "term: add them, head(h) + (...).sum(dim=1, "
-                                                                      "keepdim=True)."),
+                                                                      "term: the score is their sum."),
                 (torch.sigmoid(expected), "torch.sigmoid is applied twice: once, to the whole score."),
                 (torch.softmax(head + proj.sum(dim=1, keepdim=True), dim=0), "D uses a softmax, which makes the "
                                                                              "images of a batch compete: use "
@@ -224,8 +225,9 @@ def check_discriminator(Discriminator) -> None:
             ):
                 if torch.allclose(out, wrong, atol=1e-5):
                     raise CheckFailed(message)
-            raise CheckFailed("D(x, labels) is not sigmoid(head(h) + (embedding(labels) * project(h)).sum(dim=1, "
-                              "keepdim=True)) with h = self.features(x).")
+            raise CheckFailed("D(x, labels) does not follow the projection discriminator's formula: the sigmoid of "
+                              "head(h) plus each image's inner product of its label's embedding with project(h), "
+                              "where h is the trunk's output, self.features(x).")
     _require_trained_embedding(D, "discriminator", "D(x, labels)", x, labels)
     passed(f"Discriminator: nn.Embedding({N_CLASSES}, {E}), project {features_size} -> {E}; (6, 1, 28, 28) + labels "
            "-> (6, 1) probabilities that depend on the label through the projection term")
@@ -258,18 +260,18 @@ def run_train_step(train_step, seed: int = CASE_SEED):
     except ValueError as exc:
         if "conditional" in str(exc):
             who = "D" if "discriminator" in str(exc) else "G"
-            call = "D(real, labels) and D(fake, labels)" if who == "D" else "G(z, labels)"
-            raise CheckFailed(f"{who} was called without the labels: a conditional network needs them, {call}.") from None
+            raise CheckFailed(f"{who} was called without the labels: a conditional network takes the batch's labels "
+                              "as its second argument, in every call.") from None
         raise
     except RuntimeError as exc:
         name_torch_error(exc, {
-            "between 0 and 1": "criterion got its arguments swapped: nn.BCELoss takes the prediction first, then the "
-                               "target, criterion(p_real, torch.ones_like(p_real)).",
+            "between 0 and 1": "criterion got its arguments swapped: nn.BCELoss takes the prediction (D's "
+                               "probabilities) first and the target second, and a target must lie in [0, 1].",
             "inplace operation": "loss_g was computed with D from before its update (its graph went stale when "
                                  "opt_d.step() changed D's weights): finish the D step first, then score the fakes "
-                                 "again with D(fake, labels) for the generator's loss.",
-            "second time": "train_step went backward through G(z, labels) a second time: in the D step score "
-                           "D(fake.detach(), labels), so loss_d.backward() stops at the fake images.",
+                                 "again with the updated D for the generator's loss.",
+            "second time": "train_step went backward through G(z, labels) a second time: the D step must score "
+                           "detached fakes, so loss_d.backward() stops at the fake images.",
         })
         raise
     return out, G, D, (spy_d, spy_g)
@@ -325,21 +327,23 @@ def check_train_step(train_step) -> None:
                                             f"gradients {opt}.step() needs: call it before the backward pass.")
     if close(values["loss_g"], wrong["g_before_update"]):
         raise CheckFailed("loss_g was computed with D from before its update: finish the D step (backward, "
-                          "opt_d.step()), then score the fakes again with D(fake, labels) for the generator's loss.")
+                          "opt_d.step()), then score the fakes again with the updated D for the generator's loss.")
     g_grads = spy_d.calls[0]["G"]
     require(np.allclose(g_grads, STALE_GRADIENT) or np.allclose(g_grads, 0),
-            "The generator received gradients during the discriminator's update: score the fakes with "
-            "D(fake.detach(), labels) in the D step.")
+            "The generator received gradients during the discriminator's update: the D step must score fakes cut "
+            "from G's graph (detached), so that it trains D only.")
     loss_d, expected_d = values["loss_d"], float(ref["train_step.loss_d"])
     require_value(loss_d, expected_d, [
         (wrong["swapped"], "loss_d matches swapped targets: real images get target 1 and fakes target 0."),
-        (expected_d / 2, "loss_d is half the expected value: add the two losses, BCE(D(real), 1) + BCE(D(fake), 0)."),
-    ], f"loss_d = {loss_d:.5f}, expected {expected_d:.5f}: BCE(D(real, labels), 1) + BCE(D(fake.detach(), labels), 0) "
-       "with fake = G(z, labels), the real batch's labels for the fakes too.")
+        (expected_d / 2, "loss_d is half the expected value, the mean of the two terms: D's loss is their sum, the "
+                         "real images' BCE plus the fakes' BCE."),
+    ], f"loss_d = {loss_d:.5f}, expected {expected_d:.5f}: the real images' BCE against target 1 plus the fakes' BCE "
+       "against 0, where the fakes are made from the z given with the real batch's labels, and D scores both with "
+       "those labels.")
     require(close([values["d_real"], values["d_fake"]], [ref["train_step.d_real"], ref["train_step.d_fake"]]),
             f"d_real/d_fake = {values['d_real']:.5f}/{values['d_fake']:.5f}, expected "
-            f"{float(ref['train_step.d_real']):.5f}/{float(ref['train_step.d_fake']):.5f}: the means of D(real, labels) "
-            "and D(fake, labels) in the discriminator step, before its update.")
+            f"{float(ref['train_step.d_real']):.5f}/{float(ref['train_step.d_fake']):.5f}: log the means of D's "
+            "outputs on the real and the fake batch in the discriminator step, before its update.")
     require_value(values["d_acc"], float(ref["train_step.d_acc"]), [
         (100 * float(ref["train_step.d_acc"]), "d_acc is a percentage: return the share in [0, 1], without the "
                                                "factor 100."),
@@ -349,19 +353,20 @@ def check_train_step(train_step) -> None:
                                  "share of fakes with p_fake < 0.5."),
         (wrong["acc_fake_inverted"], "d_acc counts fakes with p_fake > 0.5 as right: a fake is classified correctly "
                                      "when D calls it fake, p_fake < 0.5."),
-    ], f"d_acc = {values['d_acc']:.4f}, expected {float(ref['train_step.d_acc']):.4f}: ((p_real > 0.5).float().mean() "
-       "+ (p_fake < 0.5).float().mean()) / 2, from the D step's predictions.")
+    ], f"d_acc = {values['d_acc']:.4f}, expected {float(ref['train_step.d_acc']):.4f}: the mean of two shares, real "
+       "images called real and fakes called fake (threshold 0.5), from the D step's predictions.")
     _require_accuracy_before_update(train_step)
     require(close(flat_params(D), ref["train_step.D_after"], 1e-4),
             "loss_d is right but D's update is not: call opt_d.zero_grad() before loss_d.backward() (the check leaves "
             "old gradients in D to catch this), and step D only once.")
     loss_g, expected_g = values["loss_g"], float(ref["train_step.loss_g"])
-    saturating = ("This is the saturating loss log(1 - D(G(z))). Use the non-saturating one: BCE(D(fake, labels), 1).")
+    saturating = ("This is the saturating loss log(1 - D(G(z))), whose gradient vanishes while D wins. Use the "
+                  "non-saturating one: the generator labels its fakes as real.")
     require_value(loss_g, expected_g, [
-        (wrong["g_target_zero"], "loss_g uses target 0: the generator wants D to call its images real, BCE(D(fake), 1)."),
+        (wrong["g_target_zero"], "loss_g uses target 0: the generator wants D to call its images real."),
         (wrong["g_saturating"], saturating), (-wrong["g_saturating"], saturating),
-    ], f"loss_g = {loss_g:.5f}, expected {expected_g:.5f}: BCE(D(fake, labels), 1) with D after its update, on the "
-       "fakes of the D step (from the z and labels given, not new ones).")
+    ], f"loss_g = {loss_g:.5f}, expected {expected_g:.5f}: the non-saturating loss, a BCE with target 'real', of "
+       "the updated D's scores of the D step's fakes (from the z and labels given, not new ones).")
     require(not close(flat_params(G), flat_params(G0), 0),
             "The generator's weights did not change: do not detach the fakes in the G step; loss_g.backward(), "
             "opt_g.step().")
@@ -495,18 +500,18 @@ def check_nearest_label(nearest_label) -> None:
     e = torch.randn(60, 5, generator=gen) * 1.5
     out = call_student(nearest_label, "nearest_label(e, table) with e (60, 5) and table (4, 5)", e, table)
     if isinstance(out, tuple) and hasattr(out, "indices"):
-        raise CheckFailed("nearest_label returns torch.min's (values, indices) pair: return the indices only, "
-                          ".argmin(dim=1).")
-    require(not isinstance(out, np.ndarray), "nearest_label returns a numpy array: return a torch tensor of labels "
-                                             "(torch.cdist(e, table).argmin(dim=1) is one); the cells below use "
-                                             "tensor methods on it.")
+        raise CheckFailed("nearest_label returns torch.min's (values, indices) pair: return the indices only, the "
+                          "labels.")
+    require(not isinstance(out, np.ndarray), "nearest_label returns a numpy array: return a torch tensor of labels; "
+                                             "the cells below use tensor methods on it.")
     require(torch.is_tensor(out), f"nearest_label must return a tensor, got {type(out).__name__}.")
     shape_mistakes = {
         (60, 4): "nearest_label returns (N, C) distances: take the argmin over the classes (dim=1), one label per "
                  "vector.",
-        (4,): "nearest_label returns one index per table row, (C,): the argmin runs over the wrong axis. With "
-              "torch.cdist(e, table), (N, C), take .argmin(dim=1).",
-        (): "nearest_label returns one number: argmin without dim flattens the (N, C) distances; use .argmin(dim=1).",
+        (4,): "nearest_label returns one index per table row, (C,): the argmin runs over the wrong axis. Of the "
+              "(N, C) distances, each vector's row is the one to search: over the classes.",
+        (): "nearest_label returns one number: argmin without dim flattens the (N, C) distances; search each "
+            "vector's row, over the classes.",
         (60, 5): "nearest_label returns the nearest table rows: return their indices, (N,) labels.",
     }
     if tuple(out.shape) in shape_mistakes:
@@ -515,7 +520,7 @@ def check_nearest_label(nearest_label) -> None:
                                        f"{tuple(out.shape)}.")
     distances = torch.cdist(e, table)
     if out.is_floating_point() and torch.allclose(out.float(), distances.min(dim=1).values, atol=1e-5):
-        raise CheckFailed("nearest_label returns the smallest distances: return where they are, .argmin(dim=1).")
+        raise CheckFailed("nearest_label returns the smallest distances: return where they are, the labels.")
     require(not out.is_floating_point(), "nearest_label returns floats: labels are integers (argmin gives a long "
                                          "tensor).")
     expected = distances.argmin(dim=1)
@@ -525,14 +530,16 @@ def check_nearest_label(nearest_label) -> None:
     for wrong, message in (
         (distances.argmax(dim=1), "nearest_label picks the FARTHEST embedding: argmin of the distances, not argmax."),
         ((e @ table.T).argmax(dim=1), "nearest_label picks the largest inner product: that is not the Euclidean "
-                                      "nearest neighbour (long vectors win). Use distances: torch.cdist(e, table)."),
+                                      "nearest neighbour (long vectors win). Compare distances."),
         (F.normalize(e, dim=1).matmul(F.normalize(table, dim=1).T).argmax(dim=1),
-         "nearest_label uses cosine similarity: the task asks for the Euclidean distance, torch.cdist(e, table)."),
+         "nearest_label uses cosine similarity, which ignores the vectors' lengths: the task asks for the Euclidean "
+         "distance."),
     ):
         if torch.equal(out, wrong):
             raise CheckFailed(message)
     raise CheckFailed(f"nearest_label agrees with the Euclidean nearest neighbour on {float((out == expected).float().mean()):.0%} "
-                      "of the vectors: torch.cdist(e, table).argmin(dim=1).")
+                      "of the vectors: each vector's label is the row of the table at the smallest Euclidean "
+                      "distance from it.")
 
 
 # --------------------------------------------------------------------------- TODO 6: interpolation
@@ -543,11 +550,11 @@ def _interpolated(interpolate, a: torch.Tensor, b: torch.Tensor, steps: int):
     notebook casts the path to the generator's float32)."""
     try:
         return call_student(interpolate, f"interpolate(a, b, {steps}) with a, b of shape (5,)", a, b, steps,
-                            hint="Make t a column, shape (steps, 1), so it broadcasts against a and b (D,): t[:, None].")
+                            hint="Make t a column, shape (steps, 1), so it broadcasts against a and b (D,).")
     except CheckFailed as failure:
         if "numpy.ndarray" in str(failure) and "Tensor" in str(failure):
-            raise CheckFailed("interpolate mixes a numpy array with tensors: make t a tensor, torch.linspace(0, 1, "
-                              "steps) (or torch.from_numpy(np.linspace(0, 1, steps))).") from None
+            raise CheckFailed("interpolate mixes a numpy array with tensors: make t a tensor (torch has its own "
+                              "linspace, or convert the numpy array).") from None
         raise
 
 
@@ -559,9 +566,9 @@ def check_interpolate(interpolate) -> None:
     require(torch.is_tensor(out), f"interpolate must return a tensor, got {type(out).__name__}"
                                   f"{': torch.stack the rows' if isinstance(out, (list, tuple)) else ''}.")
     shape_mistakes = {
-        (5, 7): "interpolate returns (D, steps): one ROW per step, shape (steps, D); make t a column (t[:, None]).",
-        (6, 5): "interpolate(a, b, 7) returns 6 rows, one short: t = torch.linspace(0, 1, steps) gives steps values.",
-        (8, 5): "interpolate(a, b, 7) returns 8 rows, one too many: t = torch.linspace(0, 1, steps) gives steps values.",
+        (5, 7): "interpolate returns (D, steps): one ROW per step, shape (steps, D); make t a column, (steps, 1).",
+        (6, 5): "interpolate(a, b, 7) returns 6 rows, one short: steps values of t, from 0 to 1 with both ends.",
+        (8, 5): "interpolate(a, b, 7) returns 8 rows, one too many: steps values of t, from 0 to 1 with both ends.",
         (35,): "interpolate returns one flat vector: torch.stack the rows (not torch.cat), shape (steps, D).",
     }
     if tuple(out.shape) in shape_mistakes:
@@ -570,14 +577,14 @@ def check_interpolate(interpolate) -> None:
                                         f"{tuple(out.shape)}.")
     out = out.detach().float()
     if torch.allclose(out[0], b, atol=1e-5) and torch.allclose(out[-1], a, atol=1e-5):
-        raise CheckFailed("The endpoints are swapped: row 0 must be a (t = 0) and the last row b (t = 1): "
-                          "(1 - t) * a + t * b.")
+        raise CheckFailed("The endpoints are swapped: row 0 must be a (t = 0) and the last row b (t = 1); the weight "
+                          "of a is the one that shrinks as t grows.")
     require(torch.allclose(out[0], a, atol=1e-5), "Row 0 is not a: the path starts at a, t = 0.")
     if torch.allclose(out[-1], a + (b - a) * 6 / 7, atol=1e-5):
-        raise CheckFailed("The last row is not b: the end point is not reached. t must run from 0 to 1 INCLUDED, "
-                          "torch.linspace(0, 1, steps), not torch.arange(steps) / steps.")
-    require(torch.allclose(out[-1], b, atol=1e-5), "The last row is not b: at t = 1 the formula must give b exactly, "
-                                                   "(1 - t) * a + t * b.")
+        raise CheckFailed("The last row is not b: the end point is not reached. t must run from 0 to 1 INCLUDED "
+                          "(torch.arange(steps) / steps stops one step short of 1).")
+    require(torch.allclose(out[-1], b, atol=1e-5), "The last row is not b: at t = 1 the formula must give b exactly "
+                                                   "(the weights of a and b add up to 1 at every t).")
     steps = out[1:] - out[:-1]
     require(torch.allclose(steps, (b - a)[None].expand_as(steps) / 6, atol=1e-5),
             "The rows are not evenly spaced on the straight line from a to b: t_i = i / (steps - 1).")
@@ -619,7 +626,7 @@ def check_variations(variations) -> None:
             raise CheckFailed("variations returns (e, z): return the pair in the order (z, e).")
         if tuple(e.shape) == (G.embed_dim,):
             raise CheckFailed("variations returns one embedding vector, shape (embed_dim,): repeat it once per "
-                              "variation, G.embedding.weight[label].repeat(n, 1), shape (n, embed_dim).")
+                              "variation, shape (n, embed_dim).")
         require(tuple(z.shape) == (n, G.latent_dim) and tuple(e.shape) == (n, G.embed_dim),
                 f"variations(G, label, sigma, {n}) must return z ({n}, latent_dim) and e ({n}, embed_dim); got "
                 f"{tuple(z.shape)} and {tuple(e.shape)}.")
@@ -630,8 +637,8 @@ def check_variations(variations) -> None:
             raise CheckFailed(f"With on='z', e must be the label's embedding G.embedding.weight[label] in every row "
                               f"(here label {label}).")
         mean, spread = _stats(z)
-        require(float(spread) > 1e-3, "z has no noise (or the same noise in every row): add sigma * torch.randn(n, "
-                                      "latent_dim, generator=gen), a new vector per variation.")
+        require(float(spread) > 1e-3, "z has no noise (or the same noise in every row): draw a new noise vector "
+                                      "for every variation, (n, latent_dim) numbers.")
         if abs(float(spread) - sigma ** 2) < 0.03:
             raise CheckFailed(f"The noise on z has standard deviation {float(spread):.3f} = sigma²: sigma is the "
                               "standard deviation, multiply the N(0, 1) noise by sigma itself.")
@@ -641,11 +648,11 @@ def check_variations(variations) -> None:
             raise CheckFailed(f"The noise on z has standard deviation {float(spread):.3f} = sqrt(sigma): sigma is the "
                               "standard deviation, multiply the N(0, 1) noise by sigma itself.")
         if abs(float(spread) - sigma / 12 ** 0.5) < 0.02 and abs(float(mean.mean()) - sigma / 2) < 0.03:
-            raise CheckFailed("The noise on z is uniform on [0, sigma] (torch.rand): draw normal noise, "
-                              "sigma * torch.randn(...).")
+            raise CheckFailed("The noise on z is uniform on [0, sigma] (torch.rand): the noise is normal, "
+                              "N(0, sigma^2).")
         if abs(float(spread) - (1 + sigma ** 2) ** 0.5) < 0.04:
             raise CheckFailed("z varies more than sigma: the mean input's z is the ZERO vector (the mean latent), "
-                              "not a random one; start from torch.zeros(n, latent_dim).")
+                              "not a random one; the noise is added to zeros.")
         require(abs(float(spread) - sigma) < 0.03, f"The noise on z has standard deviation {float(spread):.3f}, "
                                                    f"expected sigma = {sigma}.")
         require(float(mean.abs().max()) < 0.06, "z is not centred on the zero vector: the mean latent is zeros.")
@@ -669,20 +676,20 @@ def check_variations(variations) -> None:
         if bool(on_table.all()) and len(torch.unique(e, dim=0)) > 1:
             raise CheckFailed("With on='embedding' every row of e is the embedding of some class: the noise was added "
                               "to the class index (label + sigma * noise, rounded) and picks neighbouring classes. "
-                              "Add it to the embedding VECTOR, G.embedding.weight[label] + sigma * noise.")
+                              "Add it to the embedding VECTOR, the label's row of the table.")
         mean, spread = _stats(e)
-        require(float(spread) > 1e-3, "With on='embedding', e has no noise: add sigma * torch.randn(n, embed_dim, "
-                                      "generator=gen) to the label's embedding.")
+        require(float(spread) > 1e-3, "With on='embedding', e has no noise: add a new noise vector to the label's "
+                                      "embedding in every row.")
         distances = (table - mean).norm(dim=1)
         if int(distances.argmin()) != label:
             raise CheckFailed(f"The embedding is centred on class {int(distances.argmin())}'s vector, not on class "
                               f"{label}'s: use G.embedding.weight[label].")
         require(torch.allclose(mean, table[label], atol=0.06), "The noisy embeddings are not centred on the label's "
-                                                               "embedding: e = G.embedding.weight[label] + noise.")
+                                                               "embedding: the noise is added to it, with mean 0.")
         per_dim = e.std(dim=0)
         if torch.allclose(per_dim, sigma * table[label].abs(), atol=0.03):
-            raise CheckFailed("The noise multiplies the embedding (its spread grows with each number's size): add it, "
-                              "e = G.embedding.weight[label] + sigma * noise.")
+            raise CheckFailed("The noise multiplies the embedding (its spread grows with each number's size): the "
+                              "noise is added to the embedding, not multiplied with it.")
         if abs(float(spread) - sigma ** 2) < 0.03:
             raise CheckFailed("The noise on the embedding has standard deviation sigma²: multiply by sigma.")
         require(abs(float(spread) - sigma) < 0.03, f"The noise on the embedding has standard deviation "

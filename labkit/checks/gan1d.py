@@ -150,11 +150,11 @@ def _d_gradient_mistake(grad, terms, scale) -> str:
     for stale in (0.0, STALE_GRADIENT):
         if near(grad, scale * g_fake + stale):
             return ("The loss value is right but only its fake term reached D's gradient: D(real) was computed under "
-                    "torch.no_grad() (or detached). Only the fake batch G(z) is detached; D must get gradients from "
-                    "both terms.")
+                    "torch.no_grad() (or detached). Only the fake batch, G's output, is cut from the graph; D must get "
+                    "gradients from both terms.")
         if near(grad, scale * g_real + stale):
             return ("The loss value is right but only its real term reached D's gradient: D's score of the fake batch "
-                    "was computed under torch.no_grad() (or detached). Detach G's output, D(G(z).detach()), not D's "
+                    "was computed under torch.no_grad() (or detached). Detach G's output before D scores it, not D's "
                     "score: D must learn from the fake batch too.")
     return ("The loss is right but the gradient D had at opt_d.step() is not the loss's gradient: call "
             "opt_d.zero_grad(), then loss_d.backward() on the loss you return, then opt_d.step(), once each.")
@@ -199,8 +199,9 @@ def check_d_step(d_step) -> None:
     out, G, D, spy = _spied_d_step(d_step)
     values = result_dict(out, ["loss_d", "d_real", "d_fake"], "d_step")
     g_grads = [p.grad for p in G.parameters() if p.grad is not None and p.grad.abs().sum() > 0]
-    require(not g_grads, "The generator received gradients during the discriminator step: compute the fake batch "
-                         "with G(z).detach() (or under torch.no_grad()), so this step only trains D.")
+    require(not g_grads, "The generator received gradients during the discriminator step: the fake batch was not cut "
+                         "from G's graph. This step trains D only, so G's output is detached (or made under "
+                         "torch.no_grad()) before D scores it.")
     require(not spy.erased_before_step, _erased_message("opt_d", "loss_d"))
     require_only_trained(D, flat_params(D0), "discriminator", G, flat_params(G0), "generator", "opt_d")
     require(len(spy.calls) == 1, f"opt_d.step() ran {len(spy.calls)} times in one d_step: step once per call.")
@@ -212,9 +213,10 @@ def check_d_step(d_step) -> None:
                               "samples target 0.")
         with_logits = _d_losses(1.0, 0.0, with_logits=True)
         require(not (close(loss, with_logits) or close(loss, with_logits / 2)), _with_logits_message("loss_d"))
-        raise CheckFailed(f"loss_d = {loss:.5f}, expected {expected:.5f} (the sum BCE(D(x), 1) + BCE(D(G(z)), 0), "
-                          f"each averaged over the batch) or {expected / 2:.5f} (their mean: one BCE over the "
-                          "concatenated batch).")
+        raise CheckFailed(f"loss_d = {loss:.5f}, expected {expected:.5f} (the real batch's BCE against real_label "
+                          f"plus the fake batch's BCE against 0, each averaged over the batch) or {expected / 2:.5f} "
+                          "(their mean: one BCE over both batches joined). Look at the targets, the reduction and "
+                          "which batch each score comes from.")
     logged = np.array([values["d_real"], values["d_fake"]])
     if not close(logged, [ref["d_step.d_real"], ref["d_step.d_fake"]]):
         with torch.no_grad():
@@ -262,21 +264,21 @@ def check_g_step(g_step) -> None:
         require(spy.calls, "The generator's weights did not change: call loss.backward() and then opt_g.step().")
         require(not d_has_grad, "G received no gradient although loss_g.backward() ran: G(z) was detached (or computed "
                                 "under torch.no_grad()) in the generator step. Here the gradient must flow through D "
-                                "back into G: p = D(G(z)), no detach.")
+                                "back into G: no detach in this step.")
         raise CheckFailed("The generator's weights did not change: call loss.backward() and then opt_g.step().")
     loss, expected = values["loss_g"], float(ref["g_step.loss_g"])
     if not close(loss, expected):
         if close(loss, saturating):
-            raise CheckFailed("This is the saturating loss log(1 - D(G(z))) of the original minimax game. Use the "
-                              "non-saturating one: BCE(D(G(z)), 1) = -log D(G(z)), which keeps gradients alive when D "
-                              "wins.")
+            raise CheckFailed("This is the saturating loss log(1 - D(G(z))) of the original minimax game, whose "
+                              "gradient vanishes when D wins (at the start of every run). Use the non-saturating loss "
+                              "of 'The game': G labels its own samples as real.")
         if close(loss, -saturating):
             raise CheckFailed("loss_g is BCE(D(G(z)), 0): target 0 trains G to make D call its samples fake, the "
-                              "opposite of what G wants. The generator labels its samples as real: target 1 "
-                              "(torch.ones_like(p)).")
+                              "opposite of what G wants. The generator labels its samples as real.")
         require(not close(loss, with_logits), _with_logits_message("loss_g"))
-        raise CheckFailed(f"loss_g = {loss:.5f}, expected {expected:.5f}: the generator's loss is BCE(D(G(z)), 1) "
-                          "(fake samples labelled as real), averaged over the batch.")
+        raise CheckFailed(f"loss_g = {loss:.5f}, expected {expected:.5f}: the non-saturating loss is a BCE of D's "
+                          "scores of the fresh fakes with every target saying 'real', averaged over the batch (no "
+                          "with-logits loss, no sum, no extra factor).")
     if not close(flat_params(G), ref["g_step.G_after"], 1e-4):
         grad = spy.calls[0]["G"] if spy.calls else None
         expected_grad = (flat_params(G0) - ref["g_step.G_after"]) / CASE_LR
@@ -321,20 +323,21 @@ def _epoch_mean_mistake(key, value, totals, counts, values) -> str:
     """The likely mistake behind a wrong mean of ``key``, or a generic hint."""
     steps, most = EPOCH_STEPS_PER_EPOCH, max(counts.values())
     if close(value, totals[key], 1e-6):
-        return (f"{key} = {value:.5f} is the sum of its {counts[key]} values: divide totals[key] by counts[key] "
-                "to get the mean.")
+        return (f"{key} = {value:.5f} is the sum of its {counts[key]} values: a mean divides the total by how many "
+                "values were logged, the key's count.")
     if close(value, values[key][-1], 1e-6):
         return (f"{key} = {value:.5f} is the last logged value (one batch per epoch): the history holds the mean "
-                "over the whole epoch, totals[key] / counts[key].")
+                "over the whole epoch, from the key's total and count.")
     for divisor, what in ((steps, f"steps_per_epoch ({steps})"),
                           (most, f"the largest count ({most})")):
         if divisor != counts[key] and close(value, totals[key] / divisor, 1e-6):
             return (f"{key} = {value:.5f} is its total divided by {what}, but {key} was logged {counts[key]} times "
-                    f"(with d_steps=2 the D values come twice per generator step): divide each key by its own "
-                    "count, counts[key], not by steps_per_epoch.")
+                    f"(with d_steps=2 the D values come twice per generator step): each key has its own count, "
+                    "which is not steps_per_epoch.")
     if close(value, totals[key] // counts[key], 1e-6):
         return f"{key} = {value:.5f}: use true division (/), not floor division (//)."
-    return (f"{key} = {value:.5f}, expected the mean totals[key] / counts[key] = {totals[key] / counts[key]:.5f}.")
+    return (f"{key} = {value:.5f}, expected the epoch's mean of {key}, {totals[key] / counts[key]:.5f}: its total "
+            "over its own count, as a float.")
 
 
 def check_epoch_means(epoch_means) -> None:
@@ -439,7 +442,7 @@ def _require_probabilities(history, keys) -> None:
                 "its count, TODO 3).")
         require(not np.any(values < 0),
                 f"history[{key!r}] reaches {values.min():.4g}, below 0: log the mean of D's sigmoid outputs "
-                "(p.mean().item()), not a loss or a logit.")
+                "(probabilities), not a loss or a logit.")
 
 
 def check_history(history, expected_length: int, train_gan=None) -> None:

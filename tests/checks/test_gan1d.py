@@ -156,7 +156,7 @@ def _last_values(totals, counts):
 
 @pytest.mark.parametrize("epoch_means, message", [
     (lambda t, c: {k: v / 3 for k, v in t.items()}, r"divided by steps_per_epoch \(3\).*loss_d was logged 6 times"),
-    (lambda t, c: {k: v / c["loss_g"] for k, v in t.items()}, "not by steps_per_epoch"),
+    (lambda t, c: {k: v / c["loss_g"] for k, v in t.items()}, "its own count, which is not steps_per_epoch"),
     (lambda t, c: {k: v / max(c.values()) for k, v in t.items()}, r"loss_g .* divided by the largest count \(6\)"),
     (lambda t, c: dict(t), "is the sum of its 6 values"),
     (_last_values, "last logged value"),
@@ -168,7 +168,7 @@ def _last_values(totals, counts):
     (lambda t, c: {}, "missing"),
     (lambda t, c: {**{k: t[k] / c[k] for k in t}, "loss": 1.0}, "never logged"),
     (lambda t, c: [t[k] / c[k] for k in t], "must return a dict"),
-    (lambda t, c: {k: t[k] / c[k] + 1e-3 for k in t}, "expected the mean totals"),
+    (lambda t, c: {k: t[k] / c[k] + 1e-3 for k in t}, r"expected the epoch's mean of loss_d, 1\.29667: its total over its own count"),
 ])
 def test_epoch_means_mistakes_are_named(epoch_means, message):
     with pytest.raises(CheckFailed, match=message):

@@ -309,3 +309,41 @@ def test_headings_follow_the_handout():
     numbers = [m for c in cells for m in re.findall(r"^#+ (?:TODO \d+ — )?(\d\.\d)\b", "".join(c["source"]), re.M)]
     assert [n for i, n in enumerate(numbers) if i == 0 or n != numbers[i - 1]] == \
         ["1.1", "1.2", "1.3", "1.4", "1.5", "2.1", "2.2", "2.3", "2.4", "2.5"]
+
+
+# Issue 25, item 2: the TODOs' code appears only in their last hints, and no check message spells it. Beside each
+# answer line of the solution, the expressions that make one (the messages may not use the losses' BCE(...) form
+# either).
+ANSWER_EXPRESSIONS = (
+    "torch.cdist(e, table).argmin", "argmin(dim=1)", "nn.Embedding(N_CLASSES, embed_dim)", "torch.cat([z, e]",
+    "[:, :, None, None]", "self.project(h)).sum(", "nn.Linear(64 * c, embed_dim", "D(fake.detach(), labels)",
+    "torch.ones_like(p_real)", "torch.linspace(0, 1, steps)", "t[:, None]", "(1 - t) * a + t * b",
+    "weight[label].repeat(n, 1)", "sigma * torch.randn(", "torch.zeros(n, latent_dim)", "(p_real > 0.5).float().mean()")
+MESSAGE_ANSWERS = ANSWER_EXPRESSIONS + ("BCE(D(fake, labels), 1)", "BCE(D(real), 1) + BCE(D(fake), 0)",
+                                        "BCE(D(fake), 1)", "self.embedding(labels)")
+GIVEN_CODE = {"for c in range(N_CLASSES):"}   # a loop the notebook's given cells write too
+
+
+def test_the_todos_code_is_only_in_their_last_hints():
+    import re
+
+    import nbformat
+
+    from tests.labs import hint_rules
+
+    answers = [line for line in hint_rules.answer_lines(NOTEBOOK) if line not in GIVEN_CODE]
+    assert len(answers) >= 30
+    assert hint_rules.leaks([hint_rules.text_before_the_last_hints(NOTEBOOK)], answers + list(ANSWER_EXPRESSIONS)) == []
+    todos = [c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells if re.search(r"^## TODO \d", c.source, re.M)]
+    assert len(todos) == 7
+    for text in todos:   # a first hint with the approach, then the last one with the code
+        assert text.index("<summary>Hint</summary>") < text.index("<summary>Last hint: the code"), text[:60]
+
+
+def test_check_messages_name_the_mistake_not_the_answer():
+    from tests.labs import hint_rules
+
+    messages = hint_rules.message_strings(REPO / "labkit" / "checks" / "cgan_mnist.py")
+    assert len(messages) > 100
+    assert hint_rules.leaks(messages, hint_rules.answer_lines(NOTEBOOK) + list(MESSAGE_ANSWERS)) == []
+
