@@ -46,8 +46,9 @@ def _count(module: nn.Module, *types) -> int:
 
 # --------------------------------------------------------------------------- TODO 1: conditioning
 
-_ONE_HOT_SIZE = ("{name} returns {shape} for a batch whose labels are only 0-2: F.one_hot(labels) without "
-                 "num_classes makes vectors as long as the batch's largest label + 1. Use F.one_hot(labels, N_CLASSES).")
+_ONE_HOT_SIZE = ("{name} returns {shape} for a batch whose labels are only 0-2: one-hot vectors made without "
+                 "num_classes are only as long as the batch's largest label + 1, so their size changes from batch to "
+                 "batch. Tell F.one_hot how many classes there are: every label needs N_CLASSES = 10 entries.")
 
 
 def check_conditioning(noise_with_labels, images_with_labels) -> None:
@@ -57,34 +58,38 @@ def check_conditioning(noise_with_labels, images_with_labels) -> None:
     labels = torch.tensor([3, 0, 9, 3, 7])
     one_hot = F.one_hot(labels, N_CLASSES).float()
     out = call_student(noise_with_labels, "noise_with_labels(z, labels) with z (5, 100)", z, labels,
-                       hint="Concatenate along dim 1: torch.cat([z, F.one_hot(labels, N_CLASSES).to(z.dtype)], dim=1).")
+                       hint="The noise and the one-hot labels are joined along dim 1 (the features), z first; both "
+                            "have B rows.")
     require(torch.is_tensor(out), f"noise_with_labels must return a tensor, got {type(out).__name__}.")
     shape = tuple(out.shape)
     if shape == (5, LATENT_DIM + 1):
-        raise CheckFailed("noise_with_labels returns (B, 101): the label was appended as one number. Append its "
-                          "one-hot vector instead: F.one_hot(labels, N_CLASSES), 10 numbers per sample.")
+        raise CheckFailed("noise_with_labels returns (B, 101): the label was appended as one number, which tells the "
+                          "generator that class 9 is 'more' than class 1. Append its one-hot vector instead, "
+                          "N_CLASSES = 10 numbers per sample.")
     require(shape == (5, LATENT_DIM + N_CLASSES), f"noise_with_labels(z, labels) with z (5, 100) must return "
-                                                  f"(5, 110), got {shape}: torch.cat([z, one_hot], dim=1).")
-    require(out.is_floating_point(), "noise_with_labels returns integers: make the one-hot vectors float with "
-                                     ".to(z.dtype) before concatenating.")
+                                                  f"(5, 110), got {shape}: z's 100 numbers, then the 10 of the "
+                                                  "one-hot label, side by side in each row.")
+    require(out.is_floating_point(), "noise_with_labels returns integers: F.one_hot makes integer vectors, and the "
+                                     "generator's layers take floats. Convert them to z's dtype before "
+                                     "concatenating.")
     require(out.dtype == z.dtype, f"noise_with_labels returns {out.dtype} for float32 noise: the one-hot vectors were "
-                                  "made another float type (e.g. .double()), and torch.cat promoted z to it. Use "
-                                  ".to(z.dtype), so the generator's float32 layers can take the result.")
+                                  "made another float type (e.g. .double()), and torch.cat promoted z to it. Give "
+                                  "them z's own dtype, so the generator's float32 layers can take the result.")
     if torch.allclose(out[:, N_CLASSES:], z) and torch.allclose(out[:, :N_CLASSES], one_hot):
-        raise CheckFailed("noise_with_labels puts the one-hot label first: z comes first, then the label "
-                          "(torch.cat([z, one_hot], dim=1)), so the generator's input layout is the one documented.")
+        raise CheckFailed("noise_with_labels puts the one-hot label first: z comes first, then the label, so the "
+                          "generator's input layout is the one documented (and the one the sampling tools assume).")
     require(torch.allclose(out[:, :LATENT_DIM], z), "The first 100 numbers of noise_with_labels must be z unchanged.")
     require(torch.allclose(out[:, LATENT_DIM:], one_hot),
-            "The last 10 numbers must be the one-hot label: a 1 at position labels[i] and 0 elsewhere "
-            "(F.one_hot(labels, N_CLASSES)).")
+            "The last 10 numbers must be the one-hot label: a 1 at position labels[i] and 0 elsewhere.")
     few = torch.tensor([0, 2, 1, 2, 0])                   # a batch without the classes 3-9
     short = call_student(noise_with_labels, "noise_with_labels(z, labels) with labels 0-2 only", z, few)
     require(tuple(short.shape) == (5, LATENT_DIM + N_CLASSES), _ONE_HOT_SIZE.format(
         name="noise_with_labels", shape=tuple(short.shape)))
 
     x = torch.rand(5, 1, 28, 28) * 2 - 1
-    maps_hint = ("The label maps must be (B, 10, 28, 28) before torch.cat([x, maps], dim=1): "
-                 "one_hot[:, :, None, None].expand(-1, -1, 28, 28).")
+    maps_hint = ("The label maps must be (B, 10, 28, 28), the image's height and width, before they join the "
+                 "image along dim 1: give the (B, 10) one-hot vectors two axes of size 1 and expand them over the "
+                 "image's height and width.")
     out = call_student(images_with_labels, "images_with_labels(x, labels) with x (5, 1, 28, 28)", x, labels,
                        hint=maps_hint)
     require(torch.is_tensor(out), f"images_with_labels must return a tensor, got {type(out).__name__}.")
@@ -94,19 +99,19 @@ def check_conditioning(noise_with_labels, images_with_labels) -> None:
                           "its number. Use ten channels, one per class (one-hot), all ones for the image's class.")
     require(shape == (5, 1 + N_CLASSES, 28, 28), f"images_with_labels(x, labels) with x (5, 1, 28, 28) must return "
                                                   f"(5, 11, 28, 28), got {shape}.")
-    require(out.dtype == x.dtype, f"images_with_labels returns {out.dtype} for float32 images: make the label maps "
-                                  "x's dtype (.to(x.dtype)), so the critic's float32 layers can take the result.")
+    require(out.dtype == x.dtype, f"images_with_labels returns {out.dtype} for float32 images: give the label maps "
+                                  "x's own dtype, so the critic's float32 layers can take the result.")
     if torch.allclose(out[:, N_CLASSES:], x) and not torch.allclose(out[:, :1], x):
         raise CheckFailed("images_with_labels puts the label channels first: the image is channel 0, then the ten "
-                          "label channels (torch.cat([x, maps], dim=1)).")
+                          "label channels, the layout the critic's first convolution was described with.")
     require(torch.allclose(out[:, :1], x), "Channel 0 of images_with_labels must be the image unchanged.")
     maps = out[:, 1:]
     require(bool(torch.all((maps == 0) | (maps == 1))), "The label channels must hold only 0 and 1.")
     per_channel = maps.flatten(2)
     if not torch.all(per_channel.min(dim=2).values == per_channel.max(dim=2).values):
         raise CheckFailed("A label channel is not constant: each of the ten channels must be all ones (the image's "
-                          "class) or all zeros over the whole 28×28 image. Expand the one-hot vector over the pixels "
-                          "(one_hot[:, :, None, None].expand(-1, -1, 28, 28)); do not write it into a few pixels.")
+                          "class) or all zeros over the whole 28×28 image. Expand the one-hot vector over every "
+                          "pixel; do not write it into a few pixels.")
     require(torch.allclose(per_channel[:, :, 0], one_hot),
             "The label channels do not match the labels: channel 1 + k must be all ones exactly when the label is k.")
     short = call_student(images_with_labels, "images_with_labels(x, labels) with labels 0-2 only", x, few,
@@ -129,8 +134,8 @@ def check_critic(Critic) -> None:
         if "size" not in str(exc):
             raise
         raise CheckFailed("down_block(..., norm=Norm.LAYER) needs size=, the side of the block's output: layer norm "
-                          "normalises over channels × height × width, so it must know them (size=7 after the second "
-                          "block, size=4 after the third).") from None
+                          "normalises over channels × height × width, so it must know them. Work the side out for "
+                          "each block from the shapes in the text (28 -> 14 -> 7 -> 4).") from None
     require(_count(C, nn.Sigmoid) == 0, "The critic has a Sigmoid: a WGAN critic outputs a score (any real number), "
                                         "not a probability. Remove it.")
     require(_count(C, nn.BatchNorm2d, nn.BatchNorm1d) == 0,
@@ -186,26 +191,27 @@ def check_wasserstein_losses(get_WLoss_generator, get_WLoss_discriminator) -> No
     value = require_loss_tensor(call_student(get_WLoss_generator, "get_WLoss_generator(score_fake)", score_fake),
                                 "get_WLoss_generator")
     require_value(value, -mean_fake, [
-        (mean_fake, "get_WLoss_generator has the wrong sign: the generator wants high scores for its fakes, so it "
-                    "minimises MINUS the mean score: -score_fake.mean()."),
+        (mean_fake, "get_WLoss_generator has the wrong sign: the generator wants high scores for its fakes, so its "
+                    "loss must fall as their mean score rises: it minimises MINUS that mean."),
         (-float(score_fake.detach().sum()), "get_WLoss_generator sums the scores: take the mean over the batch."),
-    ], f"get_WLoss_generator gives {value:.4f} on these scores, expected -mean(score_fake) = {-mean_fake:.4f}. "
+    ], f"get_WLoss_generator gives {value:.4f} on these scores, expected minus their mean, {-mean_fake:.4f}. "
        "No log and no sigmoid: WGAN uses the raw scores.")
 
     critic_loss = lambda fake, real: require_loss_tensor(call_student(  # noqa: E731
         get_WLoss_discriminator, "get_WLoss_discriminator(score_fake, score_real)", fake, real), "get_WLoss_discriminator")
     value, expected = critic_loss(score_fake, score_real), mean_fake - mean_real
     if close(value, -expected) and close(critic_loss(score_real, score_fake), -expected):
-        raise CheckFailed("get_WLoss_discriminator is never negative (an abs or a square?): return mean(score_fake) - "
-                          "mean(score_real) as it is; the critic minimises it, so it goes below 0.")
+        raise CheckFailed("get_WLoss_discriminator is never negative (an abs or a square?): the critic's loss is the "
+                          "difference of the mean scores itself, with its sign; the critic minimises it, so it goes "
+                          "below 0 once real images score higher.")
     require_value(value, expected, [
-        (-expected, "get_WLoss_discriminator has the wrong sign (real and fake swapped): the critic minimises "
-                    "mean(score_fake) - mean(score_real), so real images end up with the higher scores."),
+        (-expected, "get_WLoss_discriminator has the wrong sign (real and fake swapped): the critic minimises the "
+                    "mean fake score minus the mean real score, so real images end up with the higher scores."),
         (float(score_fake.detach().sum() - score_real.detach().sum()), "get_WLoss_discriminator sums the scores: use means."),
         (mean_fake, "get_WLoss_discriminator uses only the fake scores: subtract the mean real score."),
         (-mean_real, "get_WLoss_discriminator uses only the real scores: add the mean fake score."),
-    ], f"get_WLoss_discriminator gives {value:.4f}, expected mean(score_fake) - mean(score_real) = {expected:.4f}. "
-       "No log and no sigmoid: WGAN uses the raw scores.")
+    ], f"get_WLoss_discriminator gives {value:.4f}, expected the mean fake score minus the mean real score, "
+       f"{expected:.4f}. No log and no sigmoid: WGAN uses the raw scores.")
     passed(f"Wasserstein losses: generator {-mean_fake:.4f}, critic {expected:.4f} on fixed scores")
 
 
@@ -224,27 +230,31 @@ def check_interpolates(get_interpolates) -> None:
     fake = -torch.rand(6, 1, 28, 28, generator=gen) * 0.8 - 0.2    # in [-1, -0.2]: never equal to real
     torch.manual_seed(0)
     out = call_student(get_interpolates, "get_interpolates(real, fake) with (6, 1, 28, 28) batches", real, fake,
-                       hint="eps must broadcast over each image: shape (B, 1, 1, 1), torch.rand(len(real), 1, 1, 1).")
+                       hint="eps must broadcast over each image: one number per sample, in a tensor of shape "
+                            "(B, 1, 1, 1).")
     require(torch.is_tensor(out) and tuple(out.shape) == (6, 1, 28, 28),
             f"get_interpolates(real, fake) with (6, 1, 28, 28) batches must return (6, 1, 28, 28), got "
             f"{tuple(out.shape) if torch.is_tensor(out) else type(out).__name__}: eps of shape (B, 1, 1, 1) "
             "broadcasts over the image.")
     eps = _eps_behind(out, real, fake)                             # (6, 784): the eps behind every pixel
     require(float(eps.min()) >= -1e-5 and float(eps.max()) <= 1 + 1e-5,
-            "Some interpolates do not lie between their real and fake image: eps must be in [0, 1] (torch.rand, "
-            "uniform; not torch.randn), and the mix eps * real + (1 - eps) * fake.")
+            "Some interpolates do not lie between their real and fake image: eps must be in [0, 1] (uniform, as "
+            "torch.rand draws; not torch.randn, which is normal), with weight eps on the real image and 1 - eps on "
+            "the fake.")
     spread_in_sample = float((eps.max(dim=1).values - eps.min(dim=1).values).max())
     if spread_in_sample > 1e-4:
         raise CheckFailed("The interpolates do not lie on the straight line from real to fake: either eps differs "
                           "from pixel to pixel (draw ONE eps per sample, shape (B, 1, 1, 1), not the image's shape) "
-                          "or the mix is not eps * real + (1 - eps) * fake.")
+                          "or the mix is not the formula's: weight eps on the real image, 1 - eps on the fake, so "
+                          "that the two weights sum to 1.")
     per_sample = eps[:, 0]
     for end, which in ((1.0, "real"), (0.0, "fake")):
         require(not torch.allclose(per_sample, torch.full_like(per_sample, end), atol=1e-4),
-                f"The interpolates are the {which} images themselves: mix them, eps * real + (1 - eps) * fake.")
+                f"The interpolates are the {which} images themselves: mix real and fake with the random eps, so the "
+                "points lie between them.")
     if float(per_sample.max() - per_sample.min()) < 1e-4:
         raise CheckFailed(f"Every sample got the same eps ({float(per_sample[0]):.3f}): draw one eps per sample, "
-                          "torch.rand(B, 1, 1, 1), not one number for the whole batch.")
+                          "a tensor of shape (B, 1, 1, 1), not one number for the whole batch.")
     again = _eps_behind(get_interpolates(real, fake), real, fake)[:, 0]
     require(not torch.allclose(again, per_sample), "Two calls gave the same eps: draw a new random eps at every call.")
     _require_uniform_eps(get_interpolates)
@@ -263,8 +273,8 @@ def _require_uniform_eps(get_interpolates, n: int = 2000) -> None:
     low, high, mean = float(eps.min()), float(eps.max()), float(eps.mean())
     require(low < 0.01 and high > 0.99 and abs(mean - 0.5) < 0.04,
             f"On {n} samples your eps ran from {low:.3f} to {high:.3f} with mean {mean:.3f}; eps ~ U[0, 1] runs "
-            "from about 0 to 1 with mean 0.5. Draw it with torch.rand(B, 1, 1, 1) as it is, not scaled, shifted or "
-            "squared: the penalty must hold on the whole segment between real and fake.")
+            "from about 0 to 1 with mean 0.5. Use the uniform draw as it is, not scaled, shifted or squared: the "
+            "penalty must hold on the whole segment between real and fake.")
 
 
 # --------------------------------------------------------------------------- TODO 5: gradient penalty
@@ -283,28 +293,29 @@ def _penalty_mistakes(g: torch.Tensor, lam: float):
     return [
         (lam * float((norms.mean() - 1) ** 2),
          "The penalty takes the mean of the norms and then squares: square each sample's (norm - 1) first, then "
-         "take the mean, ((norms - 1) ** 2).mean()."),
-        (lam * float((g.norm() - 1) ** 2), "The penalty uses one norm of the whole batch: take one L2 norm per sample "
-                                           "(gradient.flatten(1).norm(2, dim=1), shape (B,))."),
+         "average the squares (a batch whose norms average 1 though none is 1 must still pay)."),
+        (lam * float((g.norm() - 1) ** 2), "The penalty uses one norm of the whole batch: take one L2 norm per sample, "
+                                           "over all its pixels, a tensor of shape (B,)."),
         (lam * float(((norms ** 2 - 1) ** 2).mean()),
-         "The penalty uses the squared norm: take the L2 norm itself (.norm(2, dim=1)), not the sum of squares."),
+         "The penalty uses the squared norm: take the L2 norm itself, the square root of the sum of squares."),
         (float(((norms - 1) ** 2).mean()), "The penalty is missing its weight: multiply by lambda_gp."),
         (10.0 * float(((norms - 1) ** 2).mean()), "The penalty ignores its lambda_gp argument (the check passes "
                                                   f"lambda_gp={lam}, and 10 was used): multiply by lambda_gp."),
         (lam * float(((norms - 1) ** 2).sum()), "The penalty sums over samples: take the mean."),
-        (lam * float((norms - 1).abs().mean()), "The penalty uses |norm - 1|: square it, (norm - 1) ** 2."),
-        (lam * float((norms - 1).mean()), "The penalty does not square (norm - 1): ((norms - 1) ** 2).mean()."),
+        (lam * float((norms - 1).abs().mean()), "The penalty uses |norm - 1|: WGAN-GP squares the distance from 1."),
+        (lam * float((norms - 1).mean()), "The penalty does not square (norm - 1): norms above and below 1 then "
+                                          "cancel out. Square each sample's distance from 1, then average."),
         (lam * float((torch.relu(norms - 1) ** 2).mean()),
          "The penalty is one-sided (norms below 1 cost nothing): WGAN-GP squares (norm - 1) for every sample, "
-         "((norms - 1) ** 2).mean()."),
-        (lam ** 2 * float(((norms - 1) ** 2).mean()), "lambda_gp is inside the square: lambda_gp * ((norms - 1) ** 2)"
-                                                      ".mean()."),
+         "below 1 as well as above."),
+        (lam ** 2 * float(((norms - 1) ** 2).mean()), "lambda_gp is inside the square: the weight multiplies the mean "
+                                                      "of the squares, once, after squaring."),
         (lam * float(((g.norm(2, dim=1) - 1) ** 2).mean()),
          "The penalty takes the norm over dim=1 of the (B, 1, 28, 28) gradient, i.e. per pixel: flatten each sample "
-         "first, gradient.flatten(1).norm(2, dim=1)."),
+         "into one row of 784 numbers first, then take one norm per row."),
         (lam * float(((g.norm(2, dim=-1) - 1) ** 2).mean()),
-         "The penalty takes the norm of each image row (dim=-1): flatten each sample first, "
-         "gradient.flatten(1).norm(2, dim=1)."),
+         "The penalty takes the norm of each image row (dim=-1): flatten each sample into one row of 784 numbers "
+         "first, then take one norm per row."),
     ]
 
 
@@ -314,7 +325,8 @@ def check_gradient_penalty(get_gradient_regularisation) -> None:
     out = require_loss_tensor(call_student(lambda g: get_gradient_regularisation(g, lambda_gp=10.0),
                                            "get_gradient_regularisation(gradient)", unit), "get_gradient_regularisation")
     require(abs(out) < 1e-5, f"Every sample's gradient has norm 1, so the penalty must be 0; got {out:.4g}. Take each "
-                             "sample's L2 norm over all its pixels: gradient.flatten(1).norm(2, dim=1).")
+                             "sample's L2 norm over all its pixels at once (one norm per sample, shape (B,)), not "
+                             "per row, per pixel or over the whole batch.")
     lam = 2.0
     g = _gradients_with_norms([0.5, 1.0, 2.0, 3.0], seed=2)
     expected = lam * float(((torch.tensor([0.5, 1.0, 2.0, 3.0]) - 1) ** 2).mean())
@@ -421,40 +433,43 @@ def check_critic_step(critic_step) -> None:
     require(len(spy.calls) == 1, f"opt_c.step() ran {len(spy.calls)} times: once per critic step.")
     g_grads = spy.calls[0]["G"]
     require(np.allclose(g_grads, STALE_GRADIENT) or np.allclose(g_grads, 0),
-            "The generator received gradients in the critic step: make the fakes under torch.no_grad() (or "
-            "G(z, labels).detach()), since this step trains only the critic.")
+            "The generator received gradients in the critic step: make the fakes without a graph into G (under "
+            "torch.no_grad(), or detached), since this step trains only the critic.")
     w, expected_w = values["wasserstein"], float(ref["critic_step.wasserstein"])
-    with_penalty = ("'wasserstein' is loss_c, penalty included: log -loss_w, the critic's estimate mean C(real) - "
-                    "mean C(fake) alone.")
+    with_penalty = ("'wasserstein' is loss_c, penalty included: log the critic's estimate alone, mean C(real) - "
+                    "mean C(fake), the Wasserstein loss negated, without the penalty.")
     require_value(w, expected_w, [
         (-expected_w, "The critic's loss has the wrong sign: get_WLoss_discriminator takes the fake scores first, "
-                      "get_WLoss_discriminator(C(fake, labels), C(real, labels))."
+                      "then the real ones (look at its arguments' names)."
          if close(values["loss_c"], expected_w + values["gp"]) else
          "'wasserstein' has the wrong sign: log the critic's estimate mean C(real) - mean C(fake), the negated "
          "Wasserstein loss."),
         (values["loss_c"], with_penalty), (-values["loss_c"], with_penalty),
     ], f"wasserstein = {w:.5f}, expected mean C(real) - mean C(fake) = {expected_w:.5f} (scored before the update, "
-       "on the fakes G(z, labels) from the z and labels given).")
+       "on fakes made from the z and labels given).")
     gp, expected_gp = values["gp"], float(ref["critic_step.gp"])
     alternatives = [float(ref["critic_step.gp_swapped"])]  # eps * fake + (1 - eps) * real is as valid
     if not any(close(gp, a) for a in alternatives):
         require_value(gp, expected_gp, [
-            (parts["gp_real"], "The penalty is measured at the real images: measure it at get_interpolates(real, fake)."),
-            (parts["gp_fake"], "The penalty is measured at the fake images: measure it at get_interpolates(real, fake)."),
+            (parts["gp_real"], "The penalty is measured at the real images: WGAN-GP measures it at random points "
+                               "between real and fake images (TODO 4's interpolates)."),
+            (parts["gp_fake"], "The penalty is measured at the fake images: WGAN-GP measures it at random points "
+                               "between real and fake images (TODO 4's interpolates)."),
             (expected_gp * 10.0 / CASE_LAMBDA, "critic_step ignores its lambda_gp argument (the check passes "
                                                f"lambda_gp={CASE_LAMBDA}): pass lambda_gp to get_gradient_regularisation."),
-            (0.0, "gp is 0: add get_gradient_regularisation(get_grad_function(C, interpolates, labels), lambda_gp)."),
-        ], f"gp = {gp:.5f}, expected {expected_gp:.5f}: the penalty at get_interpolates(real, fake) with the critic "
-           "before its update.")
+            (0.0, "gp is 0: the critic step computes the gradient penalty (TODO 5) on the critic's gradient at the "
+                  "interpolates (TODO 4, get_grad_function) and logs it."),
+        ], f"gp = {gp:.5f}, expected {expected_gp:.5f}: the penalty on the critic's gradient at the interpolates of "
+           "this batch's real and fake images, with the critic before its update.")
     loss_c = values["loss_c"]
     if close(loss_c, -w) and not close(gp, 0):
         raise CheckFailed("loss_c is the Wasserstein loss alone: the critic minimises the Wasserstein loss PLUS the "
-                          "gradient penalty (loss_c = loss_w + gp), otherwise nothing keeps it 1-Lipschitz.")
+                          "gradient penalty, otherwise nothing keeps it 1-Lipschitz.")
     require(not close(loss_c, -w - gp) or close(gp, 0), "loss_c subtracts the penalty: the critic minimises the "
-                                                       "Wasserstein loss PLUS it, loss_c = loss_w + gp.")
+                                                       "Wasserstein loss PLUS it (a penalty is a cost).")
     require(not close(loss_c, w + gp) or close(w, 0), "loss_c = mean C(real) - mean C(fake) + gp: the critic's loss has "
                                                       "the wrong sign; get_WLoss_discriminator takes the fake scores "
-                                                      "first, get_WLoss_discriminator(C(fake, labels), C(real, labels)).")
+                                                      "first, then the real ones.")
     require(close(loss_c, -w + gp), f"loss_c = {loss_c:.5f}, expected the Wasserstein loss plus the penalty "
                                     f"{-w + gp:.5f}.")
     require(not spy.erased_before_step, "opt_c.zero_grad() comes after loss_c.backward(), so it erases the gradients "
@@ -483,10 +498,10 @@ def check_generator_step(generator_step) -> None:
     require(len(spy.calls) == 1, f"opt_g.step() ran {len(spy.calls)} times: once per generator step.")
     loss_g, expected = values["loss_g"], float(ref["generator_step.loss_g"])
     require_value(loss_g, expected, [
-        (-expected, "loss_g has the wrong sign: the generator minimises get_WLoss_generator(C(fake, labels)) = "
-                    "-mean score of its fakes."),
-    ], f"loss_g = {loss_g:.5f}, expected {expected:.5f}: get_WLoss_generator(C(G(z, labels), labels)) with the "
-       "z and labels given.")
+        (-expected, "loss_g has the wrong sign: the generator minimises its Wasserstein loss (TODO 3), minus the "
+                    "mean critic score of its fakes."),
+    ], f"loss_g = {loss_g:.5f}, expected {expected:.5f}: the generator's Wasserstein loss (TODO 3) on the critic's "
+       "scores of fakes made from the z and labels given.")
     require(not spy.erased_before_step, "opt_g.zero_grad() comes after loss_g.backward(), so it erases the gradients "
                                         "opt_g.step() needs: call it before the backward pass.")
     require(not close(flat_params(G), flat_params(G0), 0),
@@ -561,8 +576,8 @@ def _generated(generate, n: int, c, G=None):
     except (RuntimeError, TypeError, IndexError, AttributeError) as exc:
         message = str(exc).splitlines()[0]
         hint = (" Run G under torch.no_grad(): .numpy() refuses a tensor attached to a graph." if "requires grad" in
-                message else " The labels must be integers (torch.full((n,), c, dtype=torch.long)) on G's device."
-                if "one_hot" in message or "index" in message.lower() else "")
+                message else " The labels must be a tensor of n integers (dtype torch.long), all equal to c, on G's "
+                "device." if "one_hot" in message or "index" in message.lower() else "")
         raise CheckFailed(f"{what} failed: {type(exc).__name__}: {message}.{hint}") from None
 
 
@@ -577,11 +592,12 @@ def _require_names_in_any_case(generate, templates: "ClassTemplates") -> None:
             exact = False
         if exact:
             raise CheckFailed("generate(n, 'sneaker') fails while generate(n, 'Sneaker') works: the name lookup is "
-                              "case-sensitive. class_index('fashion_mnist', c) accepts any case.") from None
+                              "case-sensitive. labkit's class_index accepts any case.") from None
         raise CheckFailed(f"generate(n, 'sneaker') raised {type(exc).__name__}: {str(exc).splitlines()[0]}. A class "
-                          "name must be turned into its number first: c = class_index('fashion_mnist', c).") from None
-    require(by_name >= 0.9, "generate(n, 'sneaker') did not draw sneakers: turn a name into its number with "
-                            "class_index('fashion_mnist', c).")
+                          "name must be turned into its number first, before any tensor is made: that is what "
+                          "class_index is for.") from None
+    require(by_name >= 0.9, "generate(n, 'sneaker') did not draw sneakers: turn a name into its class number "
+                            "(class_index) before making the labels.")
 
 
 def check_generate(generate) -> None:
@@ -599,7 +615,7 @@ def check_generate(generate) -> None:
         agreement = _class_agreement(_generated(generate, 40, c, templates), c)
         require(agreement >= 0.9, f"Asked for class {c} ({_name(c)}), the images are of that class only "
                                   f"{agreement:.0%} of the time (checked with a stand-in generator of real images): "
-                                  "pass labels = torch.full((n,), c) to G, the class asked for, not another.")
+                                  "every label G gets must be the class asked for, c itself, not another.")
     _require_names_in_any_case(generate, templates)
     for bad in (10, "sneakers", -1):
         try:
@@ -607,10 +623,10 @@ def check_generate(generate) -> None:
         except ValueError:
             continue
         except Exception as exc:  # an IndexError deep in torch is not a clear error for a user
-            raise CheckFailed(f"generate(2, {bad!r}) raised {type(exc).__name__}: {exc}. Call class_index('fashion_mnist', "
-                              "c) first: it raises a ValueError that lists the classes.") from None
-        raise CheckFailed(f"generate(2, {bad!r}) did not raise an error: there is no such class. Call "
-                          "class_index('fashion_mnist', c) first: it raises a ValueError that lists the classes.")
+            raise CheckFailed(f"generate(2, {bad!r}) raised {type(exc).__name__}: {exc}. Check the class first, "
+                              "with class_index: it raises a ValueError that lists the classes.") from None
+        raise CheckFailed(f"generate(2, {bad!r}) did not raise an error: there is no such class. Check the class "
+                          "first, with class_index: it raises a ValueError that lists the classes.")
     passed(f"generate: (6, 28, 28) float32 in [{low:.2f}, {high:.2f}]; the class asked for (by number or name); "
            "a clear error for 10, 'sneakers' and -1")
 

@@ -201,8 +201,8 @@ def check_discriminator(Discriminator) -> None:
         require(low >= 0 and high <= 1, f"D(x) has values in [{low:.3g}, {high:.3g}] after its sigmoid: something "
                                          "after the sigmoid changes them.")
     require(float(out.std()) > 0, "D(x) gives the same score for every image: does forward use x?")
-    what = ("probabilities in (0, 1): train it with nn.BCELoss" if scores is Scores.PROBABILITIES else
-            "logits (no sigmoid): train it with nn.BCEWithLogitsLoss")
+    what = ("probabilities in (0, 1): TODO 3's loss must take probabilities" if scores is Scores.PROBABILITIES else
+            "logits (no sigmoid): TODO 3's loss must take logits")
     passed(f"Discriminator: (5, 1, 28, 28) -> {shape}, {n_conv} convolutions + 1 linear, {what}")
 
 
@@ -222,7 +222,8 @@ def _takes_logits(criterion) -> bool:
 def check_criterion(criterion, Discriminator) -> None:
     """The loss is binary cross-entropy averaged over the batch, on what the discriminator outputs: probabilities
     (nn.BCELoss) after a sigmoid, logits (nn.BCEWithLogitsLoss) without one."""
-    require(callable(criterion), f"criterion must be a loss module such as nn.BCELoss(), got {type(criterion).__name__}.")
+    require(callable(criterion), f"criterion must be a loss module, called as criterion(scores, targets); got "
+                                f"{type(criterion).__name__}.")
     scores = discriminator_scores(Discriminator)
     p = torch.tensor([[0.9], [0.2], [0.6]])
     y = torch.tensor([[1.0], [0.0], [1.0]])
@@ -266,9 +267,12 @@ def check_optimizers(make_optimizers, Generator, Discriminator) -> None:
            (("opt_g", opt_g), ("opt_d", opt_d))}
     g_ids, d_ids = {id(p) for p in G.parameters()}, {id(p) for p in D.parameters()}
     if ids["opt_g"] == d_ids and ids["opt_d"] == g_ids:
-        raise CheckFailed("The optimisers are swapped: opt_g must hold G.parameters() and opt_d D.parameters().")
-    require(ids["opt_g"] == g_ids, "opt_g must optimise exactly G.parameters() (not D's, not both).")
-    require(ids["opt_d"] == d_ids, "opt_d must optimise exactly D.parameters() (not G's, not both).")
+        raise CheckFailed("The optimisers are swapped: opt_g updates D's parameters and opt_d G's. Each optimiser "
+                          "updates the network it is named after.")
+    require(ids["opt_g"] == g_ids, "opt_g must optimise exactly G's parameters (not D's, not both): each network "
+                                   "has its own optimiser, so each step moves only the network it trains.")
+    require(ids["opt_d"] == d_ids, "opt_d must optimise exactly D's parameters (not G's, not both): each network "
+                                   "has its own optimiser, so each step moves only the network it trains.")
     lr = (opt_g.param_groups[0]["lr"], opt_d.param_groups[0]["lr"])
     if lr == (1e-4, 3e-4):
         raise CheckFailed("The learning rates are swapped: opt_g gets lr_g and opt_d gets lr_d.")
@@ -276,7 +280,8 @@ def check_optimizers(make_optimizers, Generator, Discriminator) -> None:
                                 "not fixed numbers.")
     betas = (tuple(opt_g.param_groups[0]["betas"]), tuple(opt_d.param_groups[0]["betas"]))
     require(betas == ((0.5, 0.999), (0.5, 0.999)), f"Called with betas=(0.5, 0.999) the optimisers have betas {betas}: "
-                                                   "pass betas=betas to both (DCGAN lowers beta1 to 0.5).")
+                                                   "use the betas argument for both (DCGAN lowers beta1 to 0.5), "
+                                                   "not fixed numbers or Adam's default.")
     passed("make_optimizers: Adam for G and for D, each on its own parameters, with the given lr and betas")
 
 

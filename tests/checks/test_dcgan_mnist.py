@@ -9,6 +9,7 @@ from torch import nn
 from labkit.checks import CheckFailed
 from labkit.checks import dcgan_mnist as checks
 from labkit.instructor.notebook import load_exports
+from tests.checks.answers import require_no_answer
 
 SOLUTION = Path(__file__).resolve().parents[2] / "notebooks" / "solutions" / "03_dcgan_mnist.ipynb"
 
@@ -20,8 +21,11 @@ def solution():
 
 
 def fails(check, *args, match: str):
-    with pytest.raises(CheckFailed, match=match):
+    """``check(*args)`` fails with a message that matches ``match`` and names the mistake without dictating the
+    answer's code (issue 25)."""
+    with pytest.raises(CheckFailed, match=match) as failure:
         check(*args)
+    require_no_answer(str(failure.value), SOLUTION)
 
 
 # --------------------------------------------------------------------------- architectures
@@ -218,8 +222,8 @@ def test_optimizer_mistakes_are_named(solution):
         return adam(G.parameters(), lr=lr_g, betas=betas), adam(D.parameters(), lr=lr_g, betas=betas)
 
     fails(checks.check_optimizers, one_lr, G, D, match="use the arguments")
-    for wrong, message in ((swapped, "optimisers are swapped"), (both, "exactly G.parameters"),
-                           (fixed_lr, "use the arguments"), (default_betas, "betas=betas"),
+    for wrong, message in ((swapped, "optimisers are swapped"), (both, "exactly G's parameters"),
+                           (fixed_lr, "use the arguments"), (default_betas, "the betas argument"),
                            (swapped_lr, "learning rates are swapped"), (sgd, "uses Adam")):
         fails(checks.check_optimizers, wrong, G, D, match=message)
 

@@ -99,3 +99,31 @@ def test_bce_steps_train_the_networks_they_should():
     c1 = flat_params(C)
     baseline.bce_generator_step(G, C, opt_g, labels, z)
     assert not np.array_equal(flat_params(G), g0) and np.array_equal(flat_params(C), c1)
+
+
+# Issue 25, item 2: a TODO's text says what to compute, its first hint the approach, and its code appears at most in a
+# last hint that a student opens on purpose; a check's message names the mistake and the rule, not the corrected line.
+
+
+def test_the_todos_code_is_only_in_their_last_hints():
+    import nbformat
+
+    from tests.checks import answers
+    from tests.labs import hint_rules
+
+    notebook = REPO / "notebooks" / "solutions" / "04_cwgan_gp_fashion.ipynb"
+    assert len(answers.answer_expressions(notebook)) >= 40
+    assert answers.leaked([hint_rules.text_before_the_last_hints(notebook)], notebook) == []
+    cells = [c.source for c in nbformat.read(notebook, as_version=4).cells if "<summary>Last hint" in c.source]
+    assert len(cells) >= 6
+    for text in cells:   # a first hint with the approach, then the last one with the code
+        assert text.index("<summary>Hint</summary>") < text.index("<summary>Last hint: the code</summary>"), text[:60]
+
+
+def test_check_messages_name_the_mistake_not_the_answer():
+    from tests.checks import answers
+    from tests.labs import hint_rules
+
+    messages = hint_rules.message_strings(REPO / "labkit" / "checks" / "cwgan_gp_fashion.py")
+    assert len(messages) > 100
+    assert answers.leaked(messages, REPO / "notebooks" / "solutions" / "04_cwgan_gp_fashion.ipynb") == []

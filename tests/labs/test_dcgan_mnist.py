@@ -40,3 +40,31 @@ def test_header_times_come_from_the_benchmarks():
     for claim in ("60,000", "about 95 s", "80 min", "10,000", "14 min", "3,000", "fair"):
         assert claim in header and claim in section, claim
     assert "15 minutes" not in header  # the old claim, true only for the 10,000 offline digits
+
+
+# Issue 25, item 2: a TODO's text says what to compute, its first hint the approach, and its code appears at most in a
+# last hint that a student opens on purpose; a check's message names the mistake and the rule, not the corrected line.
+
+
+def test_the_todos_code_is_only_in_their_last_hints():
+    import nbformat
+
+    from tests.checks import answers
+    from tests.labs import hint_rules
+
+    notebook = REPO / "notebooks" / "solutions" / "03_dcgan_mnist.ipynb"
+    assert len(answers.answer_expressions(notebook)) >= 40
+    assert answers.leaked([hint_rules.text_before_the_last_hints(notebook)], notebook) == []
+    cells = [c.source for c in nbformat.read(notebook, as_version=4).cells if "<summary>Last hint" in c.source]
+    assert len(cells) >= 6
+    for text in cells:   # a first hint with the approach, then the last one with the code
+        assert text.index("<summary>Hint</summary>") < text.index("<summary>Last hint: the code</summary>"), text[:60]
+
+
+def test_check_messages_name_the_mistake_not_the_answer():
+    from tests.checks import answers
+    from tests.labs import hint_rules
+
+    messages = hint_rules.message_strings(REPO / "labkit" / "checks" / "dcgan_mnist.py")
+    assert len(messages) > 100
+    assert answers.leaked(messages, REPO / "notebooks" / "solutions" / "03_dcgan_mnist.ipynb") == []
