@@ -139,7 +139,7 @@ def read_features(path: Path):
             if key == "signature":
                 signature = values
             elif key.startswith("w:"):
-                weights[key[2:]] = values.ravel()
+                weights[key[2:]] = values if values.ndim <= 2 else values.ravel()   # the first layer: (slices, rest)
     return weights, signature
 
 

@@ -124,3 +124,35 @@ def test_refused_model_takes_the_points_of_the_checks_that_grade_it():
     assert grade.checks["quality"].message.startswith("no points: gan1d_final.pt, the model this check grades, is "
                                                       "the reference model checkpoints/gan1d_laplace.pt")
     assert grade.flags == [match.flag() + " (checks quality: 0 points)"] and grade.references == [match]
+
+
+# --------------------------------------------------------------------------- the image labs' references (issue 25)
+
+
+@pytest.mark.parametrize("lab", ["cgan_mnist", "dcgan_mnist", "cwgan_gp_fashion"])
+def test_a_short_fine_tune_of_an_image_reference_is_derived_and_a_fresh_model_is_not(lab, tmp_path, monkeypatch):
+    """31 steps of the lab's own recipe from the shipped generator and its discriminator (as a group would start
+    from them) stay within DERIVED_DISTANCE; the lab's networks trained from their own initialisation do not."""
+    from labkit.reference import training
+
+    monkeypatch.setenv("LABKIT_OFFLINE", "1")
+    monkeypatch.setattr(training, "SCRATCH", tmp_path)
+    recipe = training.RECIPES[lab]
+    solution = recipe.solution()
+    reference = read_checkpoint(recipe.checkpoint)["state_dict"]
+    second = read_checkpoint(training.SOLUTIONS / recipe.second)["state_dict"]
+    critic = "Critic" if recipe.second.endswith("_C.pt") else "Discriminator"
+
+    def from_reference():
+        G, D = solution.Generator(), getattr(solution, critic)()
+        G.load_state_dict(reference)
+        D.load_state_dict(second)
+        return G, D
+
+    steps = training.Options(epochs=1, limit=31 * getattr(solution, "BATCH_SIZE", 64), seed=7)
+    index = ReferenceIndex.build([recipe.checkpoint])
+    tuned = training.train_reference(recipe, steps, networks=from_reference, solution=solution)
+    match = index.match("ours.pt", tuned.G_ema.state_dict(), tuned.G_ema)
+    assert match is not None and match.how == "derived" and match.reference == f"checkpoints/{recipe.checkpoint.name}"
+    fresh = training.train_reference(recipe, steps, solution=solution)
+    assert index.match("ours.pt", fresh.G_ema.state_dict(), fresh.G_ema) is None
