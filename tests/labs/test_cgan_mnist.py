@@ -347,3 +347,17 @@ def test_check_messages_name_the_mistake_not_the_answer():
     assert len(messages) > 100
     assert hint_rules.leaks(messages, hint_rules.answer_lines(NOTEBOOK) + list(MESSAGE_ANSWERS)) == []
 
+
+def test_quick_mode_sizes_are_one_table():
+    """Issue 23, item 6: what quick mode changes is read in one place (SIZES, from lab.pick), not in scattered
+    `... if lab.quick else ...` expressions."""
+    import nbformat
+
+    code = [c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells if c.cell_type == "code"]
+    assert not [line for source in code for line in source.splitlines() if "if lab.quick" in line]
+    tables = [source for source in code if "SIZES = lab.pick(" in source]
+    assert len(tables) == 1
+    assert code.index(tables[0]) < next(i for i, source in enumerate(code) if "datasets.tensors(" in source)
+    intro = nbformat.read(NOTEBOOK, as_version=4).cells[0].source
+    assert "`None`, as given, follows the\nenvironment variable `LABKIT_QUICK`: quick mode where it is `1`" in intro
+    assert "a full run where it is `0` or not set" in intro and "in the `SIZES` table" in intro

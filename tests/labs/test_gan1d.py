@@ -288,3 +288,38 @@ def test_check_messages_name_the_mistake_not_the_answer():
     messages = hint_rules.message_strings(REPO / "labkit" / "checks" / "gan1d.py")
     assert len(messages) > 100
     assert hint_rules.leaks(messages, answers + list(MESSAGE_ANSWERS)) == []
+
+
+def test_the_parameters_cell_and_the_intro_say_what_quick_none_does_as_runtime_does_it(monkeypatch):
+    """Issue 23, item 6: QUICK = None follows $LABKIT_QUICK (1: quick mode, as the grader and `labkit run` set it; 0
+    or unset: a full run); True and False force one or the other. The released parameters cell and the intro say so."""
+    import nbformat
+
+    from labkit import runtime
+    from labkit.instructor.release import PARAMETERS_SOURCE
+
+    comment = " ".join(line.split("#", 1)[1].strip() for line in PARAMETERS_SOURCE.splitlines()[1:3])
+    assert comment == ("None: quick mode if $LABKIT_QUICK is 1 (the grader; `labkit run` without --full), a full run "
+                       "if it is 0 or unset (Jupyter, Colab); True: quick mode (small data, few epochs); False: a full "
+                       "run")
+    monkeypatch.setenv("LABKIT_QUICK", "1")
+    assert runtime.quick_mode(None) is True
+    monkeypatch.setenv("LABKIT_QUICK", "0")
+    assert runtime.quick_mode(None) is False and runtime.quick_mode(True) is True
+    monkeypatch.delenv("LABKIT_QUICK")
+    assert runtime.quick_mode(None) is False and runtime.quick_mode(False) is False
+    notebook = nbformat.read(REPO / "notebooks" / "01_gan_1d.ipynb", as_version=4)
+    assert next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])).source == PARAMETERS_SOURCE
+    intro = notebook.cells[0].source
+    assert "`None`, as given,\nfollows the environment variable `LABKIT_QUICK`: quick mode where it is `1`" in intro
+    assert "a full run where it is `0` or not set" in intro and "`True` forces quick mode and `False` a full run" in intro
+
+
+def test_the_notebook_reads_no_quick_mode_switch_of_its_own():
+    """What quick mode changes in lab 01 is GanConfig.quick (run_trials(..., quick=lab.quick)), not expressions in
+    the cells."""
+    import nbformat
+
+    code = [c.source for c in nbformat.read(REPO / "notebooks" / "solutions" / "01_gan_1d.ipynb", as_version=4).cells
+            if c.cell_type == "code"]
+    assert not [line for source in code for line in source.splitlines() if "if lab.quick" in line]
