@@ -68,3 +68,21 @@ def test_check_messages_name_the_mistake_not_the_answer():
     messages = hint_rules.message_strings(REPO / "labkit" / "checks" / "dcgan_mnist.py")
     assert len(messages) > 100
     assert answers.leaked(messages, REPO / "notebooks" / "solutions" / "03_dcgan_mnist.ipynb") == []
+
+
+def test_quick_mode_changes_one_table():
+    """Issue 23, item 6: what quick mode changes is one lab.pick table after the setup (no `X if lab.quick else Y`
+    scattered over the cells), and the header says what QUICK = None, True and False do."""
+    import nbformat
+
+    cells = nbformat.read(REPO / "notebooks" / "solutions" / "03_dcgan_mnist.ipynb", as_version=4).cells
+    code = [c.source for c in cells if c.cell_type == "code"]
+    assert not any("lab.quick" in source for source in code)
+    tables = [i for i, c in enumerate(cells) if c.source.startswith("# What quick mode changes")
+              and "SIZES = lab.pick(" in c.source]
+    assert len(tables) == 1 and "labkit-setup" in cells[tables[0] - 1].metadata.get("tags", [])
+    assert sum("SIZES[" in source for source in code) >= 2
+    header = cells[0].source
+    for claim in ("`QUICK = True` forces quick mode", "`QUICK = False` forces the full run", "LABKIT_QUICK",
+                  "`None` then means a full run", "`SIZES`"):
+        assert claim in header, claim
