@@ -44,9 +44,3 @@ def test_modules_with_slow_tests_and_notebooks_are_collected_first_and_cells_kee
                      "tests/test_train.py"], order
     cells = [int(i.rsplit("Cell ", 1)[1]) for i in ids if i.endswith(tuple("0123456789")) and ".ipynb::" in i]
     assert cells == sorted(cells) and len(cells) > 10, cells
-
-
-@pytest.mark.fresh_process
-def test_a_fresh_process_test_runs_in_a_new_interpreter_and_its_outcome_comes_back():
-    # Run in the worker's own process (the hook broken), the variable is not set and this fails.
-    assert os.environ.get("LABKIT_TEST_FRESH_PROCESS") == "1"

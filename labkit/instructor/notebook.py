@@ -167,7 +167,7 @@ def execute(path, out_path=None, quick: bool = True, output_dir=None, cell_timeo
     start = time.perf_counter()
     try:
         # "immediate": every output has arrived when the last cell replies, and a graceful shutdown then spent
-        # 2.5 s finalising torch and matplotlib (notebook 01). A Background child dies with the killed kernel.
+        # 2.5 s finalising torch and matplotlib (notebook 01).
         client = NotebookClient(nb, timeout=cell_timeout, kernel_name=kernel, allow_errors=True,
                                 shutdown_kernel="immediate", resources={"metadata": {"path": str(path.parent)}})
         client.execute()

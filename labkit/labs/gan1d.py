@@ -30,7 +30,6 @@ import torch
 from torch import nn
 
 from .. import distributions
-from ..background import Background, can_fork
 from ..metrics import compare_1d
 from ..models.mlp import MLPDiscriminator, MLPGenerator
 from ..optim import FlatAdam
@@ -41,7 +40,7 @@ from ..viz.live import LiveView
 from ..viz.plotting import Frames1D, figure_to_array, plot_1d, update_1d
 
 __all__ = ["GanConfig", "TrainResult", "GanNets", "build_gan", "sample_real", "progress_view", "write_gif",
-           "run_trial", "run_trials", "start_trials", "measure", "trial_file", "EVAL_SAMPLES", "EVAL_SEED",
+           "run_trial", "run_trials", "measure", "trial_file", "EVAL_SAMPLES", "EVAL_SEED",
            "EMA_HORIZON", "QUICK_FRACTION", "QUICK_STEPS", "QUICK_GIF_FRAMES"]
 
 EVAL_SAMPLES = 100_000  # samples a generator is measured and graded on (sampling noise alone: KS ~0.003)
@@ -262,8 +261,9 @@ def run_trials(train: Callable[..., TrainResult], trials: dict, out_dir, quick: 
                gif_frames: int = 10, progress: bool = True) -> Tuple[dict, list]:
     """:func:`run_trial` for each ``{name: config}`` in order; return ``({name: result}, [row, ...])``.
 
-    One at a time: the notebook already trains its longest run beside them (:func:`start_trials`), and a
-    third process on a 2-core machine slowed all of them by about 30 % when tried (docs/benchmarks.md).
+    One at a time, in this process: lab 01's full run, its baseline trained ten times longer included, stays
+    within its time budget on one thread (docs/benchmarks.md, "Notebook run time"), and trials in a second process
+    gained little on a 2-core machine whose other core is often busy.
     """
     results, rows = {}, []
     for name, config in trials.items():
@@ -271,26 +271,3 @@ def run_trials(train: Callable[..., TrainResult], trials: dict, out_dir, quick: 
                                        progress=progress)
         rows.append(row)
     return results, rows
-
-
-def start_trials(train: Callable[..., TrainResult], trials: dict, out_dir, quick: bool = False,
-                 gif_frames: int = 10) -> Background:
-    """:func:`run_trials` in a second process (:class:`labkit.background.Background`) while the notebook goes on;
-    ``.result()`` waits and returns the same ``({name: result}, [row, ...])``, GIFs written as usual.
-
-    In quick mode too (the same code path as a full run, for a few seconds of overlap); where a process cannot
-    be forked (:func:`labkit.background.can_fork`) the trials run at once, here, with their progress bars.
-    Without a progress bar in the second process (its output would land in whichever cell runs then).
-    Starting the same trials into the same folder again (the cell run twice) stops the earlier run first.
-    """
-    key = (str(out_dir), tuple(trials))
-    if key in _STARTED:  # the cell run again: its earlier run would only compete for the cores
-        _STARTED.pop(key).cancel()
-    in_background = can_fork()
-    work = Background(run_trials, train, trials, out_dir, quick=quick, gif_frames=gif_frames,
-                      progress=not in_background, in_background=in_background)
-    _STARTED[key] = work
-    return work
-
-
-_STARTED: dict = {}  # (out_dir, trial names) -> the Background run start_trials made for them last

@@ -217,45 +217,6 @@ def test_train_gan_returns_the_ema_generator_and_reproduces_itself(solution):
         assert torch.equal(p, q)
 
 
-@pytest.mark.fresh_process   # trains in a forked child: needs a process that has not exported a model
-def test_start_trials_gives_what_run_trials_gives_and_writes_the_gif(tmp_path, solution, monkeypatch):
-    config = GanConfig(target="laplace", ema=0.5, **TINY)
-    here_results, here_rows = gan1d.run_trials(solution.train_gan, {"tiny": config}, tmp_path / "here", gif_frames=1)
-    monkeypatch.setattr(gan1d, "can_fork", lambda: True)
-    work = gan1d.start_trials(solution.train_gan, {"tiny": config}, tmp_path / "there", gif_frames=1)
-    assert work.in_background
-    results, rows = work.result()
-    assert (tmp_path / "there" / "laplace-tiny.gif").stat().st_size > 0
-    assert (rows[0]["KS"], rows[0]["W1/std"]) == (here_rows[0]["KS"], here_rows[0]["W1/std"])
-    assert results["tiny"].history == here_results["tiny"].history
-    for a, b in zip(results["tiny"].generator.parameters(), here_results["tiny"].generator.parameters()):
-        assert torch.equal(a, b)
-
-
-@pytest.mark.fresh_process   # trains in a forked child: needs a process that has not exported a model
-def test_start_trials_passes_quick_mode_on_and_trains_in_place_where_it_cannot_fork(tmp_path, solution, monkeypatch):
-    config = GanConfig(**{**TINY, "epochs": 20})
-    monkeypatch.setattr(gan1d, "can_fork", lambda: True)
-    results, _ = gan1d.start_trials(solution.train_gan, {"tiny": config}, tmp_path, quick=True, gif_frames=1).result()
-    assert results["tiny"].config.epochs == 2        # the quick copy of the run, in the second process
-    monkeypatch.setattr(gan1d, "can_fork", lambda: False)
-    work = gan1d.start_trials(solution.train_gan, {"tiny": config}, tmp_path, quick=True, gif_frames=1)
-    assert not work.in_background and work.done()
-    assert work.result()[0]["tiny"].history == results["tiny"].history
-
-
-@pytest.mark.fresh_process   # trains in a forked child: needs a process that has not exported a model
-def test_starting_the_same_trials_again_stops_the_earlier_run(tmp_path, solution, monkeypatch):
-    monkeypatch.setattr(gan1d, "can_fork", lambda: True)
-    slow = GanConfig(**{**TINY, "epochs": 10_000})
-    first = gan1d.start_trials(solution.train_gan, {"slow": slow}, tmp_path, gif_frames=0)
-    other = gan1d.start_trials(solution.train_gan, {"other": GanConfig(**TINY)}, tmp_path, gif_frames=0)
-    assert first.in_background and not first.done()
-    again = gan1d.start_trials(solution.train_gan, {"slow": replace(slow, epochs=2)}, tmp_path, gif_frames=0)
-    assert first.done() and not first._process.is_alive()        # stopped, not left competing for the cores
-    assert again.result()[1][0]["trial"] == "slow" and other.result()[1][0]["trial"] == "other"
-
-
 # Issue 25, item 2: the TODOs' code appears only in their last hints, and no check message spells it. Beside each
 # answer line of the solution, the expressions that make one (in the notebook's code form; the messages may not use
 # the loss's BCE(...) form either, which the notebook's theory writes as mathematics).
