@@ -63,24 +63,16 @@ def _report(rows: list, what: str, state_dict, ref_weights, seconds: float) -> N
 
 def image_lab(name: str, seeds, skip_full: bool) -> int:
     """Fine-tunes of the lab's shipped reference, and independent trainings, with its reference recipe."""
-    from labkit.reference.training import RECIPES, SOLUTIONS, Options, train_reference
+    from labkit.reference.training import RECIPES, Options, reference_networks, train_reference
 
     recipe = RECIPES[name]
     solution = recipe.solution()
-    reference = read_checkpoint(recipe.checkpoint)["state_dict"]
-    second = read_checkpoint(SOLUTIONS / recipe.second)["state_dict"]
-    ref_weights = canonical_weights(reference)
-    critic = "Critic" if recipe.second.endswith("_C.pt") else "Discriminator"
-
-    def from_reference():
-        G, D = solution.Generator(), getattr(solution, critic)()
-        G.load_state_dict(reference)
-        D.load_state_dict(second)
-        return G, D
+    ref_weights = canonical_weights(read_checkpoint(recipe.checkpoint)["state_dict"])
+    from_reference = reference_networks(recipe, solution)
 
     batch = getattr(solution, "BATCH_SIZE", 64)
     full = recipe.epochs(solution)
-    print(f"lab {name}, reference {recipe.checkpoint.name} + {recipe.second}, threshold {DERIVED_DISTANCE}; "
+    print(f"lab {name}, reference {recipe.checkpoint.name} and {recipe.second}, threshold {DERIVED_DISTANCE}; "
           f"torch {torch.__version__}, 1 thread, full run {full} epochs")
     rows = []
     runs = [("fine-tune: 31 steps", Options(epochs=1, limit=31 * batch, seed=7), from_reference),

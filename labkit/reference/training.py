@@ -22,7 +22,7 @@ CHECKPOINTS = ROOT / "checkpoints"
 SCRATCH = ROOT / "scratch"
 
 __all__ = ["Options", "TrainingData", "Run", "Recipe", "RECIPES", "training_data", "train_reference", "write_reference",
-           "targets_report", "write_sample_grid", "DOCS"]
+           "targets_report", "write_sample_grid", "reference_networks", "DOCS"]
 DOCS = ROOT / "docs"
 
 
@@ -138,6 +138,25 @@ def _rates(options: Options, d_name: str) -> dict:
 def _second(solution, cls: str, options: Options):
     build = getattr(solution, cls)
     return build(channels=options.d_channels) if options.d_channels else build()
+
+
+def reference_networks(recipe: "Recipe", solution=None) -> Callable[[], Tuple[torch.nn.Module, torch.nn.Module]]:
+    """A ``networks`` argument for :func:`train_reference`: the lab's own networks holding the shipped reference
+    generator's weights and its discriminator's (or critic's), as a group that fine-tunes the reference starts."""
+    from ..checkpoint import read_checkpoint
+
+    solution = solution or recipe.solution()
+    generator = read_checkpoint(recipe.checkpoint)["state_dict"]
+    second = read_checkpoint(SOLUTIONS / recipe.second)["state_dict"]
+    critic = "Critic" if recipe.second.endswith("_C.pt") else "Discriminator"
+
+    def build():
+        G, D = solution.Generator(), getattr(solution, critic)()
+        G.load_state_dict(generator)
+        D.load_state_dict(second)
+        return G, D
+
+    return build
 
 
 # --------------------------------------------------------------------------- the three image labs

@@ -139,15 +139,7 @@ def test_a_short_fine_tune_of_an_image_reference_is_derived_and_a_fresh_model_is
     monkeypatch.setattr(training, "SCRATCH", tmp_path)
     recipe = training.RECIPES[lab]
     solution = recipe.solution()
-    reference = read_checkpoint(recipe.checkpoint)["state_dict"]
-    second = read_checkpoint(training.SOLUTIONS / recipe.second)["state_dict"]
-    critic = "Critic" if recipe.second.endswith("_C.pt") else "Discriminator"
-
-    def from_reference():
-        G, D = solution.Generator(), getattr(solution, critic)()
-        G.load_state_dict(reference)
-        D.load_state_dict(second)
-        return G, D
+    from_reference = training.reference_networks(recipe, solution)
 
     steps = training.Options(epochs=1, limit=31 * getattr(solution, "BATCH_SIZE", 64), seed=7)
     index = ReferenceIndex.build([recipe.checkpoint])
