@@ -2,7 +2,7 @@
 point (graded with --allow-reference-models: its model is the reference), the untouched student release gets
 none, the grader restores the instructor's checks, and a saved "generator" that draws its own noise is refused
 (issue 12); the quality check loads models as data. Without that option, a handed-in reference checkpoint
-(the solution's own model, or checkpoints/gan1d_laplace.pt copied to gan1d_final.pt) is flagged and its quality
+(the solution's own model, checkpoints/gan1d_laplace.pt copied to gan1d_final.pt, or a model derived from one) is flagged and its quality
 checks get no points, in `labkit grade` and `labkit check` alike (issue 14)."""
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import nbformat
 import pytest
 import torch
 
-from labkit import cli, saveModel
+from labkit import cli, loadModel, saveModel
 from labkit.checks import CheckFailed
 from labkit.checks.gan1d import check_final_model
 from labkit.grading.sandbox import sandbox_works
@@ -123,14 +123,24 @@ def refused(tmp_path_factory):
     nbformat.write(_with_target(nbformat.read(SOLUTIONS / "01_gan_1d.ipynb", as_version=4), "laplace"),
                    copied / "01_gan_1d.ipynb")
     shutil.copy(REPO / "checkpoints" / "gan1d_laplace.pt", copied / "gan1d_final.pt")
+    # The solution's own model moved by 2 % of its weights' size (as a short fine-tune moves it, issue 25: derived).
+    derived = subs / "derived"
+    derived.mkdir()
+    shutil.copy(SOLUTIONS / "01_gan_1d.ipynb", derived / "01_gan_1d.ipynb")
+    torch.manual_seed(5)
+    model = loadModel(SOLUTIONS / "gan1d_final.pt")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * p.abs().mean() * torch.randn_like(p))
+    saveModel(model, derived / "gan1d_final.pt", target="petitprince")
     out = tmp_path_factory.mktemp("gan1d-refused-grades")
     sandbox = [] if sandbox_works() else ["--unsafe-no-sandbox"]
     with contextlib.redirect_stdout(io.StringIO()):
         code = cli.main(["grade", "--assignment", "01_gan_1d", "--out", str(out), "--no-progress", "--jobs", "2",
-                         *sandbox, str(solution), str(copied)])
+                         *sandbox, str(solution), str(copied), str(derived)])
     with open(out / "grades.csv", newline="", encoding="utf-8") as f:
         rows = {row["submission"]: row for row in csv.DictReader(f)}
-    return code, rows, out, {"reference": solution, "copied_laplace": copied}
+    return code, rows, out, {"reference": solution, "copied_laplace": copied, "derived": derived}
 
 
 CHECK_IDS = list(checks_in(nbformat.read(SOLUTIONS / "01_gan_1d.ipynb", as_version=4)))
@@ -252,3 +262,15 @@ def test_the_quality_check_loads_models_as_data(tmp_path, monkeypatch):
     path = saveModel(G, tmp_path / "normal.pt", target={"normal": 1})
     with pytest.raises(CheckFailed, match=r"harder target than the baseline's N\(4, 0.5\)"):
         check_final_model(path, tier="fair")
+
+
+def test_a_derived_model_gets_no_quality_points_in_grade_and_check_alike(refused):
+    """A model a short way from a reference (within DERIVED_DISTANCE) is flagged as derived on both sides."""
+    _, rows, _, folders = refused
+    row = rows["derived"]
+    assert row["status"] == "ok", row["reason"]
+    assert all(float(row[c]) == 0 for c in QUALITY), row
+    assert row["flags"].startswith("gan1d_final.pt is the reference model ") and "(derived from it: weights 0.0" in row["flags"]
+    result = check_notebook(folders["derived"] / "01_gan_1d.ipynb")
+    assert {c: result.grade.checks[c].points for c in CHECK_IDS} == {c: float(row[c]) for c in CHECK_IDS}
+    assert result.text().startswith("warning: gan1d_final.pt is ") and "(derived)" in result.text().splitlines()[0]
