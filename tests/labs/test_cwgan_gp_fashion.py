@@ -101,47 +101,19 @@ def test_bce_steps_train_the_networks_they_should():
     assert not np.array_equal(flat_params(G), g0) and np.array_equal(flat_params(C), c1)
 
 
+SOLUTION = REPO / "notebooks" / "solutions" / "04_cwgan_gp_fashion.ipynb"
+
+
 # Issue 25, item 2: a TODO's text says what to compute, its first hint the approach, and its code appears at most in a
 # last hint that a student opens on purpose; a check's message names the mistake and the rule, not the corrected line.
-
-
-def test_the_todos_code_is_only_in_their_last_hints():
-    import nbformat
-
-    from tests.checks import answers
+def test_the_todos_code_is_only_in_their_last_hints_and_no_check_message_dictates_it():
     from tests.labs import hint_rules
 
-    notebook = REPO / "notebooks" / "solutions" / "04_cwgan_gp_fashion.ipynb"
-    assert len(answers.answer_expressions(notebook)) >= 40
-    assert answers.leaked([hint_rules.text_before_the_last_hints(notebook)], notebook) == []
-    cells = [c.source for c in nbformat.read(notebook, as_version=4).cells if "<summary>Last hint" in c.source]
-    assert len(cells) >= 6
-    for text in cells:   # a first hint with the approach, then the last one with the code
-        assert text.index("<summary>Hint</summary>") < text.index("<summary>Last hint: the code</summary>"), text[:60]
+    hint_rules.require_no_answer_before_the_last_hints(SOLUTION, REPO / "labkit" / "checks" / "cwgan_gp_fashion.py")
 
 
-def test_check_messages_name_the_mistake_not_the_answer():
-    from tests.checks import answers
-    from tests.labs import hint_rules
-
-    messages = hint_rules.message_strings(REPO / "labkit" / "checks" / "cwgan_gp_fashion.py")
-    assert len(messages) > 100
-    assert answers.leaked(messages, REPO / "notebooks" / "solutions" / "04_cwgan_gp_fashion.ipynb") == []
-
-
+# Issue 23, item 6: what quick mode changes is one lab.pick table after the setup, and the header says what QUICK does.
 def test_quick_mode_changes_one_table():
-    """Issue 23, item 6: what quick mode changes is one lab.pick table after the setup (no `X if lab.quick else Y`
-    scattered over the cells), and the header says what QUICK = None, True and False do."""
-    import nbformat
+    from tests.labs import quick_mode_rules
 
-    cells = nbformat.read(REPO / "notebooks" / "solutions" / "04_cwgan_gp_fashion.ipynb", as_version=4).cells
-    code = [c.source for c in cells if c.cell_type == "code"]
-    assert not any("lab.quick" in source for source in code)
-    tables = [i for i, c in enumerate(cells) if c.source.startswith("# What quick mode changes")
-              and "SIZES = lab.pick(" in c.source]
-    assert len(tables) == 1 and "labkit-setup" in cells[tables[0] - 1].metadata.get("tags", [])
-    assert sum("SIZES[" in source for source in code) >= 2
-    header = cells[0].source
-    for claim in ("`QUICK = True` forces quick mode", "`QUICK = False` forces the full run", "LABKIT_QUICK",
-                  "`None` then means a full run", "`SIZES`"):
-        assert claim in header, claim
+    quick_mode_rules.require_one_quick_mode_table(SOLUTION)

@@ -238,8 +238,7 @@ def test_the_todos_code_is_only_in_their_last_hints():
 
     todos = [c.source for c in nbformat.read(notebook, as_version=4).cells if c.source.startswith("## TODO")]
     assert len(todos) == 3
-    for text in todos:   # a first hint with the approach, then the last one with the code
-        assert text.index("<summary>Hint</summary>") < text.index("<summary>Last hint: the code"), text[:40]
+    hint_rules.require_a_hint_before_the_last(todos)   # a first hint with the approach, then the one with the code
 
 
 def test_check_messages_name_the_mistake_not_the_answer():
