@@ -86,6 +86,11 @@ class Recipe:
     def checkpoint(self) -> Path:
         return CHECKPOINTS / f"{self.name}.pt"
 
+    @property
+    def second_class(self) -> str:
+        """The solution's class of the second network: ``Critic`` (its file ends in ``_C.pt``) or ``Discriminator``."""
+        return "Critic" if self.second.endswith("_C.pt") else "Discriminator"
+
     def solution(self):
         from ..instructor.notebook import load_exports
 
@@ -148,10 +153,9 @@ def reference_networks(recipe: "Recipe", solution=None) -> Callable[[], Tuple[to
     solution = solution or recipe.solution()
     generator = read_checkpoint(recipe.checkpoint)["state_dict"]
     second = read_checkpoint(SOLUTIONS / recipe.second)["state_dict"]
-    critic = "Critic" if recipe.second.endswith("_C.pt") else "Discriminator"
 
     def build():
-        G, D = solution.Generator(), getattr(solution, critic)()
+        G, D = solution.Generator(), getattr(solution, recipe.second_class)()
         G.load_state_dict(generator)
         D.load_state_dict(second)
         return G, D
@@ -287,7 +291,7 @@ def write_reference(run: Run, out: Optional[Path] = None) -> Tuple[Path, Path]:
 
     recipe, options = run.recipe, run.options
     out = Path(out or recipe.checkpoint)
-    second = out.with_name(f"{out.stem}_{'C' if recipe.second.endswith('_C.pt') else 'D'}.pt")
+    second = out.with_name(f"{out.stem}_{recipe.second_class[0]}.pt")   # _C.pt or _D.pt
     saveModel(run.G_ema, out, dataset=recipe.dataset, epochs=run.epochs_run, seed=options.seed, losses=run.history,
               train_seconds=round(run.seconds, 1), threads=options.threads, device=options.device,
               load_average=round(run.load_average, 2), data=run.data.description)
