@@ -643,12 +643,13 @@ def check_generate(generate) -> None:
 # Tiers on 5,000 samples scored by the MNIST metric classifier (never shown to a generator); the FCD ratio
 # compares 500 of them with labkit's 1,000 shipped held-out digits, averaged over 5 splits (frechet_ratio).
 # Measured (share ratio / confidence / FCD ratio, sample seeds 0 and 1; docs/benchmarks.md): the reference recipe
-# (D 64/128/256) after 50 epochs of 14,000 digits 0.55-0.57 / 0.899-0.900 / 3.8-4.0, the same recipe after 10 epochs
-# 0.40-0.44 / 0.839-0.841 / 8.4; the previous recipe (D 16/32/64) after 50 epochs of 10,000 digits 0.36-0.40 / 0.870
+# (D 64/128/256) after 100 epochs of 14,000 digits (the reference) 0.61-0.65 / 0.917-0.920 / 2.7, after 50 epochs
+# 0.55-0.57 / 0.899-0.900 / 3.8-4.0, after 10 epochs 0.40-0.44 / 0.839-0.841 / 8.4; the previous recipe (D 16/32/64) after 50 epochs of 10,000 digits 0.36-0.40 / 0.870
 # / 7.4-7.5, after 30 epochs 0.25 / 0.83 / 11.9; the lecture's fully connected GAN at a 15-epoch budget 0.00 (a digit
-# never drawn) / 0.85 / far above 15; real training digits 0.99 / 0.994 / about 1. "good" is the reference's level
-# with a margin (the narrow discriminator's best does not reach it); "fair" a DCGAN that draws every digit in
-# balance but trained a fifth as long; the fully connected baseline fails both.
+# never drawn) / 0.85 / far above 15; labkit's 1,000 shipped held-out digits (which the classifier never trained on)
+# 0.80 / 0.995 / about 1. "good" is half the reference's training with a margin (the narrow discriminator's best
+# does not reach it); "fair" a DCGAN that draws every digit in balance but trained a tenth as long; the fully
+# connected baseline fails both.
 QUALITY_TIERS = MappingProxyType({
     "good": MappingProxyType({"share_ratio": 0.40, "confidence": 0.87, "fcd_over_floor": 6.0}),
     "fair": MappingProxyType({"share_ratio": 0.20, "confidence": 0.80, "fcd_over_floor": 12.0}),

@@ -251,7 +251,7 @@ RECIPES: Dict[str, Recipe] = {recipe.name: recipe for recipe in (
     Recipe("cgan_mnist", "02_cgan_mnist.ipynb", "mnist", epochs=lambda solution: solution.EPOCHS_FULL, fit=_fit_cgan,
            handed_in="cgan_final.pt", second="cgan_final_D.pt", second_checkpoint="cgan_mnist_D.pt",
            targets=_cgan_targets),
-    Recipe("dcgan_mnist", "03_dcgan_mnist.ipynb", "mnist", epochs=lambda solution: 50, fit=_fit_dcgan,
+    Recipe("dcgan_mnist", "03_dcgan_mnist.ipynb", "mnist", epochs=lambda solution: 100, fit=_fit_dcgan,
            handed_in="dcgan_final.pt", second="dcgan_final_D.pt", unshipped_test_digits=True, targets=_dcgan_targets),
     Recipe("cwgan_gp_fashion", "04_cwgan_gp_fashion.ipynb", "fashion_mnist", epochs=lambda solution: 26,
            fit=_fit_cwgan, handed_in="cwgan_final.pt", second="cwgan_final_C.pt", targets=_cwgan_targets),
