@@ -14,7 +14,7 @@ import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Literal, Optional, Tuple
+from typing import Dict, List, Literal, Optional, Sequence, Tuple
 
 import nbformat
 
@@ -23,16 +23,20 @@ from ..environment import HEADLESS, OUTPUT, QUICK
 __all__ = ["load_exports", "execute", "RunResult", "current_interpreter_kernel"]
 
 
-def load_exports(path, tag: str = "export", name: Optional[str] = None) -> types.ModuleType:
-    """Execute the cells of ``path`` tagged ``tag`` in a fresh module and return it."""
+def load_exports(path, tags: Sequence[str] = ("export",), name: Optional[str] = None) -> types.ModuleType:
+    """Execute the cells of ``path`` tagged with any of ``tags`` in a fresh module, in order, and return it.
+
+    The reference recipes also take the cells tagged ``choices`` (a solution's learning rates and the like): in a
+    student release those cells are TODOs that raise, so the default leaves them out."""
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     module = types.ModuleType(name or "labkit_exports_" + path.stem.replace("-", "_"))
     module.__file__ = str(path)
     sys.modules[module.__name__] = module  # dataclasses and pickling look classes up there
-    cells = [c for c in nb.cells if c.cell_type == "code" and tag in c.get("metadata", {}).get("tags", [])]
+    tags = (tags,) if isinstance(tags, str) else tuple(tags)
+    cells = [c for c in nb.cells if c.cell_type == "code" and set(tags) & set(c.get("metadata", {}).get("tags", []))]
     if not cells:
-        raise ValueError(f"{path} has no code cells tagged {tag!r}.")
+        raise ValueError(f"{path} has no code cells tagged {' or '.join(map(repr, tags))}.")
     for index, cell in enumerate(cells):
         code = compile(cell.source, f"{path.name}[export {index}]", "exec")
         exec(code, module.__dict__)

@@ -94,7 +94,7 @@ class Recipe:
     def solution(self):
         from ..instructor.notebook import load_exports
 
-        return load_exports(SOLUTIONS / self.notebook)
+        return load_exports(SOLUTIONS / self.notebook, tags=("export", "choices"))
 
 
 def _key_rows(images: torch.Tensor) -> list:
@@ -169,7 +169,8 @@ def reference_networks(recipe: "Recipe", solution=None) -> Callable[[], Tuple[to
 def _fit_dcgan(solution, options: Options, data: TrainingData, epochs: int, state: Path, device, networks=None):
     G, D = networks() if networks else (solution.Generator(), _second(solution, "Discriminator", options))
     G, D = G.to(device), D.to(device)
-    opt_g, opt_d = solution.make_optimizers(G, D, **_rates(options, "lr_d"))
+    opt_g, opt_d = solution.make_optimizers(G, D, lr_g=options.lr_g or solution.LR_G, lr_d=options.lr_d or solution.LR_D,
+                                            betas=(solution.BETA1, 0.999))          # the solution's choices
     fixed_z = torch.randn(64, solution.LATENT_DIM, generator=torch.Generator().manual_seed(options.seed)).to(device)
     G_ema, history, _, seconds = solution.train(G, D, opt_g, opt_d, torch.nn.BCELoss(), _loader(data, 64, options.seed),
                                                 epochs, state, fixed_z, device, max_seconds=options.max_seconds,

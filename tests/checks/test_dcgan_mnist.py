@@ -1,4 +1,5 @@
 """Notebook 03's checks: the solution passes, and each typical wrong answer fails with a message naming it."""
+import re
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +215,9 @@ def test_optimizer_mistakes_are_named(solution):
     def swapped_lr(G, D, lr_g, lr_d, betas):
         return adam(G.parameters(), lr=lr_d, betas=betas), adam(D.parameters(), lr=lr_g, betas=betas)
 
+    def fixed_betas(G, D, lr_g, lr_d, betas):   # the paper's numbers written in: the choice is no longer the caller's
+        return adam(G.parameters(), lr=lr_g, betas=(0.5, 0.999)), adam(D.parameters(), lr=lr_d, betas=(0.5, 0.999))
+
     def sgd(G, D, lr_g, lr_d, betas):
         return torch.optim.SGD(G.parameters(), lr=lr_g), torch.optim.SGD(D.parameters(), lr=lr_d)
 
@@ -224,8 +228,55 @@ def test_optimizer_mistakes_are_named(solution):
     fails(checks.check_optimizers, one_lr, G, D, match="use the arguments")
     for wrong, message in ((swapped, "optimisers are swapped"), (both, "exactly G's parameters"),
                            (fixed_lr, "use the arguments"), (default_betas, "the betas argument"),
+                           (fixed_betas, "the betas argument"),
                            (swapped_lr, "learning rates are swapped"), (sgd, "uses Adam")):
         fails(checks.check_optimizers, wrong, G, D, match=message)
+
+
+@pytest.mark.parametrize("choices", [
+    dict(lr_g=2e-4, lr_d=2e-4, beta1=0.5),          # the paper's
+    dict(lr_g=1e-4, lr_d=4e-4, beta1=0.0),          # TTUR without momentum
+    dict(lr_g=1e-5, lr_d=2e-3, beta1=0.9),          # the ends of the ranges
+    dict(lr_g=np.float32(3e-4), lr_d=3e-4, beta1=0.5),
+])
+def test_choices_inside_the_ranges_pass(choices, capsys):
+    checks.check_choices(**choices)
+    assert "inside the allowed ranges" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("choices, message", [
+    (dict(lr_g=0.02, lr_d=2e-4, beta1=0.5), "lr_g = 0.02 is above the allowed range"),
+    (dict(lr_g=2e-4, lr_d=0, beta1=0.5), "lr_d = 0 is below the allowed range"),
+    (dict(lr_g=2e-4, lr_d=2e-4, beta1=0.999), "beta1 = 0.999 is above"),
+    (dict(lr_g=2e-4, lr_d=2e-4, beta1=-0.5), "beta1 = -0.5 is below"),
+    (dict(lr_g="2e-4", lr_d=2e-4, beta1=0.5), "is a str, not a number"),
+    (dict(lr_g=2e-4, lr_d=2e-4, beta1=(0.5, 0.999)), "is a tuple, not a number"),  # the betas pair, not beta1
+    (dict(lr_g=2e-4, lr_d=float("nan"), beta1=0.5), "not a finite number"),
+    (dict(lr_g=2e-4, lr_d=2e-4, beta1=True), "is a bool"),
+    (dict(lr_g=..., lr_d=2e-4, beta1=0.5), "lr_g is not set"),
+    (dict(lr_g=2e-4, lr_d=2e-4), "beta1 is not set"),
+    (dict(lr_g=2e-4, lr_d=2e-4, beta1=0.5, lr_c=1e-4), "unknown choice"),
+])
+def test_choices_outside_the_ranges_are_refused_with_the_rule(choices, message):
+    fails(lambda: checks.check_choices(**choices), match=message)
+
+
+def test_the_solution_choices_and_no_recommended_value_in_the_student_text():
+    """The solution's choices pass their own check; the student release sets none of them and its text names no
+    value for them (the handout gives the ranges and the sweep, not the reference's numbers)."""
+    import nbformat
+
+    from labkit.instructor.notebook import load_exports
+
+    solution = load_exports(SOLUTION, tags=("export", "choices"), name="dcgan_choices_for_tests")
+    checks.check_choices(lr_g=solution.LR_G, lr_d=solution.LR_D, beta1=solution.BETA1)
+    student = nbformat.read(SOLUTION.parent.parent / "03_dcgan_mnist.ipynb", as_version=4)
+    code = "\n".join(c.source for c in student.cells if c.cell_type == "code")
+    text = "\n".join(c.source for c in student.cells if c.cell_type == "markdown")
+    assert not re.search(r"^\s*LR_G\b.*=", code, re.M), "the student release sets LR_G"
+    for value in ("2e-4", "2\\cdot10^{-4}", "0.0002", "(0.5, 0.999)"):   # the sweep's fixed beta1 is said, as such
+        assert value not in text, value
+    assert "(0.5, 0.999)" not in code.replace('settings.get("beta1", 0.5), 0.999', "")
 
 
 # --------------------------------------------------------------------------- the training step
@@ -569,7 +620,7 @@ def test_student_release_stops_at_every_todo():
     student = load_exports(SOLUTION.parent.parent / "03_dcgan_mnist.ipynb", name="dcgan_release_for_tests")
     fails(checks.check_generator, student.Generator, match="NotImplementedError")
     fails(checks.check_discriminator, student.Discriminator, match="NotImplementedError")
-    for call in (lambda: student.make_optimizers(nn.Linear(1, 1), nn.Linear(1, 1)),
+    for call in (lambda: student.make_optimizers(nn.Linear(1, 1), nn.Linear(1, 1), 1e-4, 1e-4, (0.6, 0.99)),
                  lambda: student.train_step(*checks.fixed_case()[:4], nn.BCELoss(), *checks.fixed_case()[4:])):
         with pytest.raises(NotImplementedError):
             call()
