@@ -133,14 +133,18 @@ def smooth(values: Sequence[float], window: int) -> np.ndarray:
 
 
 def plot_sweep(runs: Sequence[SweepRun], keys: Sequence[str], window: Optional[int] = None, title: str = "sweep"):
-    """One panel per logged key, one curve per candidate (a running mean over ``window`` steps: default a twentieth
-    of the run), x = the step. Returns the figure."""
+    """One panel per logged key, two panels a row (legible at a notebook's width), one curve per candidate (a running
+    mean over ``window`` steps: default a twentieth of the run), x = the step. Returns the figure."""
     import matplotlib.pyplot as plt
 
     if not runs:
         raise ValueError("nothing to plot: the sweep has no runs")
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    columns = min(2, len(keys))
+    rows = -(-len(keys) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.0 * rows), squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.remove()
+    for ax, key in zip(axes.flat, keys):
         for run in runs:
             values = run.log.get(key, [])
             if not values:
@@ -151,7 +155,7 @@ def plot_sweep(runs: Sequence[SweepRun], keys: Sequence[str], window: Optional[i
         ax.set_title(key)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    axes.flat[0].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     return fig

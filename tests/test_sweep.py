@@ -107,3 +107,11 @@ def test_plot_has_a_panel_per_key_and_a_curve_per_candidate():
     assert all(len(ax.get_lines()) == 2 for ax in axes)
     assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["a", "b"]
     assert not any(math.isnan(y) for line in axes[0].get_lines() for y in line.get_ydata())
+
+
+def test_plot_puts_two_panels_a_row():
+    runs = sweep({"a": dict(lr=0.01)}, _build, _step, _loader(), steps=5, progress=False)
+    fig = plot_sweep(runs, ["loss_d", "loss_g", "first_real"])
+    assert [ax.get_title() for ax in fig.axes] == ["loss_d", "loss_g", "first_real"]   # the fourth slot removed
+    rows = sorted({round(ax.get_position().y0, 3) for ax in fig.axes})
+    assert len(rows) == 2
