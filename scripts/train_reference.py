@@ -2,7 +2,7 @@
 
     python scripts/make_offline_mnist.py               # once, for the MNIST labs: the real digits offline, in ./data
     sudo apt-get install -y dataset-fashion-mnist       # once, for lab 04: the full Fashion-MNIST, offline
-    python scripts/train_reference.py LAB [--epochs N] [--threads 1] [--device cpu] [--seed 0] [--out PATH] ...
+    python scripts/train_reference.py LAB [--epochs N] [--threads 1] [--device cpu] [--seed N] [--out PATH] ...
 
 LAB is cgan_mnist, dcgan_mnist or cwgan_gp_fashion (the recipes in labkit/reference/training.py). The networks, the
 optimisers and the loop are the cells tagged ``export`` in notebooks/solutions/: a reference is exactly what the
@@ -29,7 +29,7 @@ def parse_args():
     parser.add_argument("--epochs", type=int, help="default: the solution's full run")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (report them with the time)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, help="default: the recipe's, the shipped reference's (lab 04: 1)")
     parser.add_argument("--out", type=Path, help="the generator's file (default: checkpoints/LAB.pt)")
     parser.add_argument("--state", type=Path, help="a training checkpoint to resume (default: a fresh run)")
     parser.add_argument("--max-seconds", type=float, help="stop after this much training time")
