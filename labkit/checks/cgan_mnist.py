@@ -20,15 +20,16 @@ from torch import nn
 from ..models.classifier import CLASS_NAMES
 from . import CheckFailed, close, passed, reference, require
 from .cases import CASE_LATENT, cgan_case_networks
-from .quality import check_conditional_quality, conditional_generator_scores, conditional_tiers_met
+from .choices import Allowed, check_choices as check_choices_in_ranges
+from .quality import check_conditional_quality, conditional_generator_scores, conditional_measures, conditional_tiers_met
 from .steps import (STALE_GRADIENT, OptimizerSpy, build_student_model, call_student, flat_params, name_torch_error,
                     require_history, require_value, result_dict, stale_gradients)
 
 __all__ = ["NOTEBOOK", "expected_values", 
-    "check_generator", "check_discriminator", "check_own_embeddings", "check_train_step", "check_history",
-    "check_discriminator_report",
-    "check_nearest_label", "check_interpolate", "check_variations", "check_quality", "graded_scores", "tiers_met",
-    "fixed_case", "run_train_step", "flat_params", "QUALITY_TIERS", "QUALITY_SAMPLES", "REPORT_KEYS", "report_case",
+    "check_generator", "check_discriminator", "check_own_embeddings", "check_train_step", "check_choices", "CHOICES",
+    "check_history", "check_discriminator_report",
+    "check_nearest_label", "check_interpolate", "check_variations", "check_quality", "graded_scores", "sweep_scores",
+    "tiers_met", "fixed_case", "run_train_step", "flat_params", "QUALITY_TIERS", "QUALITY_SAMPLES", "REPORT_KEYS", "report_case",
     "report_inputs", "REPORT_VARIANTS",
 ]
 
@@ -377,6 +378,32 @@ def check_train_step(train_step) -> None:
            f"{values['d_fake']:.3f}, accuracy {values['d_acc']:.3f}; labels, detach and updates correct")
 
 
+# The full run's settings are the student's (issue 25): the handout states these ranges, the check only enforces
+# them. Outside them a run is not a choice but a failure the sweep already shows.
+CHOICES = (
+    Allowed("lr_g", 1e-5, 2e-3, "the generator's Adam learning rate",
+            why="Below 1e-5 the generator barely moves in a full run; above 2e-3 Adam's steps throw G around faster "
+                "than D can follow, and the sweep's curves jump."),
+    Allowed("lr_d", 1e-5, 2e-3, "the discriminator's Adam learning rate",
+            why="Below 1e-5 D cannot teach G anything in a full run; above 2e-3 it overshoots and its losses jump."),
+    Allowed("beta1", 0.0, 0.9, "Adam's beta1 for both networks; beta2 stays 0.999",
+            why="beta1 is a momentum between 0 (none) and Adam's default 0.9; more than that averages gradients over "
+                "so many steps that, in a game, they point where the other network was long ago."),
+    Allowed("d_steps", 1, 5, "the discriminator's updates per training step", integer=True,
+            why="Each network is updated at least once per step, or it never learns; beyond 5 a step costs five "
+                "times as long and the other network waits while D wins outright."),
+    Allowed("g_steps", 1, 5, "the generator's updates per training step", integer=True,
+            why="Each network is updated at least once per step, or it never learns; beyond 5 a step costs five "
+                "times as long and G chases a discriminator that no longer moves."),
+)
+
+
+def check_choices(**choices) -> None:
+    """The full run's settings the student chose (``lr_g``, ``lr_d``, ``beta1``, ``d_steps``, ``g_steps``): each
+    inside its range."""
+    check_choices_in_ranges(CHOICES, choices)
+
+
 def check_history(history, expected_length: int) -> None:
     """The training log: one value per epoch for each key; probabilities and accuracies in [0, 1]; time grows."""
     require_history(history, HISTORY_KEYS, expected_length,
@@ -719,6 +746,12 @@ def graded_scores(generator, n: int = QUALITY_SAMPLES, seed: int = 0) -> dict:
     """What the quality checks grade: conditional accuracy (overall and per class) on ``n`` samples with labels
     cycling through the classes, and the FCD ratio against labkit's shipped real held-out digits."""
     return conditional_generator_scores(generator, "mnist", n=n, seed=seed)
+
+
+def sweep_scores(generator, n: int, seed: int = 0) -> dict:
+    """The graded measures, one number each, for a sweep's table: conditional accuracy, its weakest class and the
+    FCD ratio (:func:`graded_scores` on ``n`` samples)."""
+    return conditional_measures(graded_scores(generator, n=n, seed=seed))
 
 
 def tiers_met(scores) -> list:

@@ -18,14 +18,16 @@ from torch import nn
 from . import CheckFailed, close, passed, reference, require
 from .cases import CASE_LATENT, cwgan_case_networks
 from .samples import require_generated_images
-from .quality import check_conditional_quality, conditional_generator_scores, conditional_tiers_met
+from .choices import Allowed, check_choices as check_choices_in_ranges
+from .quality import check_conditional_quality, conditional_generator_scores, conditional_measures, conditional_tiers_met
 from .steps import (STALE_GRADIENT, OptimizerSpy, build_student_model, call_student, flat_params, require_history, require_loss_tensor,
                     require_value, result_dict, stale_gradients)
 
 __all__ = ["NOTEBOOK", "expected_values", 
     "check_conditioning", "check_critic", "check_wasserstein_losses", "check_interpolates", "check_gradient_penalty",
-    "check_critic_step", "check_generator_step", "check_history", "check_generate", "check_quality", "graded_scores",
-    "tiers_met", "fixed_case", "run_critic_step", "run_generator_step", "flat_params", "ClassTemplates", "QUALITY_TIERS",
+    "check_critic_step", "check_generator_step", "check_choices", "CHOICES", "check_history", "check_generate",
+    "check_quality", "graded_scores", "sweep_scores", "tiers_met", "fixed_case", "run_critic_step", "run_generator_step",
+    "flat_params", "ClassTemplates", "QUALITY_TIERS",
 ]
 
 NOTEBOOK = "04_cwgan_gp_fashion"  # the solution notebook whose exports expected_values() runs
@@ -513,6 +515,31 @@ def check_generator_step(generator_step) -> None:
     passed(f"generator_step: loss_g {loss_g:.5f}; gradient through the critic into G, one update")
 
 
+# The full run's settings are the student's (issue 25): the handout states these ranges, the check only enforces
+# them. Outside them a run is not a choice but a failure the sweep already shows. LAMBDA_GP is no choice: the
+# penalty's weight stays the paper's.
+CHOICES = (
+    Allowed("lr_g", 1e-5, 2e-3, "the generator's Adam learning rate",
+            why="Below 1e-5 the generator barely moves in a full run; above 2e-3 Adam's steps throw G around faster "
+                "than the critic can follow, and the sweep's curves jump."),
+    Allowed("lr_c", 1e-5, 2e-3, "the critic's Adam learning rate",
+            why="Below 1e-5 the critic's estimate lags far behind the generator; above 2e-3 the critic overshoots "
+                "and its Wasserstein estimate and penalty jump."),
+    Allowed("beta1", 0.0, 0.9, "Adam's beta1 for both networks; beta2 stays 0.9",
+            why="beta1 is a momentum between 0 (none) and Adam's default 0.9; more than that averages gradients over "
+                "so many steps that, in a game, they point where the other network was long ago."),
+    Allowed("n_critic", 1, 10, "the critic's updates per generator update", integer=True,
+            why="The critic is updated at least once per generator update; beyond 10 the generator gets so few "
+                "updates per epoch that a full run learns little."),
+)
+
+
+def check_choices(**choices) -> None:
+    """The full run's settings the student chose (``lr_g``, ``lr_c``, ``beta1``, ``n_critic``): each inside its
+    range."""
+    check_choices_in_ranges(CHOICES, choices)
+
+
 def check_history(history, expected_length: int) -> None:
     """The training log: one epoch mean per epoch of each key; the penalty and the FCD are non-negative."""
     require_history(history, HISTORY_KEYS, expected_length)
@@ -682,6 +709,12 @@ def graded_scores(generator, n: int = QUALITY_SAMPLES, seed: int = 0) -> dict:
     """What the quality checks grade: conditional accuracy (overall and per class) on ``n`` samples with labels
     cycling through the classes, and the FCD ratio against labkit's shipped real test images."""
     return conditional_generator_scores(generator, "fashion_mnist", n=n, seed=seed)
+
+
+def sweep_scores(generator, n: int, seed: int = 0) -> dict:
+    """The graded measures, one number each, for a sweep's table: conditional accuracy, its weakest class and the
+    FCD ratio (:func:`graded_scores` on ``n`` samples)."""
+    return conditional_measures(graded_scores(generator, n=n, seed=seed))
 
 
 def tiers_met(scores) -> list:

@@ -13,7 +13,8 @@ import numpy as np
 
 from . import CheckFailed, passed, require
 
-__all__ = ["saved_generator_scores", "conditional_generator_scores", "conditional_tiers_met", "check_conditional_quality"]
+__all__ = ["saved_generator_scores", "conditional_generator_scores", "conditional_measures", "conditional_tiers_met",
+           "check_conditional_quality"]
 
 
 def saved_generator_scores(path, score: Callable, n: int, seed: int, model_name: str = "G_ema") -> dict:
@@ -40,6 +41,14 @@ def conditional_generator_scores(generator, dataset: str, n: int, seed: int = 0)
     if not getattr(generator, "n_classes", None):
         raise ValueError("this generator is not conditional (it has no n_classes): save the conditional generator.")
     return graded_generator_scores(generator, dataset, n=n, seed=seed)
+
+
+def conditional_measures(scores: Mapping) -> dict:
+    """The three numbers the conditional labs' tiers grade, one value each (a sweep's table shows them): conditional
+    accuracy, the weakest class's accuracy and the FCD ratio, from :func:`conditional_generator_scores`."""
+    return {"conditional_accuracy": float(scores["conditional_accuracy"]),
+            "weakest_class": float(min(scores["per_class_accuracy"])),
+            "fcd_over_floor": float(scores["fcd_over_floor"])}
 
 
 def conditional_tiers_met(scores: Mapping, tiers: Mapping[str, Mapping[str, float]]) -> list:

@@ -36,6 +36,7 @@ class Options:
     max_seconds: Optional[float] = None      # stop after this much training time (the notebooks' Stopwatch)
     lr_g: Optional[float] = None
     lr_d: Optional[float] = None             # the discriminator's, or the critic's
+    beta1: Optional[float] = None            # Adam's beta1 for both networks
     d_channels: Optional[int] = None         # the discriminator's (critic's) width c
     n_critic: Optional[int] = None           # lab 04 only: critic steps per generator step
     limit: Optional[int] = None              # N training images at random: a smoke test, a few steps
@@ -141,8 +142,12 @@ def _fixed_labelled_noise(solution, seed: int, device):
     return z.to(device), torch.arange(10).repeat_interleave(10).to(device)
 
 
-def _rates(options: Options, d_name: str) -> dict:
-    return {key: value for key, value in (("lr_g", options.lr_g), (d_name, options.lr_d)) if value is not None}
+def _adam_choices(solution, options: Options, second: str, second_choice: str, beta2: float) -> dict:
+    """make_optimizers' arguments: the solution's choices (its cell tagged ``choices``) where the options leave
+    them; ``second`` is the argument of the discriminator's (critic's) rate, ``second_choice`` the solution's name."""
+    beta1 = solution.BETA1 if options.beta1 is None else options.beta1    # 0 is a choice: no momentum
+    return {"lr_g": options.lr_g or solution.LR_G, second: options.lr_d or getattr(solution, second_choice),
+            "betas": (beta1, beta2)}
 
 
 def _second(solution, cls: str, options: Options):
@@ -174,8 +179,7 @@ def reference_networks(recipe: "Recipe", solution=None) -> Callable[[], Tuple[to
 def _fit_dcgan(solution, options: Options, data: TrainingData, epochs: int, state: Path, device, networks=None):
     G, D = networks() if networks else (solution.Generator(), _second(solution, "Discriminator", options))
     G, D = G.to(device), D.to(device)
-    opt_g, opt_d = solution.make_optimizers(G, D, lr_g=options.lr_g or solution.LR_G, lr_d=options.lr_d or solution.LR_D,
-                                            betas=(solution.BETA1, 0.999))          # the solution's choices
+    opt_g, opt_d = solution.make_optimizers(G, D, **_adam_choices(solution, options, "lr_d", "LR_D", beta2=0.999))
     fixed_z = torch.randn(64, solution.LATENT_DIM, generator=torch.Generator().manual_seed(options.seed)).to(device)
     G_ema, history, _, seconds = solution.train(G, D, opt_g, opt_d, torch.nn.BCELoss(), _loader(data, 64, options.seed),
                                                 epochs, state, fixed_z, device, max_seconds=options.max_seconds,
@@ -186,18 +190,19 @@ def _fit_dcgan(solution, options: Options, data: TrainingData, epochs: int, stat
 def _fit_cgan(solution, options: Options, data: TrainingData, epochs: int, state: Path, device, networks=None):
     G, D = networks() if networks else (solution.Generator(), _second(solution, "Discriminator", options))
     G, D = G.to(device), D.to(device)
-    opt_g, opt_d = solution.make_optimizers(G, D, **_rates(options, "lr_d"))
+    opt_g, opt_d = solution.make_optimizers(G, D, **_adam_choices(solution, options, "lr_d", "LR_D", beta2=0.999))
     G_ema, history, _, seconds = solution.train(G, D, opt_g, opt_d, torch.nn.BCELoss(),
                                                 _loader(data, solution.BATCH_SIZE, options.seed), epochs, state,
                                                 _fixed_labelled_noise(solution, options.seed, device), device,
-                                                data.test, max_seconds=options.max_seconds)
+                                                data.test, d_steps=solution.D_STEPS, g_steps=solution.G_STEPS,
+                                                max_seconds=options.max_seconds)
     return G_ema, D, history, seconds
 
 
 def _fit_cwgan(solution, options: Options, data: TrainingData, epochs: int, state: Path, device, networks=None):
     G, C = networks() if networks else (solution.Generator(), _second(solution, "Critic", options))
     G, C = G.to(device), C.to(device)
-    opt_g, opt_c = solution.make_optimizers(G, C, **_rates(options, "lr_c"))
+    opt_g, opt_c = solution.make_optimizers(G, C, **_adam_choices(solution, options, "lr_c", "LR_C", beta2=0.9))
     G_ema, history, _, seconds = solution.train(G, C, opt_g, opt_c, _loader(data, 64, options.seed), epochs, state,
                                                 _fixed_labelled_noise(solution, options.seed, device), device,
                                                 n_critic=options.n_critic or solution.N_CRITIC,
