@@ -36,6 +36,7 @@ def parse_args():
     parser.add_argument("--d-channels", type=int, help="experiments: the discriminator's (critic's) width c")
     parser.add_argument("--lr-g", type=float, help="experiments: the generator's learning rate")
     parser.add_argument("--lr-d", type=float, help="experiments: the discriminator's (critic's) learning rate")
+    parser.add_argument("--beta1", type=float, help="experiments: Adam's beta1 for both networks")
     parser.add_argument("--n-critic", type=int, help="experiments, lab 04: critic steps per generator step")
     return parser.parse_args()
 
@@ -51,7 +52,7 @@ def main():
         sys.exit(f"No MNIST in {os.environ['LABKIT_DATA']}: run `python scripts/make_offline_mnist.py` first "
                  "(or set LABKIT_DATA to a folder with the real MNIST).")
     options = Options(epochs=args.epochs, threads=args.threads, device=args.device, seed=args.seed,
-                      max_seconds=args.max_seconds, lr_g=args.lr_g, lr_d=args.lr_d, d_channels=args.d_channels,
+                      max_seconds=args.max_seconds, lr_g=args.lr_g, lr_d=args.lr_d, beta1=args.beta1, d_channels=args.d_channels,
                       n_critic=args.n_critic, state=args.state)
     run = train_reference(recipe, options)
     generator, second = write_reference(run, args.out)
