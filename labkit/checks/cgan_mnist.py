@@ -20,7 +20,7 @@ from torch import nn
 from ..models.classifier import CLASS_NAMES
 from . import CheckFailed, close, passed, reference, require
 from .cases import CASE_LATENT, cgan_case_networks
-from .choices import Allowed, check_choices as check_choices_in_ranges
+from .choices import Allowed, adam_beta1, learning_rate, check_choices as check_choices_in_ranges
 from .quality import check_conditional_quality, conditional_generator_scores, conditional_measures, conditional_tiers_met
 from .steps import (STALE_GRADIENT, OptimizerSpy, build_student_model, call_student, flat_params, name_torch_error,
                     require_history, require_value, result_dict, stale_gradients)
@@ -381,14 +381,9 @@ def check_train_step(train_step) -> None:
 # The full run's settings are the student's (issue 25): the handout states these ranges, the check only enforces
 # them. Outside them a run is not a choice but a failure the sweep already shows.
 CHOICES = (
-    Allowed("lr_g", 1e-5, 2e-3, "the generator's Adam learning rate",
-            why="Below 1e-5 the generator barely moves in a full run; above 2e-3 Adam's steps throw G around faster "
-                "than D can follow, and the sweep's curves jump."),
-    Allowed("lr_d", 1e-5, 2e-3, "the discriminator's Adam learning rate",
-            why="Below 1e-5 D cannot teach G anything in a full run; above 2e-3 it overshoots and its losses jump."),
-    Allowed("beta1", 0.0, 0.9, "Adam's beta1 for both networks; beta2 stays 0.999",
-            why="beta1 is a momentum between 0 (none) and Adam's default 0.9; more than that averages gradients over "
-                "so many steps that, in a game, they point where the other network was long ago."),
+    learning_rate("lr_g", "generator", "discriminator"),
+    learning_rate("lr_d", "discriminator", "generator"),
+    adam_beta1(0.999),
     Allowed("d_steps", 1, 5, "the discriminator's updates per training step", integer=True,
             why="Each network is updated at least once per step, or it never learns; beyond 5 a step costs five "
                 "times as long and the other network waits while D wins outright."),

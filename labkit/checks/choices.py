@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 from . import CheckFailed, passed
 
-__all__ = ["Allowed", "check_choices", "describe_ranges"]
+__all__ = ["Allowed", "check_choices", "describe_ranges", "learning_rate", "adam_beta1"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,20 @@ class Allowed:
             reason = f" {self.why}" if self.why else ""
             return f"{self.name} = {value:g} is {side} the allowed range: {self.describe()}.{reason}"
         return ""
+
+
+def learning_rate(name: str, network: str, other: str) -> Allowed:
+    """The range every image lab allows for a network's Adam learning rate (``other``: the network it plays)."""
+    return Allowed(name, 1e-5, 2e-3, f"the {network}'s Adam learning rate",
+                   why=f"Below 1e-5 the {network} barely moves in a full run; above 2e-3 Adam's steps throw it around "
+                       f"faster than the {other} can follow, and the sweep's curves jump.")
+
+
+def adam_beta1(beta2: float) -> Allowed:
+    """Adam's beta1 for both networks (``beta2`` stays the lab's)."""
+    return Allowed("beta1", 0.0, 0.9, f"Adam's beta1 for both networks; beta2 stays {beta2:g}",
+                   why="beta1 is a momentum between 0 (none) and Adam's default 0.9; more than that averages "
+                       "gradients over so many steps that, in a game, they point where the other network was long ago.")
 
 
 def describe_ranges(allowed: Sequence[Allowed]) -> str:

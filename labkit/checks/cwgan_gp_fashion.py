@@ -18,7 +18,7 @@ from torch import nn
 from . import CheckFailed, close, passed, reference, require
 from .cases import CASE_LATENT, cwgan_case_networks
 from .samples import require_generated_images
-from .choices import Allowed, check_choices as check_choices_in_ranges
+from .choices import Allowed, adam_beta1, learning_rate, check_choices as check_choices_in_ranges
 from .quality import check_conditional_quality, conditional_generator_scores, conditional_measures, conditional_tiers_met
 from .steps import (STALE_GRADIENT, OptimizerSpy, build_student_model, call_student, flat_params, require_history, require_loss_tensor,
                     require_value, result_dict, stale_gradients)
@@ -519,15 +519,9 @@ def check_generator_step(generator_step) -> None:
 # them. Outside them a run is not a choice but a failure the sweep already shows. LAMBDA_GP is no choice: the
 # penalty's weight stays the paper's.
 CHOICES = (
-    Allowed("lr_g", 1e-5, 2e-3, "the generator's Adam learning rate",
-            why="Below 1e-5 the generator barely moves in a full run; above 2e-3 Adam's steps throw G around faster "
-                "than the critic can follow, and the sweep's curves jump."),
-    Allowed("lr_c", 1e-5, 2e-3, "the critic's Adam learning rate",
-            why="Below 1e-5 the critic's estimate lags far behind the generator; above 2e-3 the critic overshoots "
-                "and its Wasserstein estimate and penalty jump."),
-    Allowed("beta1", 0.0, 0.9, "Adam's beta1 for both networks; beta2 stays 0.9",
-            why="beta1 is a momentum between 0 (none) and Adam's default 0.9; more than that averages gradients over "
-                "so many steps that, in a game, they point where the other network was long ago."),
+    learning_rate("lr_g", "generator", "critic"),
+    learning_rate("lr_c", "critic", "generator"),
+    adam_beta1(0.9),
     Allowed("n_critic", 1, 10, "the critic's updates per generator update", integer=True,
             why="The critic is updated at least once per generator update; beyond 10 the generator gets so few "
                 "updates per epoch that a full run learns little."),

@@ -27,7 +27,7 @@ from . import CheckFailed, close, passed, reference, require
 from .cases import CASE_LATENT, dcgan_case_networks
 from .samples import require_generated_images
 from .layers import ACTIVATIONS, WEIGHT_OPS, Layer, Op, between, trace
-from .choices import Allowed, check_choices as check_choices_in_ranges
+from .choices import adam_beta1, learning_rate, check_choices as check_choices_in_ranges
 from .quality import saved_generator_scores
 from .steps import (STALE_GRADIENT, DeviceSlip, OptimizerSpy, build_student_model, device_slip, flat_grads, flat_params,
                     name_torch_error, require_history, require_value, result_dict, stale_gradients)
@@ -289,16 +289,8 @@ def check_optimizers(make_optimizers, Generator, Discriminator) -> None:
 
 # The full run's settings are the student's (issue 25): the handout states these ranges, the check only enforces
 # them. Outside them a run is not a choice but a failure the sweep already shows (docs/benchmarks.md).
-CHOICES = (
-    Allowed("lr_g", 1e-5, 2e-3, "the generator's Adam learning rate",
-            why="Below 1e-5 the generator barely moves in a full run; above 2e-3 Adam's steps throw G around faster "
-                "than D can follow, and the sweep's curves jump."),
-    Allowed("lr_d", 1e-5, 2e-3, "the discriminator's Adam learning rate",
-            why="Below 1e-5 D cannot teach G anything in a full run; above 2e-3 it overshoots and its losses jump."),
-    Allowed("beta1", 0.0, 0.9, "Adam's beta1 for both networks; beta2 stays 0.999",
-            why="beta1 is a momentum between 0 (none) and Adam's default 0.9; more than that averages gradients over "
-                "so many steps that, in a game, they point where the other network was long ago."),
-)
+CHOICES = (learning_rate("lr_g", "generator", "discriminator"), learning_rate("lr_d", "discriminator", "generator"),
+           adam_beta1(0.999))
 
 
 def check_choices(**choices) -> None:
