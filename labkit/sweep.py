@@ -137,6 +137,8 @@ def plot_sweep(runs: Sequence[SweepRun], keys: Sequence[str], window: Optional[i
     mean over ``window`` steps: default a twentieth of the run), x = the step. Returns the figure."""
     import matplotlib.pyplot as plt
 
+    from .viz.plotting import whole_number_axis
+
     if not runs:
         raise ValueError("nothing to plot: the sweep has no runs")
     columns = min(2, len(keys))
@@ -145,6 +147,7 @@ def plot_sweep(runs: Sequence[SweepRun], keys: Sequence[str], window: Optional[i
     for ax in axes.flat[len(keys):]:
         ax.remove()
     for ax, key in zip(axes.flat, keys):
+        longest = max((len(run.log.get(key, [])) for run in runs), default=1)
         for run in runs:
             values = run.log.get(key, [])
             if not values:
@@ -152,6 +155,7 @@ def plot_sweep(runs: Sequence[SweepRun], keys: Sequence[str], window: Optional[i
             width = window or max(1, len(values) // 20)
             ax.plot(np.arange(1, len(values) + 1), smooth(values, width), label=run.name,
                     marker="o" if len(values) <= 20 else None, markersize=3)
+        whole_number_axis(ax, longest)                    # steps are whole: no 1.25 ticks on a short run
         ax.set_title(key)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

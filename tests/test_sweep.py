@@ -115,3 +115,9 @@ def test_plot_puts_two_panels_a_row():
     assert [ax.get_title() for ax in fig.axes] == ["loss_d", "loss_g", "first_real"]   # the fourth slot removed
     rows = sorted({round(ax.get_position().y0, 3) for ax in fig.axes})
     assert len(rows) == 2
+
+
+def test_a_short_sweep_has_whole_step_ticks():
+    runs = sweep({"a": dict(lr=0.01)}, _build, _step, _loader(), steps=3, progress=False)
+    fig = plot_sweep(runs, ["loss_d"])
+    assert [float(x) for x in fig.axes[0].get_xticks()] == [1.0, 2.0, 3.0]
