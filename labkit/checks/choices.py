@@ -41,14 +41,15 @@ class Allowed:
             shown = f"{value!r}"[:60]
             return (f"{self.name} = {shown} is a {type(value).__name__}, not a number: write it as a Python number "
                     f"(e.g. 3e-4 or 5, without quotes or brackets); {self.describe()}.")
-        if isinstance(value, float) and not math.isfinite(value):
+        number = float(value)     # a plain float: a subclass of float cannot bend the comparisons below
+        if not math.isfinite(number):
             return f"{self.name} = {value} is not a finite number; {self.describe()}."
-        if self.integer and float(value) != int(value):
-            return f"{self.name} = {value} must be a whole number (it counts updates); {self.describe()}."
-        if not self.low <= value <= self.high:
-            side = "below" if value < self.low else "above"
+        if self.integer and number != int(number):
+            return f"{self.name} = {number:g} must be a whole number (it counts updates); {self.describe()}."
+        if not self.low <= number <= self.high:
+            side = "below" if number < self.low else "above"
             reason = f" {self.why}" if self.why else ""
-            return f"{self.name} = {value:g} is {side} the allowed range: {self.describe()}.{reason}"
+            return f"{self.name} = {number:g} is {side} the allowed range: {self.describe()}.{reason}"
         return ""
 
 

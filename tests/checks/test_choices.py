@@ -41,3 +41,21 @@ def test_ranges_are_described_one_per_line():
     assert describe_ranges((RATE, STEPS)).splitlines() == [
         "  lr: a number from 1e-05 to 0.001 (the learning rate)",
         "  n_critic: a whole number from 1 to 10 (critic steps per generator step)"]
+
+
+def test_a_float_subclass_cannot_bend_the_comparisons():
+    class AlwaysInside(float):          # what a student who games the check might hand in
+        def __le__(self, other):
+            return True
+
+        def __ge__(self, other):
+            return True
+
+        def __lt__(self, other):
+            return False
+
+        def __gt__(self, other):
+            return False
+
+    with pytest.raises(CheckFailed, match="lr = 5 is above the allowed range"):
+        check_choices((RATE, STEPS), dict(lr=AlwaysInside(5.0), n_critic=5))
