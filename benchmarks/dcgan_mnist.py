@@ -1,7 +1,7 @@
 """DCGAN vs the lecture's fully connected GAN on MNIST: same data, same step, same wall-clock budget, one run.
 
     python scripts/make_offline_mnist.py                 # once: the real digits available offline, in ./data
-    python benchmarks/dcgan_mnist.py [--epochs 50] [--threads 1] [--quick]
+    python benchmarks/dcgan_mnist.py [--epochs 100] [--threads 1] [--quick]
 
 Both models are trained by lab 03's reference recipe (labkit/reference/training.py: the solution notebook's own
 ``train`` and ``train_step``, on the reference's data); the DCGAN for ``--epochs`` epochs, the baseline for as many

@@ -689,7 +689,7 @@ QUALITY_SAMPLES = 5000
 # Tiers on 5,000 samples (500 per class) scored by the Fashion-MNIST metric classifier (91.7 % on real test images;
 # never shown to a generator); the FCD ratio compares them with labkit's 1,000 shipped test images (5 splits).
 # Measured (conditional accuracy / weakest class / FCD ratio; docs/benchmarks.md): the reference (48 epochs, seed 1)
-# 88.1-88.8 % / 73-76 % (Coat) / 3.2-3.4; the recipe with seed 0 after 26 epochs 86.2 % / 57 % (Shirt) / 5.4, after 20
+# 88.1-88.8 % / 65-70 % (Shirt) / 3.2-3.4; the recipe with seed 0 after 26 epochs 86.2 % / 57 % (Shirt) / 5.4, after 20
 # epochs 84.4 % / 55 % (Shirt) / 6.4; the same run's EMA generator after 8 epochs 77 % / 35 % / 13 and after 6
 # epochs 71 % / 20 % / 17 (2,000 samples each); the BCE cGAN baseline and the WGAN-GP after 6 minutes on 10,000
 # images 65 % / 3 % / 27 and 54 % / 10 % / 33; real test images, which the classifier never trained on, 91.7 % / 74 %
