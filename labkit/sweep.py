@@ -156,6 +156,8 @@ def plot_sweep(runs: Sequence[SweepRun], keys: Sequence[str], window: Optional[i
             ax.plot(np.arange(1, len(values) + 1), smooth(values, width), label=run.name,
                     marker="o" if len(values) <= 20 else None, markersize=3)
         whole_number_axis(ax, longest)                    # steps are whole: no 1.25 ticks on a short run
+        if not any(run.log.get(key) for run in runs):     # e.g. a generator loss in fewer steps than one G step
+            ax.text(0.5, 0.5, f"no {key} logged in these steps", ha="center", va="center", transform=ax.transAxes)
         ax.set_title(key)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

@@ -121,3 +121,10 @@ def test_a_short_sweep_has_whole_step_ticks():
     runs = sweep({"a": dict(lr=0.01)}, _build, _step, _loader(), steps=3, progress=False)
     fig = plot_sweep(runs, ["loss_d"])
     assert [float(x) for x in fig.axes[0].get_xticks()] == [1.0, 2.0, 3.0]
+
+
+def test_a_key_no_run_logged_says_so_instead_of_an_empty_panel():
+    runs = sweep({"a": dict(lr=0.01)}, _build, _step, _loader(), steps=2, progress=False)
+    fig = plot_sweep(runs, ["loss_d", "loss_x"])
+    assert [t.get_text() for t in fig.axes[1].texts] == ["no loss_x logged in these steps"]
+    assert not fig.axes[0].texts
