@@ -53,8 +53,9 @@ def conditional_measures(scores: Mapping) -> dict:
 
 def conditional_tiers_met(scores: Mapping, tiers: Mapping[str, Mapping[str, float]]) -> list:
     """The names of the ``tiers`` whose three thresholds (accuracy, weakest_class, fcd_over_floor) ``scores`` meet."""
-    return [name for name, t in tiers.items() if scores["conditional_accuracy"] >= t["accuracy"]
-            and min(scores["per_class_accuracy"]) >= t["weakest_class"] and scores["fcd_over_floor"] <= t["fcd_over_floor"]]
+    measured = conditional_measures(scores)
+    return [name for name, t in tiers.items() if measured["conditional_accuracy"] >= t["accuracy"]
+            and measured["weakest_class"] >= t["weakest_class"] and measured["fcd_over_floor"] <= t["fcd_over_floor"]]
 
 
 def check_conditional_quality(path, tier: str, tiers: Mapping[str, Mapping[str, float]], score: Callable,
